@@ -1,0 +1,40 @@
+using System.CommandLine;
+using OrderBookIngestor.Configuration;
+using OrderBookIngestor.Exchange;
+using OrderBookIngestor.Feeds;
+
+namespace OrderBookIngestor.Cli;
+
+public static class CheckCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("check", "Validate the configuration, print the effective settings (password redacted) and the connection plan, and exit.");
+        var flags = RunFlags.AddTo(command);
+        command.SetAction(parse =>
+        {
+            var options = RunCommand.LoadOrReport(parse, flags, requireDatabase: false);
+            if (options is null)
+            {
+                return 2;
+            }
+
+            Console.WriteLine($"database: {DatabaseConnection.Redact(options.Database)}");
+            Console.WriteLine($"symbols: {string.Join(",", options.Symbols)}");
+            Console.WriteLine($"channels: {string.Join(",", options.Channels)}");
+            Console.WriteLine($"ws: {options.WsUrl}  rest: {options.RestUrl}  http: {options.Http}");
+            Console.WriteLine($"batch: {options.BatchMaxRows} rows or {options.BatchMaxAgeMs} ms; buffer {options.BufferCapacity} per table");
+            if (!(options.Symbols.Count == 1 && OptionsValidator.IsAll(options.Symbols[0])))
+            {
+                var channels = options.Channels.Select(c => MarketChannels.TryParse(c, out var ch) ? ch : default);
+                foreach (var plan in ShardPlanner.Plan(options.Symbols, channels, options.Shards, options.MaxStreamsPerConnection))
+                {
+                    Console.WriteLine($"connection {plan.Name}: {BinanceProtocol.CombinedStreamUri(options.WsUrl, plan.Route)} {plan.Streams.Count} streams");
+                }
+            }
+
+            return 0;
+        });
+        return command;
+    }
+}

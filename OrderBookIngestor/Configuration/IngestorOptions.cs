@@ -1,0 +1,73 @@
+namespace OrderBookIngestor.Configuration;
+
+/// <summary>
+/// Everything the daemon can be told. Layered: appsettings.json beside the binary, then
+/// /etc/orderbook-ingestor/appsettings.json, then --config FILE, then ORDERBOOK_* environment variables,
+/// then command-line flags. The JSON section is "Ingestor"; property names match these.
+/// </summary>
+public sealed class IngestorOptions
+{
+    /// <summary>Npgsql connection string or postgresql:// URL. Prefer ORDERBOOK_DATABASE so the password stays off the command line.</summary>
+    public string? Database { get; set; }
+
+    /// <summary>Symbols to record, or the single entry "ALL" for every TRADING USDT-margined perpetual.</summary>
+    public List<string> Symbols { get; set; } = ["BTCUSDT", "ETHUSDT"];
+
+    public List<string> Channels { get; set; } = ["bookTicker", "aggTrade"];
+
+    /// <summary>Connections per route. More shards spread parsing over cores and bound what one reconnect can disturb.</summary>
+    public int Shards { get; set; } = 1;
+
+    public string WsUrl { get; set; } = "wss://fstream.binance.com";
+
+    public string RestUrl { get; set; } = "https://fapi.binance.com";
+
+    /// <summary>host:port for /health and /metrics, or "none". Loopback by default.</summary>
+    public string Http { get; set; } = "127.0.0.1:9470";
+
+    /// <summary>Binance allows 1024 streams per connection today; older documents say 200, so we default low.</summary>
+    public int MaxStreamsPerConnection { get; set; } = 200;
+
+    /// <summary>Streams named in one SUBSCRIBE message; keeps each control message to a couple of kB.</summary>
+    public int StreamsPerSubscribe { get; set; } = 50;
+
+    /// <summary>Control messages per second per connection. Binance closes connections above 10.</summary>
+    public int SubscribeMessagesPerSecond { get; set; } = 4;
+
+    /// <summary>Events buffered in memory per table before readers wait (backpressure).</summary>
+    public int BufferCapacity { get; set; } = 200_000;
+
+    public int BatchMaxRows { get; set; } = 10_000;
+
+    /// <summary>A batch is sent when it is this old even if it is small: the latency bound at low rates.</summary>
+    public int BatchMaxAgeMs { get; set; } = 100;
+
+    /// <summary>A connection that delivers nothing for this long is treated as half-open and replaced.</summary>
+    public int NoDataTimeoutSeconds { get; set; } = 60;
+
+    public int ReconnectMinDelayMs { get; set; } = 250;
+
+    public int ReconnectMaxDelayMs { get; set; } = 30_000;
+
+    /// <summary>A connection up this long counts as stable and resets the reconnect backoff.</summary>
+    public int StableConnectionSeconds { get; set; } = 60;
+
+    /// <summary>Largest frame accepted; Binance market frames are well under 64 kB.</summary>
+    public int MaxFrameBytes { get; set; } = 1 << 20;
+
+    /// <summary>Seconds between the one-line progress summaries in the log. 0 disables them.</summary>
+    public int SummaryIntervalSeconds { get; set; } = 10;
+
+    /// <summary>How long shutdown may spend flushing buffered rows. Keep below systemd's TimeoutStopSec.</summary>
+    public int DrainTimeoutSeconds { get; set; } = 20;
+
+    /// <summary>Apply schema migrations at start (the same as running `migrate` first).</summary>
+    public bool AutoMigrate { get; set; } = true;
+
+    /// <summary>Rolling daily log file path, or empty for console only.</summary>
+    public string? LogFile { get; set; }
+
+    public int LogRetainedFiles { get; set; } = 14;
+
+    public string LogLevel { get; set; } = "Information";
+}

@@ -1,0 +1,192 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace OrderBookIngestor.Configuration;
+
+/// <summary>
+/// Builds <see cref="IngestorOptions"/> from its layers, later layers winning:
+/// appsettings.json beside the binary → /etc/orderbook-ingestor/appsettings.json → --config FILE →
+/// ORDERBOOK_* environment variables → command-line flags.
+/// </summary>
+public static class OptionsLoader
+{
+    public const string SystemConfigPath = "/etc/orderbook-ingestor/appsettings.json";
+    public const string EnvironmentPrefix = "ORDERBOOK_";
+
+    /// <summary>Every setting that can come from the environment or a flag, by its JSON name.</summary>
+    private static readonly string[] Keys =
+    [
+        nameof(IngestorOptions.Database), nameof(IngestorOptions.Symbols), nameof(IngestorOptions.Channels),
+        nameof(IngestorOptions.Shards), nameof(IngestorOptions.WsUrl), nameof(IngestorOptions.RestUrl),
+        nameof(IngestorOptions.Http), nameof(IngestorOptions.MaxStreamsPerConnection), nameof(IngestorOptions.StreamsPerSubscribe),
+        nameof(IngestorOptions.SubscribeMessagesPerSecond), nameof(IngestorOptions.BufferCapacity), nameof(IngestorOptions.BatchMaxRows),
+        nameof(IngestorOptions.BatchMaxAgeMs), nameof(IngestorOptions.NoDataTimeoutSeconds), nameof(IngestorOptions.ReconnectMinDelayMs),
+        nameof(IngestorOptions.ReconnectMaxDelayMs), nameof(IngestorOptions.StableConnectionSeconds), nameof(IngestorOptions.MaxFrameBytes),
+        nameof(IngestorOptions.SummaryIntervalSeconds), nameof(IngestorOptions.DrainTimeoutSeconds), nameof(IngestorOptions.AutoMigrate),
+        nameof(IngestorOptions.LogFile), nameof(IngestorOptions.LogRetainedFiles), nameof(IngestorOptions.LogLevel),
+    ];
+
+    public static IngestorOptions Load(
+        string? configFile,
+        IReadOnlyDictionary<string, string?> flags,
+        Func<string, string?>? getEnvironment = null,
+        IEnumerable<string>? defaultFiles = null)
+    {
+        getEnvironment ??= Environment.GetEnvironmentVariable;
+        var files = (defaultFiles ?? [Path.Combine(AppContext.BaseDirectory, "appsettings.json"), SystemConfigPath]).ToList();
+        if (configFile is not null)
+        {
+            if (!File.Exists(configFile))
+            {
+                throw new ConfigurationException($"--config: file '{configFile}' does not exist.");
+            }
+
+            files.Add(configFile);
+        }
+
+        var merged = new JsonObject();
+        foreach (var file in files.Where(File.Exists))
+        {
+            MergeFile(merged, file);
+        }
+
+        IngestorOptions options;
+        try
+        {
+            options = merged.Deserialize(ConfigJsonContext.Default.IngestorOptions) ?? new IngestorOptions();
+        }
+        catch (JsonException ex)
+        {
+            throw new ConfigurationException($"Configuration files ({string.Join(", ", files.Where(File.Exists))}): {ex.Message}", ex);
+        }
+
+        foreach (var key in Keys)
+        {
+            var variable = EnvironmentPrefix + ToSnakeUpper(key);
+            var value = getEnvironment(variable);
+            if (!string.IsNullOrEmpty(value))
+            {
+                Apply(options, key, value, variable);
+            }
+        }
+
+        foreach (var (key, value) in flags)
+        {
+            if (value is not null)
+            {
+                Apply(options, key, value, "--" + ToKebab(key));
+            }
+        }
+
+        return options;
+    }
+
+    private static void MergeFile(JsonObject merged, string file)
+    {
+        JsonNode? root;
+        try
+        {
+            root = JsonNode.Parse(File.ReadAllText(file), documentOptions: new JsonDocumentOptions
+            {
+                CommentHandling = JsonCommentHandling.Skip,
+                AllowTrailingCommas = true,
+            });
+        }
+        catch (JsonException ex)
+        {
+            throw new ConfigurationException($"{file}: not valid JSON ({ex.Message}).", ex);
+        }
+
+        if (root is not JsonObject obj)
+        {
+            throw new ConfigurationException($"{file}: expected a JSON object with an \"Ingestor\" section.");
+        }
+
+        foreach (var (name, value) in obj)
+        {
+            if (!string.Equals(name, "Ingestor", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new ConfigurationException($"{file}: unknown section \"{name}\"; settings live under \"Ingestor\".");
+            }
+
+            if (value is not JsonObject section)
+            {
+                throw new ConfigurationException($"{file}: \"Ingestor\" must be an object.");
+            }
+
+            foreach (var (key, setting) in section)
+            {
+                var existing = merged.Select(kv => kv.Key).FirstOrDefault(k => string.Equals(k, key, StringComparison.OrdinalIgnoreCase));
+                if (existing is not null)
+                {
+                    merged.Remove(existing);
+                }
+
+                merged[key] = setting?.DeepClone();
+            }
+        }
+    }
+
+    /// <summary>Sets one option from text, as it comes from the environment or a flag.</summary>
+    public static void Apply(IngestorOptions o, string key, string value, string source)
+    {
+        switch (key)
+        {
+            case nameof(IngestorOptions.Database): o.Database = value; break;
+            case nameof(IngestorOptions.Symbols): o.Symbols = SplitList(value); break;
+            case nameof(IngestorOptions.Channels): o.Channels = SplitList(value); break;
+            case nameof(IngestorOptions.Shards): o.Shards = Int(value, source); break;
+            case nameof(IngestorOptions.WsUrl): o.WsUrl = value; break;
+            case nameof(IngestorOptions.RestUrl): o.RestUrl = value; break;
+            case nameof(IngestorOptions.Http): o.Http = value; break;
+            case nameof(IngestorOptions.MaxStreamsPerConnection): o.MaxStreamsPerConnection = Int(value, source); break;
+            case nameof(IngestorOptions.StreamsPerSubscribe): o.StreamsPerSubscribe = Int(value, source); break;
+            case nameof(IngestorOptions.SubscribeMessagesPerSecond): o.SubscribeMessagesPerSecond = Int(value, source); break;
+            case nameof(IngestorOptions.BufferCapacity): o.BufferCapacity = Int(value, source); break;
+            case nameof(IngestorOptions.BatchMaxRows): o.BatchMaxRows = Int(value, source); break;
+            case nameof(IngestorOptions.BatchMaxAgeMs): o.BatchMaxAgeMs = Int(value, source); break;
+            case nameof(IngestorOptions.NoDataTimeoutSeconds): o.NoDataTimeoutSeconds = Int(value, source); break;
+            case nameof(IngestorOptions.ReconnectMinDelayMs): o.ReconnectMinDelayMs = Int(value, source); break;
+            case nameof(IngestorOptions.ReconnectMaxDelayMs): o.ReconnectMaxDelayMs = Int(value, source); break;
+            case nameof(IngestorOptions.StableConnectionSeconds): o.StableConnectionSeconds = Int(value, source); break;
+            case nameof(IngestorOptions.MaxFrameBytes): o.MaxFrameBytes = Int(value, source); break;
+            case nameof(IngestorOptions.SummaryIntervalSeconds): o.SummaryIntervalSeconds = Int(value, source); break;
+            case nameof(IngestorOptions.DrainTimeoutSeconds): o.DrainTimeoutSeconds = Int(value, source); break;
+            case nameof(IngestorOptions.AutoMigrate): o.AutoMigrate = Bool(value, source); break;
+            case nameof(IngestorOptions.LogFile): o.LogFile = value; break;
+            case nameof(IngestorOptions.LogRetainedFiles): o.LogRetainedFiles = Int(value, source); break;
+            case nameof(IngestorOptions.LogLevel): o.LogLevel = value; break;
+            default: throw new ConfigurationException($"{source}: unknown setting.");
+        }
+    }
+
+    public static List<string> SplitList(string value)
+        => value.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+
+    private static int Int(string value, string source)
+        => int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n)
+            ? n
+            : throw new ConfigurationException($"{source}: '{value}' is not a whole number.");
+
+    private static bool Bool(string value, string source)
+        => bool.TryParse(value, out var b) ? b : throw new ConfigurationException($"{source}: '{value}' is not true or false.");
+
+    internal static string ToSnakeUpper(string pascal)
+    {
+        var sb = new System.Text.StringBuilder();
+        for (var i = 0; i < pascal.Length; i++)
+        {
+            if (i > 0 && char.IsUpper(pascal[i]))
+            {
+                sb.Append('_');
+            }
+
+            sb.Append(char.ToUpperInvariant(pascal[i]));
+        }
+
+        return sb.ToString();
+    }
+
+    internal static string ToKebab(string pascal) => ToSnakeUpper(pascal).Replace('_', '-').ToLowerInvariant();
+}

@@ -1,0 +1,121 @@
+using OrderBookIngestor.Exchange;
+
+namespace OrderBookIngestor.Configuration;
+
+/// <summary>Checks options before anything connects. Every message names the setting and the fix.</summary>
+public static class OptionsValidator
+{
+    public static IReadOnlyList<string> Validate(IngestorOptions o, bool requireDatabase = true)
+    {
+        var errors = new List<string>();
+        if (requireDatabase && string.IsNullOrWhiteSpace(o.Database))
+        {
+            errors.Add("Database: no database given. Set ORDERBOOK_DATABASE (preferred: keeps the password off the command line), --database, or \"Database\" in appsettings.json.");
+        }
+        else if (!string.IsNullOrWhiteSpace(o.Database))
+        {
+            try
+            {
+                _ = DatabaseConnection.ToNpgsql(o.Database);
+            }
+            catch (ConfigurationException ex)
+            {
+                errors.Add(ex.Message);
+            }
+        }
+
+        if (o.Symbols.Count == 0)
+        {
+            errors.Add("Symbols: empty. Give --symbols BTCUSDT,ETHUSDT or --symbols ALL.");
+        }
+        else if (!(o.Symbols.Count == 1 && IsAll(o.Symbols[0])))
+        {
+            foreach (var s in o.Symbols)
+            {
+                if (!SymbolNames.IsValid(s.ToUpperInvariant()))
+                {
+                    errors.Add($"Symbols: '{s}' is not a Binance symbol (letters and digits only, e.g. BTCUSDT).");
+                }
+            }
+        }
+
+        if (o.Channels.Count == 0)
+        {
+            errors.Add($"Channels: empty. Choose from {string.Join(", ", MarketChannels.All.Select(c => c.StreamSuffix()))}.");
+        }
+
+        foreach (var c in o.Channels)
+        {
+            if (!MarketChannels.TryParse(c, out _))
+            {
+                errors.Add($"Channels: '{c}' is not supported. Choose from {string.Join(", ", MarketChannels.All.Select(x => x.StreamSuffix()))}.");
+            }
+        }
+
+        Range(errors, nameof(o.Shards), o.Shards, 1, 64);
+        Range(errors, nameof(o.MaxStreamsPerConnection), o.MaxStreamsPerConnection, 1, 1024);
+        Range(errors, nameof(o.StreamsPerSubscribe), o.StreamsPerSubscribe, 1, 200);
+        Range(errors, nameof(o.SubscribeMessagesPerSecond), o.SubscribeMessagesPerSecond, 1, 9);
+        Range(errors, nameof(o.BufferCapacity), o.BufferCapacity, 1_000, 50_000_000);
+        Range(errors, nameof(o.BatchMaxRows), o.BatchMaxRows, 1, 1_000_000);
+        Range(errors, nameof(o.BatchMaxAgeMs), o.BatchMaxAgeMs, 1, 60_000);
+        Range(errors, nameof(o.NoDataTimeoutSeconds), o.NoDataTimeoutSeconds, 1, 3600);
+        Range(errors, nameof(o.ReconnectMinDelayMs), o.ReconnectMinDelayMs, 1, 600_000);
+        Range(errors, nameof(o.ReconnectMaxDelayMs), o.ReconnectMaxDelayMs, o.ReconnectMinDelayMs, 3_600_000);
+        Range(errors, nameof(o.StableConnectionSeconds), o.StableConnectionSeconds, 1, 86_400);
+        Range(errors, nameof(o.MaxFrameBytes), o.MaxFrameBytes, 4096, 64 << 20);
+        Range(errors, nameof(o.SummaryIntervalSeconds), o.SummaryIntervalSeconds, 0, 86_400);
+        Range(errors, nameof(o.DrainTimeoutSeconds), o.DrainTimeoutSeconds, 1, 3600);
+        Range(errors, nameof(o.LogRetainedFiles), o.LogRetainedFiles, 1, 3650);
+        if (o.BatchMaxRows > o.BufferCapacity)
+        {
+            errors.Add($"BatchMaxRows ({o.BatchMaxRows}) is larger than BufferCapacity ({o.BufferCapacity}); lower the batch or raise the buffer.");
+        }
+
+        Url(errors, nameof(o.WsUrl), o.WsUrl, "ws", "wss");
+        Url(errors, nameof(o.RestUrl), o.RestUrl, "http", "https");
+        if (!string.Equals(o.Http, "none", StringComparison.OrdinalIgnoreCase) && !TryParseHostPort(o.Http, out _, out _))
+        {
+            errors.Add($"Http: '{o.Http}' is not host:port (e.g. 127.0.0.1:9470) or \"none\".");
+        }
+
+        if (!Enum.TryParse<Serilog.Events.LogEventLevel>(o.LogLevel, ignoreCase: true, out _))
+        {
+            errors.Add($"LogLevel: '{o.LogLevel}' is not one of Verbose, Debug, Information, Warning, Error, Fatal.");
+        }
+
+        return errors;
+    }
+
+    public static bool IsAll(string symbol) => string.Equals(symbol, "ALL", StringComparison.OrdinalIgnoreCase);
+
+    public static bool TryParseHostPort(string text, out string host, out int port)
+    {
+        host = "";
+        port = 0;
+        var colon = text.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), out port) || port is < 0 or > 65535)
+        {
+            return false;
+        }
+
+        host = text[..colon].Trim('[', ']');
+        return host.Length > 0;
+    }
+
+    private static void Range(List<string> errors, string name, int value, int min, int max)
+    {
+        if (value < min || value > max)
+        {
+            errors.Add($"{name}: {value} is out of range; use a value from {min} to {max}.");
+        }
+    }
+
+    private static void Url(List<string> errors, string name, string value, params string[] schemes)
+    {
+        if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || !schemes.Contains(uri.Scheme))
+        {
+            errors.Add($"{name}: '{value}' is not an absolute {string.Join(" or ", schemes)} URL.");
+        }
+    }
+}

@@ -1,0 +1,335 @@
+using System.Globalization;
+using System.Text.Json;
+using OrderBookIngestor.Pipeline;
+
+namespace OrderBookIngestor.Exchange;
+
+/// <summary>
+/// Turns one WebSocket text frame from Binance (raw or combined-stream form) into a typed event without
+/// allocating: a Utf8JsonReader walks the received bytes once, values are parsed from their UTF-8 spans,
+/// and the symbol is looked up from its bytes. A frame that does not yield a complete, valid event is
+/// rejected with a reason; no field is ever defaulted.
+/// </summary>
+public sealed class FrameParser
+{
+    private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = 16 };
+
+    private readonly SymbolTable _symbols;
+
+    public FrameParser(SymbolTable symbols) => _symbols = symbols;
+
+    public FrameKind Parse(ReadOnlySpan<byte> frame, long ingestTimeUs, out ParsedFrame result)
+    {
+        result = default;
+        result.Reason = ParseCore(frame, ingestTimeUs, ref result);
+        if (result.Reason != RejectReason.None)
+        {
+            result.Kind = FrameKind.Rejected;
+        }
+
+        return result.Kind;
+    }
+
+    private RejectReason ParseCore(ReadOnlySpan<byte> frame, long ingestTimeUs, ref ParsedFrame result)
+    {
+        var fields = new EventFields();
+        var reader = new Utf8JsonReader(frame, ReaderOptions);
+        bool sawResult = false, sawError = false, sawData = false;
+        long controlId = -1;
+        try
+        {
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                return RejectReason.NotAnObject;
+            }
+
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("data"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.StartObject)
+                    {
+                        return RejectReason.NotAnObject;
+                    }
+
+                    sawData = true;
+                    while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                    {
+                        ReadEventField(ref reader, ref fields);
+                    }
+                }
+                else if (reader.ValueTextEquals("result"u8))
+                {
+                    sawResult = true;
+                    reader.Read();
+                    reader.Skip();
+                }
+                else if (reader.ValueTextEquals("error"u8))
+                {
+                    sawError = true;
+                    reader.Read();
+                    reader.Skip();
+                }
+                else if (reader.ValueTextEquals("id"u8) && !sawData && fields.Present == 0)
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var id))
+                    {
+                        controlId = id;
+                    }
+                }
+                else if (reader.ValueTextEquals("stream"u8))
+                {
+                    reader.Read();
+                    reader.Skip();
+                }
+                else
+                {
+                    // A raw (non-combined) stream carries the event's fields at the top level.
+                    ReadEventField(ref reader, ref fields);
+                }
+            }
+
+            // Anything after the closing brace is a malformed frame, not something to ignore.
+            if (reader.Read())
+            {
+                return RejectReason.MalformedJson;
+            }
+        }
+        catch (JsonException)
+        {
+            return RejectReason.MalformedJson;
+        }
+
+        if (fields.Present == 0 && (sawResult || sawError))
+        {
+            result.Kind = sawError ? FrameKind.ControlError : FrameKind.ControlResult;
+            result.ControlId = controlId;
+            return RejectReason.None;
+        }
+
+        return BuildEvent(ref fields, ingestTimeUs, ref result);
+    }
+
+    private RejectReason BuildEvent(ref EventFields f, long ingestTimeUs, ref ParsedFrame result)
+    {
+        if (!f.Has(Field.EventType))
+        {
+            return RejectReason.MissingField;
+        }
+
+        if (f.EventType.SequenceEqual("bookTicker"u8))
+        {
+            const int required = Field.EventTime | Field.TransactionTime | Field.Symbol
+                | Field.UpdateId | Field.BidPrice | Field.BidQty | Field.AskText | Field.AskQty;
+            var check = f.Check(required);
+            if (check != RejectReason.None)
+            {
+                return check;
+            }
+
+            if (!_symbols.TryGetId(f.Symbol, out var symbolId))
+            {
+                return RejectReason.UnknownSymbol;
+            }
+
+            var r = First(
+                First(Decimal(f.BidPrice, true, out var bid), Decimal(f.BidQty, false, out var bidQty)),
+                First(Decimal(f.AskText, true, out var ask), Decimal(f.AskQty, false, out var askQty)));
+            if (r != RejectReason.None)
+            {
+                return r;
+            }
+
+            if (f.UpdateId < 0 || f.EventTimeMs <= 0 || f.TransactionTimeMs <= 0)
+            {
+                return RejectReason.NegativeValue;
+            }
+
+            result.Kind = FrameKind.BookTicker;
+            result.BookTicker = new BookTickerEvent(symbolId, f.UpdateId, f.EventTimeMs, f.TransactionTimeMs, ingestTimeUs, bid, bidQty, ask, askQty);
+            return RejectReason.None;
+        }
+
+        if (f.EventType.SequenceEqual("aggTrade"u8))
+        {
+            const int required = Field.EventTime | Field.TransactionTime | Field.Symbol | Field.AggId
+                | Field.Price | Field.Qty | Field.FirstId | Field.LastId | Field.Maker;
+            var check = f.Check(required);
+            if (check != RejectReason.None)
+            {
+                return check;
+            }
+
+            if (!_symbols.TryGetId(f.Symbol, out var symbolId))
+            {
+                return RejectReason.UnknownSymbol;
+            }
+
+            var r = First(Decimal(f.Price, true, out var price), Decimal(f.Qty, false, out var qty));
+            if (r != RejectReason.None)
+            {
+                return r;
+            }
+
+            if (f.AggId < 0 || f.FirstId < 0 || f.LastId < f.FirstId || f.EventTimeMs <= 0 || f.TransactionTimeMs <= 0)
+            {
+                return RejectReason.NegativeValue;
+            }
+
+            result.Kind = FrameKind.Trade;
+            result.Trade = new TradeEvent(symbolId, f.AggId, f.EventTimeMs, f.TransactionTimeMs, ingestTimeUs, price, qty, f.FirstId, f.LastId, f.Maker);
+            return RejectReason.None;
+        }
+
+        return RejectReason.UnknownEvent;
+    }
+
+    private static RejectReason First(RejectReason a, RejectReason b) => a != RejectReason.None ? a : b;
+
+    /// <summary>
+    /// Binance sends decimals as JSON strings ("25.35190000"). .NET's parser is correctly rounded, so the
+    /// double is the nearest one to the exchange's decimal and its shortest round-trip text is that decimal.
+    /// </summary>
+    internal static RejectReason Decimal(ReadOnlySpan<byte> utf8, bool strictlyPositive, out double value)
+    {
+        if (!double.TryParse(utf8, NumberStyles.AllowDecimalPoint | NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value)
+            || !double.IsFinite(value))
+        {
+            value = 0;
+            return RejectReason.InvalidNumber;
+        }
+
+        if (value < 0 || (value == 0 && double.IsNegative(value)))
+        {
+            return RejectReason.NegativeValue;
+        }
+
+        return strictlyPositive && value == 0 ? RejectReason.NonPositivePrice : RejectReason.None;
+    }
+
+    private static void ReadEventField(ref Utf8JsonReader reader, ref EventFields f)
+    {
+        var name = reader.HasValueSequence ? default : reader.ValueSpan;
+        reader.Read();
+        if (name.Length != 1)
+        {
+            // Unknown and optional fields (such as aggTrade's "nq") are ignored: Binance adds fields without notice.
+            reader.Skip();
+            return;
+        }
+
+        switch (name[0])
+        {
+            case (byte)'e': f.SetString(ref reader, Field.EventType, ref f.EventType); break;
+            case (byte)'s': f.SetString(ref reader, Field.Symbol, ref f.Symbol); break;
+            case (byte)'b': f.SetString(ref reader, Field.BidPrice, ref f.BidPrice); break;
+            case (byte)'B': f.SetString(ref reader, Field.BidQty, ref f.BidQty); break;
+            case (byte)'A': f.SetString(ref reader, Field.AskQty, ref f.AskQty); break;
+            case (byte)'p': f.SetString(ref reader, Field.Price, ref f.Price); break;
+            case (byte)'q': f.SetString(ref reader, Field.Qty, ref f.Qty); break;
+            case (byte)'E': f.SetLong(ref reader, Field.EventTime, ref f.EventTimeMs); break;
+            case (byte)'T': f.SetLong(ref reader, Field.TransactionTime, ref f.TransactionTimeMs); break;
+            case (byte)'u': f.SetLong(ref reader, Field.UpdateId, ref f.UpdateId); break;
+            case (byte)'f': f.SetLong(ref reader, Field.FirstId, ref f.FirstId); break;
+            case (byte)'l': f.SetLong(ref reader, Field.LastId, ref f.LastId); break;
+            case (byte)'a':
+                // bookTicker's "a" is the best ask (a string); aggTrade's "a" is the aggregate trade id (a number).
+                if (reader.TokenType == JsonTokenType.String)
+                {
+                    f.SetString(ref reader, Field.AskText, ref f.AskText);
+                }
+                else
+                {
+                    f.SetLong(ref reader, Field.AggId, ref f.AggId);
+                }
+
+                break;
+            case (byte)'m':
+                if (reader.TokenType is JsonTokenType.True or JsonTokenType.False)
+                {
+                    f.Maker = reader.TokenType == JsonTokenType.True;
+                    f.Present |= Field.Maker;
+                }
+                else
+                {
+                    f.Invalid |= Field.Maker;
+                    reader.Skip();
+                }
+
+                break;
+            default:
+                reader.Skip();
+                break;
+        }
+    }
+
+    /// <summary>The fields of the two event shapes we record, as spans into the frame.</summary>
+    /// <summary>One bit per field, for "present" and "invalid" sets.</summary>
+    private static class Field
+    {
+        public const int EventType = 1 << 0, EventTime = 1 << 1, TransactionTime = 1 << 2, Symbol = 1 << 3, UpdateId = 1 << 4,
+            BidPrice = 1 << 5, BidQty = 1 << 6, AskText = 1 << 7, AskQty = 1 << 8, AggId = 1 << 9, Price = 1 << 10,
+            Qty = 1 << 11, FirstId = 1 << 12, LastId = 1 << 13, Maker = 1 << 14;
+    }
+
+    private ref struct EventFields
+    {
+        public int Present;
+        public int Invalid;
+        public int Overflow;
+        public ReadOnlySpan<byte> EventType;
+        public ReadOnlySpan<byte> Symbol;
+        public ReadOnlySpan<byte> BidPrice, BidQty, AskText, AskQty, Price, Qty;
+        public long EventTimeMs, TransactionTimeMs, UpdateId, AggId, FirstId, LastId;
+        public bool Maker;
+
+        public readonly bool Has(int field) => (Present & field) != 0;
+
+        /// <summary>Type errors and missing fields are judged only once the event type says which fields count.</summary>
+        public readonly RejectReason Check(int required)
+        {
+            if ((Invalid & required) != 0)
+            {
+                return (Overflow & required) != 0 ? RejectReason.InvalidNumber : RejectReason.WrongType;
+            }
+
+            return (Present & required) == required ? RejectReason.None : RejectReason.MissingField;
+        }
+
+        public void SetString(ref Utf8JsonReader reader, int field, ref ReadOnlySpan<byte> target)
+        {
+            // Binance never escapes these values; an escaped or multi-segment value is not trusted.
+            if (reader.TokenType == JsonTokenType.String && !reader.ValueIsEscaped && !reader.HasValueSequence)
+            {
+                target = reader.ValueSpan;
+                Present |= field;
+            }
+            else
+            {
+                Invalid |= field;
+                reader.Skip();
+            }
+        }
+
+        public void SetLong(ref Utf8JsonReader reader, int field, ref long target)
+        {
+            if (reader.TokenType != JsonTokenType.Number)
+            {
+                Invalid |= field;
+                reader.Skip();
+            }
+            else if (reader.TryGetInt64(out target))
+            {
+                Present |= field;
+            }
+            else
+            {
+                // A number that is fractional or beyond 64 bits.
+                Invalid |= field;
+                Overflow |= field;
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+namespace OrderBookIngestor.Exchange;
+
+/// <summary>The stream kinds this recorder can subscribe to. Each maps to exactly one Binance route.</summary>
+public enum MarketChannel
+{
+    BookTicker,
+    AggTrade,
+}
+
+/// <summary>
+/// Binance's 2026 split of the USD-M WebSocket endpoint. A stream subscribed on the wrong route is
+/// acknowledged and then stays silent, so the route is a property of the channel, never a user choice.
+/// </summary>
+public enum BinanceRoute
+{
+    Public,
+    Market,
+}
+
+public static class MarketChannels
+{
+    public static readonly MarketChannel[] All = [MarketChannel.BookTicker, MarketChannel.AggTrade];
+
+    /// <summary>The channel's name as it appears after '@' in a stream name and in --channels.</summary>
+    public static string StreamSuffix(this MarketChannel channel) => channel switch
+    {
+        MarketChannel.BookTicker => "bookTicker",
+        MarketChannel.AggTrade => "aggTrade",
+        _ => throw new ArgumentOutOfRangeException(nameof(channel)),
+    };
+
+    public static BinanceRoute Route(this MarketChannel channel) => channel switch
+    {
+        MarketChannel.BookTicker => BinanceRoute.Public,
+        MarketChannel.AggTrade => BinanceRoute.Market,
+        _ => throw new ArgumentOutOfRangeException(nameof(channel)),
+    };
+
+    public static string PathSegment(this BinanceRoute route) => route switch
+    {
+        BinanceRoute.Public => "public",
+        BinanceRoute.Market => "market",
+        _ => throw new ArgumentOutOfRangeException(nameof(route)),
+    };
+
+    public static bool TryParse(string text, out MarketChannel channel)
+    {
+        foreach (var candidate in All)
+        {
+            if (string.Equals(candidate.StreamSuffix(), text.Trim(), StringComparison.OrdinalIgnoreCase))
+            {
+                channel = candidate;
+                return true;
+            }
+        }
+
+        channel = default;
+        return false;
+    }
+
+    /// <summary>Stream names are the lowercase symbol, '@', then the event name in its own case.</summary>
+    public static string StreamName(string symbol, MarketChannel channel)
+        => string.Concat(symbol.ToLowerInvariant(), "@", channel.StreamSuffix());
+
+    /// <summary>Splits "btcusdt@bookTicker" into its symbol (upper case) and channel.</summary>
+    public static bool TryParseStreamName(string stream, out string symbol, out MarketChannel channel)
+    {
+        symbol = "";
+        channel = default;
+        var at = stream.IndexOf('@', StringComparison.Ordinal);
+        if (at <= 0 || !TryParse(stream[(at + 1)..], out channel))
+        {
+            return false;
+        }
+
+        // The suffix must match case exactly: Binance does not know "btcusdt@bookticker".
+        if (!string.Equals(stream[(at + 1)..], channel.StreamSuffix(), StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        symbol = stream[..at].ToUpperInvariant();
+        return SymbolNames.IsValid(symbol);
+    }
+}

@@ -1,0 +1,28 @@
+using OrderBookIngestor.Pipeline;
+
+namespace OrderBookIngestor.Exchange;
+
+public enum FrameKind
+{
+    Rejected,
+    BookTicker,
+    Trade,
+    /// <summary>A reply to SUBSCRIBE/UNSUBSCRIBE/LIST_SUBSCRIPTIONS: {"result":...,"id":N}.</summary>
+    ControlResult,
+    /// <summary>An error reply to a control message: {"error":{...},"id":N}.</summary>
+    ControlError,
+}
+
+/// <summary>The result of parsing one frame. Only the field named by <see cref="Kind"/> is meaningful.</summary>
+public struct ParsedFrame
+{
+    public FrameKind Kind { get; set; }
+
+    public RejectReason Reason { get; set; }
+
+    public BookTickerEvent BookTicker { get; set; }
+
+    public TradeEvent Trade { get; set; }
+
+    public long ControlId { get; set; }
+}

@@ -1,0 +1,11 @@
+namespace OrderBookIngestor.Feeds;
+
+public enum ConnectionState
+{
+    Idle,
+    Connecting,
+    Subscribing,
+    Streaming,
+    Backoff,
+    Stopped,
+}

@@ -1,0 +1,216 @@
+using System.Net.Sockets;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using OrderBookIngestor.Configuration;
+using OrderBookIngestor.Exchange;
+using OrderBookIngestor.Feeds;
+using OrderBookIngestor.Observability;
+using OrderBookIngestor.Pipeline;
+using OrderBookIngestor.Storage;
+
+namespace OrderBookIngestor.Hosting;
+
+/// <summary>
+/// The daemon's one long-running loop: prepares the database and the symbol set, starts one flusher per
+/// table and one reader per shard, and on shutdown drains in order — stop readers, complete the buffers,
+/// let the flushers commit what is left — within the configured drain time.
+/// </summary>
+public sealed class IngestionPipeline : BackgroundService
+{
+    private readonly IngestorOptions _options;
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly IngestorMetrics _metrics;
+    private readonly TimeProvider _time;
+    private readonly ILoggerFactory _loggers;
+    private readonly ILogger _log;
+    private readonly IHostApplicationLifetime _lifetime;
+    private readonly HttpClient _http;
+
+    public IngestionPipeline(IngestorOptions options, NpgsqlDataSource dataSource, IngestorMetrics metrics, TimeProvider time,
+        ILoggerFactory loggers, IHostApplicationLifetime lifetime, HttpClient http)
+    {
+        _options = options;
+        _dataSource = dataSource;
+        _metrics = metrics;
+        _time = time;
+        _loggers = loggers;
+        _log = loggers.CreateLogger("OrderBookIngestor.Pipeline");
+        _lifetime = lifetime;
+        _http = http;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        SymbolTable symbols;
+        try
+        {
+            await PrepareDatabaseAsync(stoppingToken).ConfigureAwait(false);
+            symbols = await RegisterSymbolsAsync(stoppingToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            return;
+        }
+        catch (Exception ex) when (ex is ConfigurationException or PostgresException or HttpRequestException or System.Text.Json.JsonException)
+        {
+            Fail(ex.Message);
+            return;
+        }
+
+        var channels = _options.Channels.Select(c => MarketChannels.TryParse(c, out var ch) ? ch : throw new ConfigurationException($"Channels: '{c}'")).ToList();
+        var plans = ShardPlanner.Plan(symbols.Symbols, channels, _options.Shards, _options.MaxStreamsPerConnection);
+        Log.Planned(_log, plans.Count, plans.Sum(p => p.Streams.Count), symbols.Count, string.Join(",", channels.Select(c => c.StreamSuffix())));
+
+        var buffers = new EventBuffers(_options.BufferCapacity);
+        _metrics.BookTicker.BufferDepth = () => buffers.BookTickers.Reader.Count;
+        _metrics.BookTicker.BufferCapacity = buffers.Capacity;
+        _metrics.Trades.BufferDepth = () => buffers.Trades.Reader.Count;
+        _metrics.Trades.BufferCapacity = buffers.Capacity;
+
+        using var abort = new CancellationTokenSource();
+        var random = new Random();
+        var storageLog = _loggers.CreateLogger("OrderBookIngestor.Storage");
+        var flushers = new[]
+        {
+            Task.Run(() => new BatchFlusher<BookTickerEvent, BookTickerRows>(buffers.BookTickers.Reader, _dataSource, _options, _metrics.BookTicker, _time, storageLog, new Random(random.Next())).RunAsync(abort.Token), CancellationToken.None),
+            Task.Run(() => new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, _dataSource, _options, _metrics.Trades, _time, storageLog, new Random(random.Next())).RunAsync(abort.Token), CancellationToken.None),
+        };
+
+        var parser = new FrameParser(symbols);
+        var feedLog = _loggers.CreateLogger("OrderBookIngestor.Feeds");
+        var readers = plans.Select(plan =>
+        {
+            var reader = new ShardReader(plan, _options, parser, buffers, _metrics.AddShard(plan), _metrics, _time, feedLog, new Random(random.Next()));
+            return Task.Run(() => reader.RunAsync(stoppingToken, abort.Token), CancellationToken.None);
+        }).ToArray();
+
+        _metrics.Ready = true;
+        Log.Running(_log, readers.Length, _options.Http);
+
+        // Readers and flushers only end on shutdown; one that ends earlier is a bug, and the safe reaction is
+        // to stop (systemd restarts us) rather than to run on with a dead shard.
+        var all = readers.Concat(flushers).ToList();
+        var first = await Task.WhenAny(all.Append(Task.Delay(Timeout.InfiniteTimeSpan, _time, stoppingToken))).ConfigureAwait(false);
+        if (!stoppingToken.IsCancellationRequested)
+        {
+            Fail($"a pipeline task ended unexpectedly: {first.Exception?.GetBaseException().Message ?? "no error"}");
+        }
+
+        Log.Draining(_log);
+        abort.CancelAfter(TimeSpan.FromSeconds(_options.DrainTimeoutSeconds));
+        await Task.WhenAll(readers.Select(Quietly)).ConfigureAwait(false);
+        buffers.Complete();
+        await Task.WhenAll(flushers.Select(Quietly)).ConfigureAwait(false);
+        Log.Stopped(_log, _metrics.BookTicker.RowsCommitted, _metrics.Trades.RowsCommitted);
+    }
+
+    private async Task Quietly(Task task)
+    {
+        try
+        {
+            await task.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            Log.StartupFailed(_log, $"pipeline task failed during drain: {ex.Message}");
+        }
+    }
+
+    private async Task PrepareDatabaseAsync(CancellationToken ct)
+    {
+        var backoff = new Backoff(TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(15), new Random());
+        var migrator = new SchemaMigrator(_dataSource, _loggers.CreateLogger("OrderBookIngestor.Storage"));
+        while (true)
+        {
+            try
+            {
+                var applied = _options.AutoMigrate ? await migrator.MigrateAsync(ct).ConfigureAwait(false) : 0;
+                _metrics.StorageTier = await migrator.DetectTierAsync(ct).ConfigureAwait(false);
+                Log.SchemaReady(_log, DatabaseConnection.Redact(_options.Database), applied, _metrics.StorageTier);
+                return;
+            }
+            catch (Exception ex) when (IsDatabaseUnavailable(ex))
+            {
+                var delay = backoff.Next();
+                Log.DatabaseWaiting(_log, ex.Message, (long)delay.TotalMilliseconds);
+                await Task.Delay(delay, _time, ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Unreachable or still starting; wrong credentials or a missing database are not worth waiting for.</summary>
+    internal static bool IsDatabaseUnavailable(Exception ex) => ex switch
+    {
+        PostgresException pg => pg.SqlState is "57P03" or "53300" or "08006" or "08001" or "57P01",
+        NpgsqlException => true,
+        SocketException or IOException or TimeoutException => true,
+        _ => false,
+    };
+
+    private async Task<SymbolTable> RegisterSymbolsAsync(CancellationToken ct)
+    {
+        var wantAll = _options.Symbols.Count == 1 && OptionsValidator.IsAll(_options.Symbols[0]);
+        var client = new ExchangeInfoClient(_http, _options.RestUrl);
+        IReadOnlyList<SymbolInfo>? listed = null;
+        var backoff = new Backoff(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30), new Random());
+        while (listed is null)
+        {
+            try
+            {
+                listed = await client.GetSymbolsAsync(ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is HttpRequestException or System.Text.Json.JsonException or TaskCanceledException && !ct.IsCancellationRequested)
+            {
+                if (!wantAll)
+                {
+                    Log.ExchangeInfoUnavailable(_log, ex.Message);
+                    break;
+                }
+
+                // --symbols ALL cannot start without the list.
+                var delay = backoff.Next();
+                Log.ExchangeInfoUnavailable(_log, $"{ex.Message}; retrying in {delay.TotalSeconds:F0}s");
+                await Task.Delay(delay, _time, ct).ConfigureAwait(false);
+            }
+        }
+
+        List<SymbolInfo> chosen;
+        if (wantAll)
+        {
+            chosen = listed!.Where(s => s.IsTradingUsdtPerpetual).ToList();
+            if (chosen.Count == 0)
+            {
+                throw new ConfigurationException("Symbols: ALL, but exchangeInfo lists no TRADING USDT perpetuals.");
+            }
+        }
+        else
+        {
+            var byName = (listed ?? []).ToDictionary(s => s.Symbol, StringComparer.Ordinal);
+            chosen = _options.Symbols.Select(s => s.ToUpperInvariant()).Distinct(StringComparer.Ordinal).Select(s =>
+                byName.TryGetValue(s, out var info) ? info : FromName(s)).ToList();
+            var unlisted = listed is null ? [] : chosen.Where(s => !byName.TryGetValue(s.Symbol, out var i) || !i.IsTradingUsdtPerpetual).Select(s => s.Symbol).ToList();
+            if (unlisted.Count > 0)
+            {
+                Log.SymbolsNotListed(_log, string.Join(",", unlisted));
+            }
+        }
+
+        var ids = await new SymbolStore(_dataSource).RegisterAsync(chosen, ct).ConfigureAwait(false);
+        return new SymbolTable(ids);
+    }
+
+    private static SymbolInfo FromName(string symbol)
+    {
+        var (b, q) = SymbolNames.GuessAssets(symbol);
+        return new SymbolInfo(symbol, b, q, "UNKNOWN", "UNKNOWN");
+    }
+
+    private void Fail(string error)
+    {
+        _metrics.StartupError = error;
+        Log.StartupFailed(_log, error);
+        Environment.ExitCode = 1;
+        _lifetime.StopApplication();
+    }
+}

@@ -1,0 +1,95 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using OrderBookIngestor.Configuration;
+using OrderBookIngestor.Observability;
+using Serilog.Extensions.Logging;
+
+namespace OrderBookIngestor.Hosting;
+
+/// <summary>Builds the daemon's host: the pipeline, the summary line, and Kestrel for /health and /metrics.</summary>
+public static class IngestorHost
+{
+    public static IHost Build(IngestorOptions options, ILoggerProvider loggerProvider, TimeProvider? time = null)
+    {
+        time ??= TimeProvider.System;
+        var metrics = new IngestorMetrics(time);
+        var httpEnabled = !string.Equals(options.Http, "none", StringComparison.OrdinalIgnoreCase);
+        if (httpEnabled)
+        {
+            var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+            Configure(builder.Services, builder.Logging, options, loggerProvider, metrics, time);
+            if (!OptionsValidator.TryParseHostPort(options.Http, out var host, out var port))
+            {
+                throw new ConfigurationException($"Http: '{options.Http}' is not host:port.");
+            }
+
+            builder.WebHost.UseKestrel(k =>
+            {
+                if (IPAddress.TryParse(host, out var ip))
+                {
+                    k.Listen(ip, port);
+                }
+                else if (string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase))
+                {
+                    k.ListenLocalhost(port);
+                }
+                else
+                {
+                    k.ListenAnyIP(port);
+                }
+            });
+            var app = builder.Build();
+            HttpEndpoints.Map(app, metrics);
+            return app;
+        }
+
+        var plain = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], DisableDefaults = true });
+        Configure(plain.Services, plain.Logging, options, loggerProvider, metrics, time);
+        return plain.Build();
+    }
+
+    private static void Configure(IServiceCollection services, ILoggingBuilder logging, IngestorOptions options,
+        ILoggerProvider loggerProvider, IngestorMetrics metrics, TimeProvider time)
+    {
+        logging.ClearProviders();
+        logging.AddProvider(loggerProvider);
+        logging.SetMinimumLevel(LogLevel.Trace);
+        services.Configure<HostOptions>(h =>
+        {
+            // The pipeline drains within DrainTimeoutSeconds; the host must wait a little longer than that.
+            h.ShutdownTimeout = TimeSpan.FromSeconds(options.DrainTimeoutSeconds + 10);
+            h.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.StopHost;
+        });
+        services.AddSingleton(options);
+        services.AddSingleton(metrics);
+        services.AddSingleton(time);
+        services.AddSingleton(_ => CreateDataSource(options.Database!));
+        services.AddSingleton(_ => new HttpClient { Timeout = TimeSpan.FromSeconds(30) });
+        services.AddHostedService(sp => new IngestionPipeline(options, sp.GetRequiredService<NpgsqlDataSource>(), metrics, time,
+            sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<HttpClient>()));
+        services.AddHostedService(sp => new SummaryReporter(options, metrics, time, sp.GetRequiredService<ILoggerFactory>()));
+    }
+
+    public static NpgsqlDataSource CreateDataSource(string database)
+    {
+        var builder = new NpgsqlSlimDataSourceBuilder(DatabaseConnection.ToNpgsql(database));
+        builder.ConnectionStringBuilder.ApplicationName ??= "orderbook-ingestor";
+        return builder.Build();
+    }
+
+    public static async Task<int> RunAsync(IngestorOptions options, CancellationToken ct)
+    {
+        using var serilog = LoggingSetup.Create(options);
+        using var provider = new SerilogLoggerProvider(serilog);
+        Log.Starting(provider.CreateLogger("OrderBookIngestor"), ThisAssembly.Version,
+            options.Symbols.Count, string.Join(",", options.Channels), DatabaseConnection.Redact(options.Database));
+        using var host = Build(options, provider);
+        await host.RunAsync(ct).ConfigureAwait(false);
+        return Environment.ExitCode;
+    }
+}

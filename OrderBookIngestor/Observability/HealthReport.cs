@@ -1,0 +1,139 @@
+using System.Text.Json;
+using OrderBookIngestor.Feeds;
+
+namespace OrderBookIngestor.Observability;
+
+public enum HealthStatus
+{
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
+
+/// <summary>The /health document, computed from the shared metrics on request.</summary>
+public static class HealthReport
+{
+    /// <summary>A flusher with rows waiting and no commit for this long means the database path is stuck.</summary>
+    private const long StuckFlushMs = 60_000;
+
+    public static HealthStatus Evaluate(IngestorMetrics m, out List<string> reasons)
+    {
+        reasons = [];
+        var now = m.Time.GetUtcNow().ToUnixTimeMilliseconds();
+        if (m.StartupError is not null)
+        {
+            reasons.Add("startup failed: " + m.StartupError);
+            return HealthStatus.Unhealthy;
+        }
+
+        if (!m.Ready)
+        {
+            reasons.Add("starting");
+            return HealthStatus.Unhealthy;
+        }
+
+        var status = HealthStatus.Healthy;
+        var shards = m.Shards;
+        var streaming = shards.Count(s => s.State == ConnectionState.Streaming);
+        if (shards.Count > 0 && streaming == 0)
+        {
+            reasons.Add("no connection is streaming");
+            status = HealthStatus.Unhealthy;
+        }
+        else if (streaming < shards.Count)
+        {
+            reasons.Add($"{shards.Count - streaming} of {shards.Count} connections not streaming");
+            status = HealthStatus.Degraded;
+        }
+
+        foreach (var t in m.Tables)
+        {
+            var depth = t.BufferDepth();
+            var since = t.LastCommitUnixMs == 0 ? now - m.StartedUnixMs : now - t.LastCommitUnixMs;
+            if (depth > 0 && since > StuckFlushMs)
+            {
+                reasons.Add($"{t.Table}: {depth} rows waiting, no commit for {since / 1000}s");
+                status = HealthStatus.Unhealthy;
+            }
+            else if (t.LastError is not null)
+            {
+                reasons.Add($"{t.Table}: last COPY failed");
+                status = Max(status, HealthStatus.Degraded);
+            }
+
+            if (t.BufferCapacity > 0 && depth > t.BufferCapacity * 0.8)
+            {
+                reasons.Add($"{t.Table}: buffer {depth * 100 / t.BufferCapacity}% full");
+                status = Max(status, HealthStatus.Degraded);
+            }
+        }
+
+        return status;
+    }
+
+    public static void Write(Utf8JsonWriter w, IngestorMetrics m)
+    {
+        var status = Evaluate(m, out var reasons);
+        var now = m.Time.GetUtcNow().ToUnixTimeMilliseconds();
+        w.WriteStartObject();
+        w.WriteString("status", status.ToString().ToLowerInvariant());
+        w.WriteStartArray("reasons");
+        foreach (var r in reasons)
+        {
+            w.WriteStringValue(r);
+        }
+
+        w.WriteEndArray();
+        w.WriteString("version", ThisAssembly.Version);
+        w.WriteNumber("uptimeSeconds", (now - m.StartedUnixMs) / 1000.0);
+        w.WriteString("storageTier", m.StorageTier);
+        w.WriteStartArray("shards");
+        foreach (var s in m.Shards)
+        {
+            w.WriteStartObject();
+            w.WriteString("name", s.Plan.Name);
+            w.WriteString("route", s.Plan.Route.ToString().ToLowerInvariant());
+            w.WriteNumber("streams", s.Plan.Streams.Count);
+            w.WriteString("state", s.State.ToString().ToLowerInvariant());
+            w.WriteNumber("messages", s.Messages);
+            w.WriteNumber("reconnects", s.Reconnects);
+            if (s.LastMessageUnixMs > 0)
+            {
+                w.WriteNumber("lastMessageAgeSeconds", (now - s.LastMessageUnixMs) / 1000.0);
+            }
+            else
+            {
+                w.WriteNull("lastMessageAgeSeconds");
+            }
+
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+        w.WriteStartObject("database");
+        foreach (var t in m.Tables)
+        {
+            w.WriteStartObject(t.Table);
+            w.WriteNumber("rowsCommitted", t.RowsCommitted);
+            w.WriteNumber("bufferDepth", t.BufferDepth());
+            w.WriteNumber("bufferCapacity", t.BufferCapacity);
+            if (t.LastCommitUnixMs > 0)
+            {
+                w.WriteNumber("lastFlushAgeSeconds", (now - t.LastCommitUnixMs) / 1000.0);
+            }
+            else
+            {
+                w.WriteNull("lastFlushAgeSeconds");
+            }
+
+            w.WriteNumber("copyFailures", t.CopyFailures);
+            w.WriteString("lastError", t.LastError);
+            w.WriteEndObject();
+        }
+
+        w.WriteEndObject();
+        w.WriteEndObject();
+    }
+
+    private static HealthStatus Max(HealthStatus a, HealthStatus b) => a > b ? a : b;
+}

@@ -1,0 +1,90 @@
+using Microsoft.Extensions.Logging;
+
+namespace OrderBookIngestor.Observability;
+
+/// <summary>
+/// Every log line of the daemon, source-generated. Event ids: 1xxx feeds, 2xxx parsing, 3xxx storage,
+/// 4xxx books, 5xxx simulator, 9xxx lifecycle.
+/// </summary>
+internal static partial class Log
+{
+    // 1xxx feeds
+    [LoggerMessage(1001, LogLevel.Information, "Shard {Shard}: connecting to {Uri} for {Streams} streams")]
+    public static partial void Connecting(ILogger logger, string shard, Uri uri, int streams);
+
+    [LoggerMessage(1002, LogLevel.Information, "Shard {Shard}: {Streams} streams subscribed and acknowledged")]
+    public static partial void Subscribed(ILogger logger, string shard, int streams);
+
+    [LoggerMessage(1003, LogLevel.Warning, "Shard {Shard}: connection lost after {Seconds:F1}s ({Reason}); reconnecting in {DelayMs} ms")]
+    public static partial void ConnectionLost(ILogger logger, string shard, double seconds, string reason, long delayMs);
+
+    [LoggerMessage(1004, LogLevel.Warning, "Shard {Shard}: control message {Id} was refused by the exchange: {Frame}")]
+    public static partial void ControlRefused(ILogger logger, string shard, long id, string frame);
+
+    [LoggerMessage(1005, LogLevel.Information, "Shard {Shard}: state {From} -> {To}")]
+    public static partial void StateChanged(ILogger logger, string shard, Feeds.ConnectionState from, Feeds.ConnectionState to);
+
+    [LoggerMessage(1006, LogLevel.Information, "Planned {Shards} connections for {Streams} streams ({Symbols} symbols × {Channels})")]
+    public static partial void Planned(ILogger logger, int shards, int streams, int symbols, string channels);
+
+    [LoggerMessage(1007, LogLevel.Warning, "exchangeInfo unavailable ({Reason}); registering the given symbols with assets guessed from their names")]
+    public static partial void ExchangeInfoUnavailable(ILogger logger, string reason);
+
+    [LoggerMessage(1008, LogLevel.Warning, "Symbols not listed as TRADING perpetuals by exchangeInfo are still subscribed: {Symbols}")]
+    public static partial void SymbolsNotListed(ILogger logger, string symbols);
+
+    [LoggerMessage(1009, LogLevel.Error, "Shard {Shard}: an event could not be buffered before the drain deadline and is lost")]
+    public static partial void EventLostAtShutdown(ILogger logger, string shard);
+
+    // 2xxx parsing
+    [LoggerMessage(2001, LogLevel.Warning, "Shard {Shard}: frame rejected ({Reason}, {Suppressed} more since the last sample): {Frame}")]
+    public static partial void FrameRejected(ILogger logger, string shard, string reason, long suppressed, string frame);
+
+    // 3xxx storage
+    [LoggerMessage(3001, LogLevel.Information, "Schema migration {Name} applied")]
+    public static partial void MigrationApplied(ILogger logger, string name);
+
+    [LoggerMessage(3002, LogLevel.Warning, "COPY into {Table} failed (attempt {Attempt}, {Rows} rows kept for retry in {DelayMs} ms): {Error}")]
+    public static partial void CopyFailed(ILogger logger, string table, int attempt, int rows, long delayMs, string error);
+
+    [LoggerMessage(3003, LogLevel.Debug, "COPY into {Table}: {Rows} rows in {Milliseconds:F1} ms")]
+    public static partial void CopyCommitted(ILogger logger, string table, int rows, double milliseconds);
+
+    [LoggerMessage(3004, LogLevel.Error, "Drain deadline passed: {Rows} rows for {Table} were not committed and are lost")]
+    public static partial void RowsAbandoned(ILogger logger, string table, int rows);
+
+    [LoggerMessage(3005, LogLevel.Information, "Database {Database}: schema up to date ({Applied} migrations applied now), storage tier {Tier}")]
+    public static partial void SchemaReady(ILogger logger, string database, int applied, string tier);
+
+    [LoggerMessage(3006, LogLevel.Warning, "Database not reachable yet ({Error}); retrying in {DelayMs} ms")]
+    public static partial void DatabaseWaiting(ILogger logger, string error, long delayMs);
+
+    [LoggerMessage(3007, LogLevel.Information, "COPY into {Table} succeeded again after {Attempts} failed attempts")]
+    public static partial void CopyRecovered(ILogger logger, string table, int attempts);
+
+    // 5xxx simulator
+    [LoggerMessage(5001, LogLevel.Information, "Simulator listening on {Url}: {Symbols} symbols, {Rate} events/s, {Events} events (0 = unlimited), seed {Seed}")]
+    public static partial void SimulatorListening(ILogger logger, string url, int symbols, int rate, long events, int seed);
+
+    [LoggerMessage(5002, LogLevel.Warning, "Simulator: client {Client} too slow ({Queued} frames queued); closing it as the exchange would")]
+    public static partial void SimulatorSlowClient(ILogger logger, int client, int queued);
+
+    // 9xxx lifecycle
+    [LoggerMessage(9001, LogLevel.Information, "orderbook-ingestor {Version} starting: {Symbols} symbols, channels {Channels}, database {Database}")]
+    public static partial void Starting(ILogger logger, string version, int symbols, string channels, string database);
+
+    [LoggerMessage(9002, LogLevel.Information, "Pipeline running: {Shards} connections, HTTP on {Http}")]
+    public static partial void Running(ILogger logger, int shards, string http);
+
+    [LoggerMessage(9003, LogLevel.Information, "Stopping: readers closed, draining buffers")]
+    public static partial void Draining(ILogger logger);
+
+    [LoggerMessage(9004, LogLevel.Information, "Stopped: {BookTicker} book_ticker rows and {Trades} trades committed in total")]
+    public static partial void Stopped(ILogger logger, long bookTicker, long trades);
+
+    [LoggerMessage(9005, LogLevel.Information, "{Summary}")]
+    public static partial void Summary(ILogger logger, string summary);
+
+    [LoggerMessage(9006, LogLevel.Critical, "Startup failed: {Error}")]
+    public static partial void StartupFailed(ILogger logger, string error);
+}

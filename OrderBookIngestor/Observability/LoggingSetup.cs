@@ -1,0 +1,35 @@
+using Serilog;
+using Serilog.Events;
+using OrderBookIngestor.Configuration;
+
+namespace OrderBookIngestor.Observability;
+
+public static class LoggingSetup
+{
+    /// <summary>Console always (journald adds its own timestamps when JOURNAL_STREAM is set); a rolling daily file when LogFile is set.</summary>
+    public static Serilog.Core.Logger Create(IngestorOptions options)
+    {
+        var level = Enum.TryParse<LogEventLevel>(options.LogLevel, ignoreCase: true, out var l) ? l : LogEventLevel.Information;
+        var underJournal = !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("JOURNAL_STREAM"));
+        var config = new LoggerConfiguration()
+            .MinimumLevel.Is(level)
+            .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
+            .MinimumLevel.Override("Npgsql", LogEventLevel.Warning)
+            .WriteTo.Console(
+                outputTemplate: underJournal
+                    ? "{Level:u3} {SourceContext}: {Message:lj}{NewLine}{Exception}"
+                    : "[{Timestamp:HH:mm:ss.fff} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}",
+                formatProvider: System.Globalization.CultureInfo.InvariantCulture);
+        if (!string.IsNullOrWhiteSpace(options.LogFile))
+        {
+            config = config.WriteTo.File(
+                options.LogFile,
+                rollingInterval: RollingInterval.Day,
+                retainedFileCountLimit: options.LogRetainedFiles,
+                outputTemplate: "{Timestamp:yyyy-MM-ddTHH:mm:ss.fffzzz} {Level:u3} {SourceContext}: {Message:lj}{NewLine}{Exception}",
+                formatProvider: System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return config.CreateLogger();
+    }
+}

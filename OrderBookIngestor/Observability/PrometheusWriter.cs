@@ -1,0 +1,137 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using OrderBookIngestor.Exchange;
+using OrderBookIngestor.Feeds;
+
+namespace OrderBookIngestor.Observability;
+
+/// <summary>Prometheus text exposition (version 0.0.4) of the daemon's metrics. All names start with orderbook_.</summary>
+public static class PrometheusWriter
+{
+    public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+    public static string Write(IngestorMetrics m)
+    {
+        var sb = new StringBuilder(8192);
+        var shards = m.Shards;
+        var now = m.Time.GetUtcNow().ToUnixTimeMilliseconds();
+
+        Header(sb, "orderbook_messages_received_total", "counter", "WebSocket frames received, by route and connection.");
+        foreach (var s in shards)
+        {
+            Sample(sb, "orderbook_messages_received_total", ShardLabels(s), s.Messages);
+        }
+
+        Header(sb, "orderbook_bytes_received_total", "counter", "WebSocket payload bytes received.");
+        foreach (var s in shards)
+        {
+            Sample(sb, "orderbook_bytes_received_total", ShardLabels(s), s.Bytes);
+        }
+
+        Header(sb, "orderbook_reconnects_total", "counter", "Connections lost and re-established.");
+        foreach (var s in shards)
+        {
+            Sample(sb, "orderbook_reconnects_total", ShardLabels(s), s.Reconnects);
+        }
+
+        Header(sb, "orderbook_connection_streaming", "gauge", "1 when the connection is subscribed and streaming.");
+        foreach (var s in shards)
+        {
+            Sample(sb, "orderbook_connection_streaming", ShardLabels(s), s.State == ConnectionState.Streaming ? 1 : 0);
+        }
+
+        Header(sb, "orderbook_last_message_age_seconds", "gauge", "Seconds since the connection's last frame.");
+        foreach (var s in shards.Where(s => s.LastMessageUnixMs > 0))
+        {
+            Sample(sb, "orderbook_last_message_age_seconds", ShardLabels(s), (now - s.LastMessageUnixMs) / 1000.0);
+        }
+
+        Header(sb, "orderbook_frames_rejected_total", "counter", "Frames counted and skipped, by reason.");
+        foreach (var r in RejectReasons.All)
+        {
+            Sample(sb, "orderbook_frames_rejected_total", $"reason=\"{r.Label()}\"", m.Rejects(r));
+        }
+
+        TableCounter(sb, m, "orderbook_rows_written_total", "counter", "Rows committed to the database.", t => t.RowsCommitted);
+        TableCounter(sb, m, "orderbook_copy_batches_total", "counter", "COPY batches committed.", t => t.Batches);
+        TableCounter(sb, m, "orderbook_copy_failures_total", "counter", "COPY attempts that failed and were retried.", t => t.CopyFailures);
+        TableCounter(sb, m, "orderbook_rows_abandoned_total", "counter", "Rows not committed before the shutdown drain deadline.", t => t.RowsAbandoned);
+        TableCounter(sb, m, "orderbook_buffer_depth", "gauge", "Events waiting in the table's in-memory buffer.", t => t.BufferDepth());
+        TableCounter(sb, m, "orderbook_buffer_capacity", "gauge", "Capacity of the table's in-memory buffer.", t => t.BufferCapacity);
+
+        Header(sb, "orderbook_copy_batch_duration_seconds", "histogram", "Time to send and commit one COPY batch.");
+        foreach (var t in m.Tables)
+        {
+            HistogramSamples(sb, "orderbook_copy_batch_duration_seconds", $"table=\"{t.Table}\"", t.CopySeconds);
+        }
+
+        Header(sb, "orderbook_exchange_to_commit_seconds", "histogram", "Exchange event time to database commit, per row.");
+        foreach (var t in m.Tables)
+        {
+            HistogramSamples(sb, "orderbook_exchange_to_commit_seconds", $"table=\"{t.Table}\"", t.CommitLatencySeconds);
+        }
+
+        using var process = Process.GetCurrentProcess();
+        Header(sb, "orderbook_process_resident_memory_bytes", "gauge", "Resident set size.");
+        Sample(sb, "orderbook_process_resident_memory_bytes", null, process.WorkingSet64);
+        Header(sb, "orderbook_process_cpu_seconds_total", "counter", "User and system CPU time.");
+        Sample(sb, "orderbook_process_cpu_seconds_total", null, process.TotalProcessorTime.TotalSeconds);
+        Header(sb, "orderbook_gc_heap_bytes", "gauge", "Managed heap size.");
+        Sample(sb, "orderbook_gc_heap_bytes", null, GC.GetTotalMemory(false));
+        Header(sb, "orderbook_gc_allocated_bytes_total", "counter", "Bytes allocated on the managed heap.");
+        Sample(sb, "orderbook_gc_allocated_bytes_total", null, GC.GetTotalAllocatedBytes());
+        Header(sb, "orderbook_gc_collections_total", "counter", "Garbage collections by generation.");
+        for (var g = 0; g <= GC.MaxGeneration; g++)
+        {
+            Sample(sb, "orderbook_gc_collections_total", $"generation=\"{g}\"", GC.CollectionCount(g));
+        }
+
+        Header(sb, "orderbook_ready", "gauge", "1 once the pipeline is running.");
+        Sample(sb, "orderbook_ready", null, m.Ready ? 1 : 0);
+        Header(sb, "orderbook_start_time_seconds", "gauge", "Unix time the process started.");
+        Sample(sb, "orderbook_start_time_seconds", null, m.StartedUnixMs / 1000.0);
+        return sb.ToString();
+    }
+
+    private static string ShardLabels(ShardStats s) => $"route=\"{s.Plan.Route.PathSegment()}\",shard=\"{s.Plan.Name}\"";
+
+    private static void TableCounter(StringBuilder sb, IngestorMetrics m, string name, string type, string help, Func<TableStats, double> value)
+    {
+        Header(sb, name, type, help);
+        foreach (var t in m.Tables)
+        {
+            Sample(sb, name, $"table=\"{t.Table}\"", value(t));
+        }
+    }
+
+    private static void HistogramSamples(StringBuilder sb, string name, string labels, Histogram h)
+    {
+        var cumulative = h.CumulativeCounts();
+        for (var i = 0; i < h.Bounds.Count; i++)
+        {
+            Sample(sb, name + "_bucket", $"{labels},le=\"{Format(h.Bounds[i])}\"", cumulative[i]);
+        }
+
+        Sample(sb, name + "_bucket", $"{labels},le=\"+Inf\"", cumulative[^1]);
+        Sample(sb, name + "_sum", labels, h.SumSeconds);
+        Sample(sb, name + "_count", labels, cumulative[^1]);
+    }
+
+    private static void Header(StringBuilder sb, string name, string type, string help)
+        => sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n')
+            .Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
+
+    private static void Sample(StringBuilder sb, string name, string? labels, double value)
+    {
+        sb.Append(name);
+        if (labels is not null)
+        {
+            sb.Append('{').Append(labels).Append('}');
+        }
+
+        sb.Append(' ').Append(Format(value)).Append('\n');
+    }
+
+    private static string Format(double v) => double.IsPositiveInfinity(v) ? "+Inf" : v.ToString("R", CultureInfo.InvariantCulture);
+}

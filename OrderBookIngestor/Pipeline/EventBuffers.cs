@@ -1,0 +1,39 @@
+using System.Threading.Channels;
+
+namespace OrderBookIngestor.Pipeline;
+
+/// <summary>
+/// The bounded in-memory buffer per table between the shard readers (many writers) and the table's flusher
+/// (one reader). Full mode is Wait: a slow database slows the readers, which stop draining their sockets,
+/// which is TCP backpressure all the way to the exchange; nothing is dropped here.
+/// </summary>
+public sealed class EventBuffers
+{
+    public EventBuffers(int capacityPerTable)
+    {
+        Capacity = capacityPerTable;
+        BookTickers = Create<BookTickerEvent>(capacityPerTable);
+        Trades = Create<TradeEvent>(capacityPerTable);
+    }
+
+    public int Capacity { get; }
+
+    public Channel<BookTickerEvent> BookTickers { get; }
+
+    public Channel<TradeEvent> Trades { get; }
+
+    /// <summary>No more events will come (readers have stopped); flushers drain what is left and finish.</summary>
+    public void Complete(Exception? error = null)
+    {
+        BookTickers.Writer.TryComplete(error);
+        Trades.Writer.TryComplete(error);
+    }
+
+    private static Channel<T> Create<T>(int capacity) => Channel.CreateBounded<T>(new BoundedChannelOptions(capacity)
+    {
+        FullMode = BoundedChannelFullMode.Wait,
+        SingleReader = true,
+        SingleWriter = false,
+        AllowSynchronousContinuations = false,
+    });
+}

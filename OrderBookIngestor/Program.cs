@@ -1,0 +1,3 @@
+using OrderBookIngestor.Cli;
+
+return await CommandLine.Build().Parse(args).InvokeAsync().ConfigureAwait(false);

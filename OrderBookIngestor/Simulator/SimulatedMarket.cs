@@ -1,0 +1,105 @@
+using System.Text;
+using OrderBookIngestor.Exchange;
+
+namespace OrderBookIngestor.Simulator;
+
+/// <summary>
+/// The fake exchange's event source. Every stream (symbol × channel) has its own seeded random walk, so
+/// the n-th event of a stream has the same ids, prices and quantities in every run with the same seed,
+/// whatever else is subscribed. Only the event times come from the clock.
+/// </summary>
+public sealed class SimulatedMarket
+{
+    private readonly Dictionary<string, StreamState> _streams = new(StringComparer.Ordinal);
+    private readonly TimeProvider _time;
+
+    public SimulatedMarket(IReadOnlyList<SimSymbol> symbols, int seed, TimeProvider time)
+    {
+        _time = time;
+        Symbols = symbols;
+        foreach (var s in symbols)
+        {
+            foreach (var channel in MarketChannels.All)
+            {
+                var name = MarketChannels.StreamName(s.Symbol, channel);
+                _streams[name] = new StreamState(name, s, channel, new Random(HashCode.Combine(seed, s.Index, (int)channel)));
+            }
+        }
+    }
+
+    public IReadOnlyList<SimSymbol> Symbols { get; }
+
+    public bool IsKnownStream(string stream) => _streams.ContainsKey(stream);
+
+    public bool TryGetChannel(string stream, out MarketChannel channel)
+    {
+        var found = _streams.TryGetValue(stream, out var state);
+        channel = found ? state!.Channel : default;
+        return found;
+    }
+
+    /// <summary>The next event of <paramref name="stream"/>. Not thread-safe: one generator thread calls it.</summary>
+    public SimEvent Next(string stream)
+    {
+        var s = _streams[stream];
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        return s.Channel == MarketChannel.BookTicker ? s.NextBookTicker(now) : s.NextAggTrade(now);
+    }
+
+    private sealed class StreamState
+    {
+        private readonly string _name;
+        private readonly SimSymbol _symbol;
+        private readonly Random _random;
+        private long _midTicks;
+        private long _id;
+        private long _tradeId;
+
+        public StreamState(string name, SimSymbol symbol, MarketChannel channel, Random random)
+        {
+            _name = name;
+            _symbol = symbol;
+            Channel = channel;
+            _random = random;
+            _midTicks = symbol.StartPriceTicks;
+            _id = channel == MarketChannel.BookTicker ? 1_000_000_000L + random.Next(1_000_000) : 5_000_000L + random.Next(1_000_000);
+            _tradeId = 80_000_000L + random.Next(1_000_000);
+        }
+
+        public MarketChannel Channel { get; }
+
+        public SimEvent NextBookTicker(long nowMs)
+        {
+            _id += 1 + _random.Next(5);
+            _midTicks = Math.Max(10, _midTicks + _random.Next(-2, 3));
+            var bid = _midTicks;
+            var ask = _midTicks + 1 + _random.Next(3);
+            long bidQty = 1 + _random.Next(100_000), askQty = 1 + _random.Next(100_000);
+            var transactionMs = nowMs - _random.Next(3);
+            int pd = _symbol.PriceDecimals, qd = _symbol.QtyDecimals;
+            var data = Encoding.ASCII.GetBytes(
+                $"{{\"e\":\"bookTicker\",\"u\":{_id},\"E\":{nowMs},\"T\":{transactionMs},\"s\":\"{_symbol.Symbol}\",\"b\":\"{SymbolUniverse.Fixed(bid, pd)}\",\"B\":\"{SymbolUniverse.Fixed(bidQty, qd)}\",\"a\":\"{SymbolUniverse.Fixed(ask, pd)}\",\"A\":\"{SymbolUniverse.Fixed(askQty, qd)}\"}}");
+            return new SimEvent(_name, _symbol.Symbol, Channel, _id, nowMs, transactionMs,
+                SymbolUniverse.ToDecimal(bid, pd), SymbolUniverse.ToDecimal(bidQty, qd), SymbolUniverse.ToDecimal(ask, pd), SymbolUniverse.ToDecimal(askQty, qd),
+                0, 0, false, data);
+        }
+
+        public SimEvent NextAggTrade(long nowMs)
+        {
+            _id++;
+            _midTicks = Math.Max(10, _midTicks + _random.Next(-2, 3));
+            var first = _tradeId + 1;
+            var last = first + _random.Next(4);
+            _tradeId = last;
+            var qty = 1 + _random.Next(50_000);
+            var maker = _random.Next(2) == 1;
+            var tradeMs = nowMs - _random.Next(3);
+            int pd = _symbol.PriceDecimals, qd = _symbol.QtyDecimals;
+            // "nq" (quantity without RPI orders) is sent like the live exchange does; the daemon ignores it.
+            var data = Encoding.ASCII.GetBytes(
+                $"{{\"e\":\"aggTrade\",\"E\":{nowMs},\"s\":\"{_symbol.Symbol}\",\"a\":{_id},\"p\":\"{SymbolUniverse.Fixed(_midTicks, pd)}\",\"q\":\"{SymbolUniverse.Fixed(qty, qd)}\",\"nq\":\"{SymbolUniverse.Fixed(qty, qd)}\",\"f\":{first},\"l\":{last},\"T\":{tradeMs},\"m\":{(maker ? "true" : "false")}}}");
+            return new SimEvent(_name, _symbol.Symbol, Channel, _id, nowMs, tradeMs,
+                SymbolUniverse.ToDecimal(_midTicks, pd), SymbolUniverse.ToDecimal(qty, qd), 0, 0, first, last, maker, data);
+        }
+    }
+}

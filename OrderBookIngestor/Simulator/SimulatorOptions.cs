@@ -1,0 +1,29 @@
+namespace OrderBookIngestor.Simulator;
+
+public sealed class SimulatorOptions
+{
+    public string Host { get; set; } = "127.0.0.1";
+
+    /// <summary>0 picks a free port (tests).</summary>
+    public int Port { get; set; } = 9471;
+
+    /// <summary>How many symbols the fake exchange lists (BTCUSDT, ETHUSDT, ... then S0021USDT ...).</summary>
+    public int Symbols { get; set; } = 50;
+
+    /// <summary>Events per second across all subscribed streams.</summary>
+    public int Rate { get; set; } = 2_000;
+
+    /// <summary>Stop generating after this many events; 0 runs until stopped.</summary>
+    public long Events { get; set; }
+
+    public int Seed { get; set; } = 1;
+
+    /// <summary>The market clock starts once this many distinct streams have a subscriber.</summary>
+    public int WaitForStreams { get; set; } = 1;
+
+    /// <summary>Frames queued for one client before it is judged too slow and disconnected, as the exchange does.</summary>
+    public int MaxQueuedFrames { get; set; } = 200_000;
+
+    /// <summary>Keep every delivered event in memory (tests compare them row by row).</summary>
+    public bool RecordEvents { get; set; }
+}

@@ -1,0 +1,422 @@
+using System.Net;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using OrderBookIngestor.Exchange;
+using OrderBookIngestor.Observability;
+
+namespace OrderBookIngestor.Simulator;
+
+/// <summary>
+/// A Binance USD-M compatible fake exchange: /public and /market routes (raw /ws/&lt;stream&gt; and combined
+/// /stream?streams=), SUBSCRIBE/UNSUBSCRIBE/LIST_SUBSCRIPTIONS with the exchange's replies, the 10
+/// messages/s incoming limit, wrong-route silence, and REST exchangeInfo. /sim/ledger reports what was sent.
+/// </summary>
+public sealed class SimulatorServer : IAsyncDisposable
+{
+    private const int MaxIncomingPerSecond = 10;
+
+    private readonly SimulatorOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _log;
+    private readonly SimulatedMarket _market;
+    private readonly List<SimConnection> _connections = [];
+    private readonly Lock _gate = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly TaskCompletionSource _subscribed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private WebApplication? _app;
+    private Task? _generator;
+    private int _nextConnectionId;
+
+    public SimulatorServer(SimulatorOptions options, TimeProvider time, ILoggerFactory loggers)
+    {
+        _options = options;
+        _time = time;
+        _log = loggers.CreateLogger("OrderBookIngestor.Simulator");
+        _market = new SimulatedMarket(SymbolUniverse.Create(options.Symbols), options.Seed, time);
+        Ledger = new SimLedger(options.RecordEvents);
+    }
+
+    public SimLedger Ledger { get; }
+
+    public Uri BaseUri { get; private set; } = new("http://127.0.0.1/");
+
+    public string WsUrl => $"ws://{BaseUri.Authority}";
+
+    public string RestUrl => $"http://{BaseUri.Authority}";
+
+    /// <summary>Completes when the generator has produced Events events (never when Events is 0).</summary>
+    public Task Finished => _generator ?? Task.CompletedTask;
+
+    public IReadOnlyList<SimConnection> Connections
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _connections];
+            }
+        }
+    }
+
+    public async Task StartAsync(CancellationToken ct)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Parse(_options.Host), _options.Port));
+        _app = builder.Build();
+        _app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromMinutes(3) });
+        _app.MapGet("/fapi/v1/ping", ctx => Json(ctx, "{}"));
+        _app.MapGet("/fapi/v1/time", ctx => Json(ctx, $"{{\"serverTime\":{_time.GetUtcNow().ToUnixTimeMilliseconds()}}}"));
+        _app.MapGet("/fapi/v1/exchangeInfo", ExchangeInfo);
+        _app.MapGet("/sim/ledger", async ctx =>
+        {
+            ctx.Response.ContentType = "application/json";
+            await using var w = new Utf8JsonWriter(ctx.Response.Body);
+            Ledger.WriteJson(w);
+        });
+        foreach (var route in new[] { BinanceRoute.Public, BinanceRoute.Market })
+        {
+            var r = route;
+            _app.Map($"/{r.PathSegment()}/stream", ctx => AcceptAsync(ctx, r, combined: true, rawStream: null));
+            _app.Map($"/{r.PathSegment()}/ws/{{stream}}", ctx => AcceptAsync(ctx, r, combined: false, rawStream: (string?)ctx.Request.RouteValues["stream"]));
+            _app.Map($"/{r.PathSegment()}/ws", ctx => AcceptAsync(ctx, r, combined: false, rawStream: null));
+        }
+
+        await _app.StartAsync(ct).ConfigureAwait(false);
+        var address = _app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
+            .Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        BaseUri = new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal));
+        _generator = Task.Run(() => GenerateAsync(_stop.Token), CancellationToken.None);
+        Log.SimulatorListening(_log, BaseUri.ToString(), _options.Symbols, _options.Rate, _options.Events, _options.Seed);
+    }
+
+    /// <summary>Produces events round-robin over the streams that have a subscriber, paced to Rate per second.</summary>
+    private async Task GenerateAsync(CancellationToken ct)
+    {
+        try
+        {
+            await _subscribed.Task.WaitAsync(ct).ConfigureAwait(false);
+            var start = _time.GetTimestamp();
+            long produced = 0;
+            var cursor = 0;
+            while (!ct.IsCancellationRequested)
+            {
+                var due = (long)(_time.GetElapsedTime(start).TotalSeconds * _options.Rate);
+                if (_options.Events > 0)
+                {
+                    due = Math.Min(due, _options.Events);
+                }
+
+                var active = ActiveStreams();
+                while (produced < due && active.Length > 0)
+                {
+                    var stream = active[cursor++ % active.Length];
+                    Broadcast(_market.Next(stream));
+                    produced++;
+                }
+
+                if (_options.Events > 0 && produced >= _options.Events)
+                {
+                    return;
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(1), _time, ct).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // stopped
+        }
+    }
+
+    private string[] ActiveStreams()
+    {
+        var set = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var c in Connections)
+        {
+            foreach (var s in c.Subscriptions())
+            {
+                if (_market.TryGetChannel(s, out var channel) && channel.Route() == c.Route)
+                {
+                    set.Add(s);
+                }
+            }
+        }
+
+        return [.. set];
+    }
+
+    private void Broadcast(SimEvent e)
+    {
+        Ledger.OnGenerated();
+        foreach (var c in Connections)
+        {
+            // A stream subscribed on the wrong route is acknowledged and then silent, as on the real exchange.
+            if (!c.IsSubscribed(e.Stream) || e.Channel.Route() != c.Route)
+            {
+                continue;
+            }
+
+            var frame = c.Combined ? Wrap(e) : e.Data;
+            if (!c.TryEnqueue(e, frame))
+            {
+                Log.SimulatorSlowClient(_log, c.Id, c.Queued);
+                Ledger.OnDroppedForSlowClient(c.Queued);
+                c.Socket.Abort();
+                c.CompleteOutbound();
+            }
+        }
+    }
+
+    private static byte[] Wrap(SimEvent e)
+    {
+        var prefix = Encoding.ASCII.GetBytes($"{{\"stream\":\"{e.Stream}\",\"data\":");
+        var frame = new byte[prefix.Length + e.Data.Length + 1];
+        prefix.CopyTo(frame, 0);
+        e.Data.CopyTo(frame, prefix.Length);
+        frame[^1] = (byte)'}';
+        return frame;
+    }
+
+    private async Task AcceptAsync(HttpContext ctx, BinanceRoute route, bool combined, string? rawStream)
+    {
+        if (!ctx.WebSockets.IsWebSocketRequest)
+        {
+            ctx.Response.StatusCode = StatusCodes.Status400BadRequest;
+            return;
+        }
+
+        using var socket = await ctx.WebSockets.AcceptWebSocketAsync().ConfigureAwait(false);
+        var connection = new SimConnection(Interlocked.Increment(ref _nextConnectionId), socket, route, combined, _options.MaxQueuedFrames);
+        var initial = rawStream is not null ? [rawStream] : (ctx.Request.Query["streams"].ToString() ?? "").Split('/', StringSplitOptions.RemoveEmptyEntries);
+        foreach (var s in initial)
+        {
+            connection.Subscribe(s);
+        }
+
+        lock (_gate)
+        {
+            _connections.Add(connection);
+        }
+
+        CheckSubscribed();
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted, _stop.Token);
+        var sender = Task.Run(() => SendLoopAsync(connection, linked.Token), CancellationToken.None);
+        try
+        {
+            await ReceiveLoopAsync(connection, linked.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException or Microsoft.AspNetCore.Connections.ConnectionAbortedException)
+        {
+            // client went away
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                _connections.Remove(connection);
+            }
+
+            connection.CompleteOutbound();
+            await linked.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await sender.ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException)
+            {
+                // the socket is gone
+            }
+        }
+    }
+
+    private async Task SendLoopAsync(SimConnection c, CancellationToken ct)
+    {
+        await foreach (var (e, frame) in c.Outbound.ReadAllAsync(ct).ConfigureAwait(false))
+        {
+            await c.SendLock.WaitAsync(ct).ConfigureAwait(false);
+            try
+            {
+                await c.Socket.SendAsync(frame, WebSocketMessageType.Text, true, ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                c.SendLock.Release();
+            }
+
+            Ledger.OnDelivered(e);
+        }
+    }
+
+    private async Task ReceiveLoopAsync(SimConnection c, CancellationToken ct)
+    {
+        var buffer = new byte[16 * 1024];
+        var windowStart = _time.GetTimestamp();
+        var inWindow = 0;
+        while (c.Socket.State == WebSocketState.Open)
+        {
+            var filled = 0;
+            ValueWebSocketReceiveResult r;
+            do
+            {
+                if (filled == buffer.Length)
+                {
+                    await c.Socket.CloseAsync(WebSocketCloseStatus.MessageTooBig, "message too big", ct).ConfigureAwait(false);
+                    return;
+                }
+
+                r = await c.Socket.ReceiveAsync(buffer.AsMemory(filled), ct).ConfigureAwait(false);
+                filled += r.Count;
+            }
+            while (!r.EndOfMessage && r.MessageType != WebSocketMessageType.Close);
+
+            if (r.MessageType == WebSocketMessageType.Close)
+            {
+                await c.Socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, ct).ConfigureAwait(false);
+                return;
+            }
+
+            if (_time.GetElapsedTime(windowStart) >= TimeSpan.FromSeconds(1))
+            {
+                windowStart = _time.GetTimestamp();
+                inWindow = 0;
+            }
+
+            if (++inWindow > MaxIncomingPerSecond)
+            {
+                // The exchange disconnects clients that send more than 10 messages a second.
+                await c.Socket.CloseAsync(WebSocketCloseStatus.PolicyViolation, "Too many requests", ct).ConfigureAwait(false);
+                return;
+            }
+
+            var reply = HandleControl(c, buffer.AsSpan(0, filled));
+            await SendControlAsync(c, reply, ct).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task SendControlAsync(SimConnection c, string reply, CancellationToken ct)
+    {
+        var bytes = Encoding.UTF8.GetBytes(reply);
+        await c.SendLock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await c.Socket.SendAsync(bytes, WebSocketMessageType.Text, true, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            c.SendLock.Release();
+        }
+    }
+
+    internal string HandleControl(SimConnection c, ReadOnlySpan<byte> message)
+    {
+        long id = 0;
+        try
+        {
+            using var doc = JsonDocument.Parse(message.ToArray());
+            var root = doc.RootElement;
+            if (root.TryGetProperty("id", out var idElement) && idElement.ValueKind == JsonValueKind.Number)
+            {
+                id = idElement.GetInt64();
+            }
+
+            var method = root.TryGetProperty("method", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString() : null;
+            var streams = root.TryGetProperty("params", out var p) && p.ValueKind == JsonValueKind.Array
+                ? p.EnumerateArray().Select(x => x.ValueKind == JsonValueKind.String ? x.GetString()! : "").ToList()
+                : [];
+            switch (method)
+            {
+                case "SUBSCRIBE":
+                    foreach (var s in streams)
+                    {
+                        if (!_market.IsKnownStream(s))
+                        {
+                            return Error(2, $"Invalid request: unknown stream {s}", id);
+                        }
+                    }
+
+                    streams.ForEach(c.Subscribe);
+                    CheckSubscribed();
+                    return $"{{\"result\":null,\"id\":{id}}}";
+                case "UNSUBSCRIBE":
+                    streams.ForEach(c.Unsubscribe);
+                    return $"{{\"result\":null,\"id\":{id}}}";
+                case "LIST_SUBSCRIPTIONS":
+                    return $"{{\"result\":[{string.Join(",", c.Subscriptions().Select(s => $"\"{s}\""))}],\"id\":{id}}}";
+                default:
+                    return Error(2, "Invalid request: unknown method", id);
+            }
+        }
+        catch (JsonException)
+        {
+            return Error(3, "Invalid JSON: expected value at line 1 column 1", id);
+        }
+    }
+
+    private static string Error(int code, string message, long id)
+        => $"{{\"error\":{{\"code\":{code},\"msg\":{JsonSerializer.Serialize(message, SimJsonContext.Default.String)}}},\"id\":{id}}}";
+
+    private void CheckSubscribed()
+    {
+        if (ActiveStreams().Length >= Math.Max(1, _options.WaitForStreams))
+        {
+            _subscribed.TrySetResult();
+        }
+    }
+
+    private Task ExchangeInfo(HttpContext ctx)
+    {
+        var sb = new StringBuilder();
+        sb.Append("{\"timezone\":\"UTC\",\"serverTime\":").Append(_time.GetUtcNow().ToUnixTimeMilliseconds()).Append(",\"symbols\":[");
+        var first = true;
+        foreach (var s in _market.Symbols)
+        {
+            if (!first)
+            {
+                sb.Append(',');
+            }
+
+            first = false;
+            sb.Append("{\"symbol\":\"").Append(s.Symbol).Append("\",\"pair\":\"").Append(s.Symbol)
+                .Append("\",\"contractType\":\"PERPETUAL\",\"status\":\"TRADING\",\"baseAsset\":\"").Append(s.BaseAsset)
+                .Append("\",\"quoteAsset\":\"USDT\",\"marginAsset\":\"USDT\",\"pricePrecision\":").Append(s.PriceDecimals)
+                .Append(",\"quantityPrecision\":").Append(s.QtyDecimals).Append('}');
+        }
+
+        sb.Append("]}");
+        return Json(ctx, sb.ToString());
+    }
+
+    private static Task Json(HttpContext ctx, string body)
+    {
+        ctx.Response.ContentType = "application/json";
+        return ctx.Response.WriteAsync(body);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        if (_generator is not null)
+        {
+            await _generator.ConfigureAwait(false);
+        }
+
+        if (_app is not null)
+        {
+            await _app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            await _app.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _stop.Dispose();
+    }
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(string))]
+internal sealed partial class SimJsonContext : System.Text.Json.Serialization.JsonSerializerContext;

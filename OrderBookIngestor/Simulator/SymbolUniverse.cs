@@ -1,0 +1,66 @@
+using System.Globalization;
+
+namespace OrderBookIngestor.Simulator;
+
+/// <summary>One listed symbol of the fake exchange, with the scale its prices and quantities are quoted in.</summary>
+public sealed record SimSymbol(int Index, string Symbol, string BaseAsset, long StartPriceTicks, int PriceDecimals, int QtyDecimals);
+
+public static class SymbolUniverse
+{
+    private static readonly (string Base, double Price, int PriceDecimals, int QtyDecimals)[] Known =
+    [
+        ("BTC", 65000.1, 1, 3), ("ETH", 3400.25, 2, 3), ("BNB", 580.12, 2, 2), ("SOL", 145.678, 3, 2),
+        ("XRP", 0.5231, 4, 1), ("DOGE", 0.123456, 6, 0), ("ADA", 0.4512, 4, 0), ("AVAX", 35.123, 3, 1),
+        ("LINK", 14.321, 3, 2), ("DOT", 6.789, 3, 1), ("TRX", 0.12345, 5, 0), ("LTC", 82.45, 2, 3),
+        ("1000SHIB", 0.024567, 6, 0), ("1000PEPE", 0.0112345, 7, 0), ("ARB", 0.8765, 4, 1), ("OP", 1.8765, 4, 1),
+        ("SUI", 1.2345, 4, 1), ("APT", 8.7654, 4, 2), ("NEAR", 5.432, 3, 1), ("ATOM", 7.891, 3, 2),
+    ];
+
+    public static IReadOnlyList<SimSymbol> Create(int count)
+    {
+        var list = new List<SimSymbol>(count);
+        for (var i = 0; i < count; i++)
+        {
+            if (i < Known.Length)
+            {
+                var k = Known[i];
+                list.Add(new SimSymbol(i, k.Base + "USDT", k.Base, (long)Math.Round(k.Price * Math.Pow(10, k.PriceDecimals)), k.PriceDecimals, k.QtyDecimals));
+            }
+            else
+            {
+                var b = "S" + i.ToString("D4", CultureInfo.InvariantCulture);
+                var decimals = 2 + (i % 7);
+                list.Add(new SimSymbol(i, b + "USDT", b, 1000 + (i * 7919 % 90000), decimals, i % 4));
+            }
+        }
+
+        return list;
+    }
+
+    /// <summary>Ticks as a fixed-point decimal string, keeping trailing zeros as Binance does ("65000.10").</summary>
+    public static string Fixed(long ticks, int decimals)
+    {
+        if (decimals == 0)
+        {
+            return ticks.ToString(CultureInfo.InvariantCulture);
+        }
+
+        var scale = (long)Math.Pow(10, decimals);
+        var whole = ticks / scale;
+        var frac = ticks % scale;
+        return string.Concat(whole.ToString(CultureInfo.InvariantCulture), ".", frac.ToString(CultureInfo.InvariantCulture).PadLeft(decimals, '0'));
+    }
+
+    public static decimal ToDecimal(long ticks, int decimals) => new decimal(ticks) / Pow10(decimals);
+
+    private static decimal Pow10(int n)
+    {
+        var r = 1m;
+        for (var i = 0; i < n; i++)
+        {
+            r *= 10;
+        }
+
+        return r;
+    }
+}

@@ -1,0 +1,45 @@
+using Npgsql;
+using OrderBookIngestor.Exchange;
+
+namespace OrderBookIngestor.Storage;
+
+/// <summary>Registers symbols in marketdata.symbols and returns their ids. Exchange strings travel only as parameters.</summary>
+public sealed class SymbolStore
+{
+    public const string ExchangeName = "binance-usdm";
+
+    private readonly NpgsqlDataSource _dataSource;
+
+    public SymbolStore(NpgsqlDataSource dataSource) => _dataSource = dataSource;
+
+    public async Task<Dictionary<string, int>> RegisterAsync(IEnumerable<SymbolInfo> symbols, CancellationToken ct)
+    {
+        var ids = new Dictionary<string, int>(StringComparer.Ordinal);
+        await using var connection = await _dataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
+        await using var tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
+        foreach (var s in symbols)
+        {
+            if (!SymbolNames.IsValid(s.Symbol))
+            {
+                throw new ArgumentException($"'{s.Symbol}' is not a valid symbol.", nameof(symbols));
+            }
+
+            await using var cmd = new NpgsqlCommand("""
+                INSERT INTO marketdata.symbols (exchange, symbol, base_asset, quote_asset, is_active)
+                VALUES ($1, $2, $3, $4, true)
+                ON CONFLICT (exchange, symbol) DO UPDATE
+                    SET base_asset = EXCLUDED.base_asset, quote_asset = EXCLUDED.quote_asset,
+                        is_active = true, updated_at = now()
+                RETURNING id
+                """, connection, tx);
+            cmd.Parameters.Add(new NpgsqlParameter { Value = ExchangeName });
+            cmd.Parameters.Add(new NpgsqlParameter { Value = s.Symbol });
+            cmd.Parameters.Add(new NpgsqlParameter { Value = s.BaseAsset });
+            cmd.Parameters.Add(new NpgsqlParameter { Value = s.QuoteAsset });
+            ids[s.Symbol] = (int)(await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
+        }
+
+        await tx.CommitAsync(ct).ConfigureAwait(false);
+        return ids;
+    }
+}
