@@ -175,6 +175,28 @@ public sealed class SimulatorServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Sends <paramref name="frame"/> as-is to every client on <paramref name="route"/> (fault injection:
+    /// garbage, truncated or hostile frames). Returns how many clients it was queued for.</summary>
+    public int Inject(BinanceRoute route, byte[] frame)
+    {
+        var queued = 0;
+        foreach (var c in Connections.Where(c => c.Route == route))
+        {
+            queued += c.TryEnqueue(null, frame) ? 1 : 0;
+        }
+
+        return queued;
+    }
+
+    /// <summary>Drops every client without a close handshake, as a network cut does.</summary>
+    public void DisconnectAll()
+    {
+        foreach (var c in Connections)
+        {
+            c.Socket.Abort();
+        }
+    }
+
     private static byte[] Wrap(SimEvent e)
     {
         var prefix = Encoding.ASCII.GetBytes($"{{\"stream\":\"{e.Stream}\",\"data\":");
@@ -251,7 +273,10 @@ public sealed class SimulatorServer : IAsyncDisposable
                 c.SendLock.Release();
             }
 
-            Ledger.OnDelivered(e);
+            if (e is not null)
+            {
+                Ledger.OnDelivered(e);
+            }
         }
     }
 

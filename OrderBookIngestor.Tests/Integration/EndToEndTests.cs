@@ -1,0 +1,207 @@
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using OrderBookIngestor.Exchange;
+using OrderBookIngestor.Simulator;
+using OrderBookIngestor.Tests.Support;
+
+namespace OrderBookIngestor.Tests.Integration;
+
+/// <summary>Simulator → daemon → PostgreSQL over real sockets: every event sent is stored exactly once, with identical values.</summary>
+[NonParallelizable]
+public sealed partial class EndToEndTests
+{
+    private TestDatabase _db = null!;
+
+    [SetUp]
+    public async Task CreateDatabase() => _db = await TestDatabase.CreateAsync();
+
+    [TearDown]
+    public async Task DropDatabase() => await _db.DisposeAsync();
+
+    [Test]
+    public async Task EveryEventTheSimulatorSent_IsStoredExactlyOnceWithIdenticalValues()
+    {
+        var sim = new SimulatorOptions { Symbols = 6, Rate = 20_000, Events = 30_000, Seed = 42, WaitForStreams = 12, RecordEvents = true };
+        await using (var h = await Harness.StartAsync(_db, sim, o => o.Shards = 2))
+        {
+            await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
+            Assert.That(h.Simulator.Ledger.Delivered, Is.EqualTo(30_000));
+            Assert.That(h.Metrics.TotalRejects, Is.Zero);
+            Assert.That(h.Metrics.Shards, Has.Count.EqualTo(4), "2 shards per route");
+
+            var ledger = h.Simulator.Ledger.Snapshot();
+            await AssertAggregatesMatchAsync(ledger);
+            await AssertRowsMatchAsync(ledger);
+        }
+
+        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_ticker"), Is.EqualTo(15_000));
+        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades"), Is.EqualTo(15_000));
+    }
+
+    /// <summary>Per stream: count, id sums and exact decimal sums, computed independently in SQL and by the simulator.</summary>
+    private async Task AssertAggregatesMatchAsync(IReadOnlyDictionary<string, SimLedger.StreamTotals> ledger)
+    {
+        const string sql = """
+            SELECT lower(s.symbol) || '@bookTicker', count(*), count(DISTINCT b.update_id), sum(b.update_id)::numeric,
+                   sum(b.best_bid::numeric), sum(b.bid_qty::numeric), sum(b.best_ask::numeric), sum(b.ask_qty::numeric),
+                   sum((extract(epoch FROM b.ts_exchange) * 1000)::bigint), sum((extract(epoch FROM b.ts_transaction) * 1000)::bigint), 0::bigint
+            FROM marketdata.book_ticker b JOIN marketdata.symbols s ON s.id = b.symbol_id GROUP BY s.symbol
+            UNION ALL
+            SELECT lower(s.symbol) || '@aggTrade', count(*), count(DISTINCT t.agg_trade_id), sum(t.agg_trade_id)::numeric,
+                   sum(t.price::numeric), sum(t.qty::numeric), sum(t.first_trade_id)::numeric, sum(t.last_trade_id)::numeric,
+                   sum((extract(epoch FROM t.ts_exchange) * 1000)::bigint), sum((extract(epoch FROM t.ts_trade) * 1000)::bigint),
+                   count(*) FILTER (WHERE t.is_buyer_maker)
+            FROM marketdata.trades t JOIN marketdata.symbols s ON s.id = t.symbol_id GROUP BY s.symbol
+            """;
+        var seen = new HashSet<string>();
+        await using var cmd = _db.DataSource.CreateCommand(sql);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            var stream = reader.GetString(0);
+            seen.Add(stream);
+            Assert.That(ledger.TryGetValue(stream, out var t), Is.True, $"{stream} stored but never sent");
+            var bookTicker = stream.EndsWith("@bookTicker", StringComparison.Ordinal);
+            Assert.Multiple(() =>
+            {
+                Assert.That(reader.GetInt64(1), Is.EqualTo(t!.Count), $"{stream} count");
+                Assert.That(reader.GetInt64(2), Is.EqualTo(t.Count), $"{stream} duplicates");
+                Assert.That(reader.GetDecimal(3), Is.EqualTo(t.SumId), $"{stream} ids");
+                Assert.That(reader.GetDecimal(4), Is.EqualTo(t.SumPrice), $"{stream} prices");
+                Assert.That(reader.GetDecimal(5), Is.EqualTo(t.SumQty), $"{stream} quantities");
+                Assert.That(reader.GetDecimal(6), Is.EqualTo(bookTicker ? t.SumPrice2 : t.SumFirstId), $"{stream} ask / first ids");
+                Assert.That(reader.GetDecimal(7), Is.EqualTo(bookTicker ? t.SumQty2 : t.SumLastId), $"{stream} ask qty / last ids");
+                Assert.That(reader.GetInt64(8), Is.EqualTo(t.SumEventTimeMs), $"{stream} event times");
+                Assert.That(reader.GetInt64(9), Is.EqualTo(t.SumTransactionTimeMs), $"{stream} transaction times");
+                Assert.That(reader.GetInt64(10), Is.EqualTo(t.MakerCount), $"{stream} maker flags");
+            });
+        }
+
+        Assert.That(seen, Is.EquivalentTo(ledger.Keys), "every stream that was sent is stored");
+    }
+
+    /// <summary>Row by row, the stored float8's shortest text parses to exactly the decimal the exchange sent.</summary>
+    private async Task AssertRowsMatchAsync(IReadOnlyDictionary<string, SimLedger.StreamTotals> ledger)
+    {
+        var expected = ledger.Values.SelectMany(t => t.Events).Where(e => e.Channel == MarketChannel.BookTicker)
+            .ToDictionary(e => (e.Symbol, e.Id));
+        await using var cmd = _db.DataSource.CreateCommand("""
+            SELECT s.symbol, b.update_id, b.best_bid::text, b.bid_qty::text, b.best_ask::text, b.ask_qty::text,
+                   (extract(epoch FROM b.ts_exchange) * 1000)::bigint, b.ts_ingest >= b.ts_exchange - interval '1 minute'
+            FROM marketdata.book_ticker b JOIN marketdata.symbols s ON s.id = b.symbol_id
+            """);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        var rows = 0;
+        while (await reader.ReadAsync())
+        {
+            rows++;
+            var key = (reader.GetString(0), reader.GetInt64(1));
+            Assert.That(expected.TryGetValue(key, out var e), Is.True, $"row {key} was never sent");
+            if (Dec(reader.GetString(2)) != e!.Price || Dec(reader.GetString(3)) != e.Qty || Dec(reader.GetString(4)) != e.Price2
+                || Dec(reader.GetString(5)) != e.Qty2 || reader.GetInt64(6) != e.EventTimeMs || !reader.GetBoolean(7))
+            {
+                Assert.Fail($"row {key}: stored {reader.GetString(2)}/{reader.GetString(3)}/{reader.GetString(4)}/{reader.GetString(5)}, sent {e.Price}/{e.Qty}/{e.Price2}/{e.Qty2}");
+            }
+        }
+
+        Assert.That(rows, Is.EqualTo(expected.Count));
+    }
+
+    private static decimal Dec(string pgText) => decimal.Parse(pgText, NumberStyles.Float, CultureInfo.InvariantCulture);
+
+    [Test]
+    public async Task GarbageFramesOnTheWire_AreCountedAndSkippedAndInventNoRows()
+    {
+        var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Events = 2_000, Seed = 5, WaitForStreams = 4 };
+        await using var h = await Harness.StartAsync(_db, sim);
+        await Harness.WaitUntilAsync(() => h.Simulator.Connections.Count == 2, TimeSpan.FromSeconds(20), () => "connections");
+        string[] garbage =
+        [
+            "not json at all", "{\"stream\":\"btcusdt@bookTicker\",\"data\":{\"e\":\"bookTicker\"", "[1,2,3]",
+            "{\"e\":\"bookTicker\",\"u\":1,\"E\":2,\"T\":3,\"s\":\"BTCUSDT\",\"b\":\"NaN\",\"B\":\"1\",\"a\":\"2\",\"A\":\"1\"}",
+            "{\"e\":\"bookTicker\",\"u\":1,\"E\":2,\"T\":3,\"s\":\"EVILUSDT'); DROP TABLE x; --\",\"b\":\"1\",\"B\":\"1\",\"a\":\"2\",\"A\":\"1\"}",
+            "{\"e\":\"aggTrade\",\"E\":1,\"s\":\"BTCUSDT\",\"a\":1,\"p\":\"-5\",\"q\":\"1\",\"f\":1,\"l\":1,\"T\":1,\"m\":true}",
+            "{\"e\":\"forceOrder\",\"E\":1,\"o\":{}}",
+        ];
+        foreach (var g in garbage)
+        {
+            Assert.That(h.Simulator.Inject(BinanceRoute.Public, Frames.Utf8(g)), Is.EqualTo(1));
+        }
+
+        await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
+        await Harness.WaitUntilAsync(() => h.Metrics.TotalRejects == garbage.Length, TimeSpan.FromSeconds(10), () => $"{h.Metrics.TotalRejects} rejects");
+        Assert.Multiple(() =>
+        {
+            Assert.That(h.Metrics.Rejects(RejectReason.MalformedJson), Is.EqualTo(2));
+            Assert.That(h.Metrics.Rejects(RejectReason.NotAnObject), Is.EqualTo(1));
+            Assert.That(h.Metrics.Rejects(RejectReason.InvalidNumber), Is.EqualTo(1));
+            Assert.That(h.Metrics.Rejects(RejectReason.UnknownSymbol), Is.EqualTo(1));
+            Assert.That(h.Metrics.Rejects(RejectReason.NegativeValue), Is.EqualTo(1));
+            Assert.That(h.Metrics.Rejects(RejectReason.UnknownEvent), Is.EqualTo(1));
+            Assert.That(h.RowsCommitted, Is.EqualTo(h.Simulator.Ledger.Delivered), "no row invented, none lost");
+            Assert.That(h.Metrics.Shards.Sum(s => s.Reconnects), Is.Zero, "bad input does not cost the connection");
+        });
+    }
+
+    [Test]
+    public async Task ManySubscribeMessages_ArePacedUnderTheExchangeLimit()
+    {
+        // 30 symbols, one stream per SUBSCRIBE: 30 control messages per connection. The simulator, like
+        // Binance, drops a connection that sends more than 10 messages in a second.
+        var sim = new SimulatorOptions { Symbols = 30, Rate = 3_000, Events = 3_000, Seed = 9, WaitForStreams = 60 };
+        await using var h = await Harness.StartAsync(_db, sim, o =>
+        {
+            o.StreamsPerSubscribe = 1;
+            o.SubscribeMessagesPerSecond = 8;
+        });
+        await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
+        Assert.That(h.Metrics.Shards.Sum(s => s.Reconnects), Is.Zero);
+        Assert.That(h.Simulator.Ledger.Snapshot().Keys, Has.Count.EqualTo(60), "every stream was subscribed and delivered");
+    }
+
+    [Test]
+    public async Task AbruptDisconnect_IsFollowedByAReconnectAndDataKeepsFlowing()
+    {
+        var sim = new SimulatorOptions { Symbols = 2, Rate = 1_000, Seed = 3, WaitForStreams = 4 };
+        await using var h = await Harness.StartAsync(_db, sim);
+        await Harness.WaitUntilAsync(() => h.RowsCommitted > 200, TimeSpan.FromSeconds(30), () => $"{h.RowsCommitted} rows");
+        h.Simulator.DisconnectAll();
+        await Harness.WaitUntilAsync(() => h.Metrics.Shards.All(s => s.Reconnects >= 1), TimeSpan.FromSeconds(30), () => "reconnects");
+        var after = h.RowsCommitted;
+        await Harness.WaitUntilAsync(() => h.RowsCommitted > after + 200, TimeSpan.FromSeconds(30), () => $"{h.RowsCommitted} rows after reconnect");
+        Assert.That(h.Metrics.Shards.All(s => s.State == Feeds.ConnectionState.Streaming), Is.True);
+        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) - count(DISTINCT (symbol_id, update_id)) FROM marketdata.book_ticker"), Is.Zero);
+    }
+
+    [Test]
+    public async Task HealthAndMetrics_AreServedOverHttp()
+    {
+        var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Events = 1_000, Seed = 4, WaitForStreams = 4 };
+        await using var h = await Harness.StartAsync(_db, sim);
+        await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
+        using var http = new HttpClient { BaseAddress = new Uri("http://" + h.Options.Http) };
+
+        using var health = await http.GetAsync("/health");
+        Assert.That((int)health.StatusCode, Is.EqualTo(200));
+        using var doc = JsonDocument.Parse(await health.Content.ReadAsStringAsync());
+        Assert.That(doc.RootElement.GetProperty("status").GetString(), Is.EqualTo("healthy"));
+        Assert.That(doc.RootElement.GetProperty("shards").GetArrayLength(), Is.EqualTo(2));
+        Assert.That(doc.RootElement.GetProperty("database").GetProperty("book_ticker").GetProperty("rowsCommitted").GetInt64(), Is.EqualTo(500));
+        Assert.That(await health.Content.ReadAsStringAsync(), Does.Not.Contain("Password"));
+
+        var text = await http.GetStringAsync("/metrics");
+        foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            Assert.That(ExpositionLine().IsMatch(line), Is.True, $"not valid exposition format: {line}");
+        }
+
+        Assert.That(text, Does.Contain("orderbook_rows_written_total{table=\"book_ticker\"} 500\n"));
+        Assert.That(text, Does.Contain("orderbook_rows_written_total{table=\"trades\"} 500\n"));
+        Assert.That(text, Does.Contain("orderbook_exchange_to_commit_seconds_count{table=\"trades\"} 500\n"));
+    }
+
+    [GeneratedRegex("""^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{[a-z_]+="[^"\n]*"(,[a-z_]+="[^"\n]*")*\})? (-?[0-9.eE+-]+|\+Inf|NaN))$""")]
+    private static partial Regex ExpositionLine();
+}

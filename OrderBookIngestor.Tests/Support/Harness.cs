@@ -1,0 +1,121 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using OrderBookIngestor.Configuration;
+using OrderBookIngestor.Hosting;
+using OrderBookIngestor.Observability;
+using OrderBookIngestor.Simulator;
+
+namespace OrderBookIngestor.Tests.Support;
+
+/// <summary>A simulator and a daemon, both in this process but talking over real loopback sockets to a real database.</summary>
+public sealed class Harness : IAsyncDisposable
+{
+    private Harness(TestDatabase db, SimulatorServer simulator, IHost daemon, IngestorOptions options)
+    {
+        Db = db;
+        Simulator = simulator;
+        Daemon = daemon;
+        Options = options;
+    }
+
+    public TestDatabase Db { get; }
+
+    public SimulatorServer Simulator { get; }
+
+    public IHost Daemon { get; }
+
+    public IngestorOptions Options { get; }
+
+    public IngestorMetrics Metrics => Daemon.Services.GetRequiredService<IngestorMetrics>();
+
+    public static async Task<Harness> StartAsync(TestDatabase db, SimulatorOptions sim, Action<IngestorOptions>? configure = null)
+    {
+        sim.Port = 0;
+        var loggers = LoggerFactory.Create(b => b.AddProvider(new TestContextLoggerProvider()).SetMinimumLevel(LogLevel.Information));
+        var simulator = new SimulatorServer(sim, TimeProvider.System, loggers);
+        await simulator.StartAsync(CancellationToken.None);
+        var options = new IngestorOptions
+        {
+            Database = db.ConnectionString,
+            Symbols = SymbolUniverse.Create(sim.Symbols).Select(s => s.Symbol).ToList(),
+            WsUrl = simulator.WsUrl,
+            RestUrl = simulator.RestUrl,
+            Http = $"127.0.0.1:{FreePort()}",
+            SummaryIntervalSeconds = 0,
+            ReconnectMinDelayMs = 50,
+            ReconnectMaxDelayMs = 500,
+        };
+        configure?.Invoke(options);
+        Assert.That(OptionsValidator.Validate(options), Is.Empty);
+        var daemon = IngestorHost.Build(options, new TestContextLoggerProvider());
+        await daemon.StartAsync();
+        return new Harness(db, simulator, daemon, options);
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public long RowsCommitted => Metrics.BookTicker.RowsCommitted + Metrics.Trades.RowsCommitted;
+
+    /// <summary>Waits (bounded) until the daemon has committed as many rows as the simulator delivered.</summary>
+    public async Task WaitForAllDeliveredAsync(TimeSpan timeout)
+    {
+        await Simulator.Finished.WaitAsync(timeout);
+        await WaitUntilAsync(() => RowsCommitted >= Simulator.Ledger.Delivered && Simulator.Connections.All(c => c.Queued == 0), timeout,
+            () => $"committed {RowsCommitted} of {Simulator.Ledger.Delivered} delivered");
+    }
+
+    public static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, Func<string> describe)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                Assert.Fail($"timed out after {timeout.TotalSeconds}s: {describe()}");
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Daemon.StopAsync();
+        Daemon.Dispose();
+        await Simulator.DisposeAsync();
+    }
+}
+
+/// <summary>Routes the daemon's log into NUnit's per-test output, so a failing test shows what the daemon said.</summary>
+public sealed class TestContextLoggerProvider : ILoggerProvider
+{
+    public ILogger CreateLogger(string categoryName) => new TestContextLogger(categoryName);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class TestContextLogger(string category) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (IsEnabled(logLevel))
+            {
+                TestContext.Progress.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {logLevel.ToString()[..4]} {category}: {formatter(state, exception)}");
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+using OrderBookIngestor.Exchange;
+using OrderBookIngestor.Feeds;
+
+namespace OrderBookIngestor.Tests.Unit;
+
+public sealed class ShardPlannerTests
+{
+    private static readonly string[] FiftySymbols = Enumerable.Range(0, 50).Select(i => $"S{i:D3}USDT").ToArray();
+
+    [Test]
+    public void ShardPlanner_NeverMixesRoutesOnAConnection()
+    {
+        var plans = ShardPlanner.Plan(FiftySymbols, MarketChannels.All, 3, 200);
+        foreach (var plan in plans)
+        {
+            foreach (var stream in plan.Streams)
+            {
+                Assert.That(MarketChannels.TryParseStreamName(stream, out _, out var channel), Is.True, stream);
+                Assert.That(channel.Route(), Is.EqualTo(plan.Route), stream);
+            }
+        }
+
+        Assert.That(plans.Count(p => p.Route == BinanceRoute.Public), Is.EqualTo(3));
+        Assert.That(plans.Count(p => p.Route == BinanceRoute.Market), Is.EqualTo(3));
+    }
+
+    [Test]
+    public void ShardPlanner_CoversEveryStreamExactlyOnce()
+    {
+        var plans = ShardPlanner.Plan(FiftySymbols, MarketChannels.All, 4, 200);
+        var all = plans.SelectMany(p => p.Streams).ToList();
+        Assert.That(all, Is.Unique);
+        Assert.That(all, Has.Count.EqualTo(100));
+        Assert.That(all, Does.Contain("s000usdt@bookTicker").And.Contain("s049usdt@aggTrade"));
+    }
+
+    [Test]
+    public void ShardPlanner_OpensMoreConnectionsThanAskedWhenTheStreamLimitDemands()
+    {
+        var plans = ShardPlanner.Plan(FiftySymbols, [MarketChannel.BookTicker], 1, 20);
+        Assert.That(plans, Has.Count.EqualTo(3));
+        Assert.That(plans.Max(p => p.Streams.Count), Is.LessThanOrEqualTo(20));
+    }
+
+    [Test]
+    public void ShardPlanner_NeverPlansAnEmptyConnection()
+    {
+        var plans = ShardPlanner.Plan(["BTCUSDT", "ETHUSDT"], MarketChannels.All, 8, 200);
+        Assert.That(plans, Has.Count.EqualTo(4));
+        Assert.That(plans.All(p => p.Streams.Count > 0), Is.True);
+    }
+
+    [Test]
+    public void ShardPlanner_IsDeterministicWhateverTheInputOrder()
+    {
+        var a = ShardPlanner.Plan(FiftySymbols, MarketChannels.All, 3, 200);
+        var b = ShardPlanner.Plan(FiftySymbols.Reverse().Select(s => s.ToLowerInvariant()), MarketChannels.All.Reverse(), 3, 200);
+        Assert.That(b.Select(p => string.Join(",", p.Streams)), Is.EqualTo(a.Select(p => string.Join(",", p.Streams))));
+    }
+
+    [Test]
+    public void StreamNames_FollowBinanceCase()
+    {
+        Assert.That(MarketChannels.StreamName("BTCUSDT", MarketChannel.BookTicker), Is.EqualTo("btcusdt@bookTicker"));
+        Assert.That(MarketChannels.StreamName("BTCUSDT", MarketChannel.AggTrade), Is.EqualTo("btcusdt@aggTrade"));
+        Assert.That(MarketChannels.TryParseStreamName("btcusdt@bookticker", out _, out _), Is.False);
+    }
+
+    [Test]
+    public void SubscribeMessage_IsTheDocumentedShape()
+    {
+        var text = System.Text.Encoding.ASCII.GetString(BinanceProtocol.Subscribe(["btcusdt@aggTrade", "ethusdt@aggTrade"], 3));
+        Assert.That(text, Is.EqualTo("""{"method":"SUBSCRIBE","params":["btcusdt@aggTrade","ethusdt@aggTrade"],"id":3}"""));
+        Assert.That(BinanceProtocol.CombinedStreamUri("wss://fstream.binance.com/", BinanceRoute.Public).ToString(), Is.EqualTo("wss://fstream.binance.com/public/stream"));
+        Assert.That(BinanceProtocol.CombinedStreamUri("wss://fstream.binance.com", BinanceRoute.Market).ToString(), Is.EqualTo("wss://fstream.binance.com/market/stream"));
+    }
+}

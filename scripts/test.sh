@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The whole test suite, from a clean clone: starts a private PostgreSQL (as an unprivileged OS user when
+# run as root), runs the NUnit unit and integration tests against it, publishes the trimmed single-file
+# binary and smoke-tests that binary end to end. Ends with one line: "N passed, N failed, N skipped".
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=lib/pg.sh
+. "$root/scripts/lib/pg.sh"
+# shellcheck source=lib/build.sh
+. "$root/scripts/lib/build.sh"
+
+work="$root/.local/test"
+passed=0; failed=0; skipped=0
+totals() { echo "$passed passed, $failed failed, $skipped skipped"; }
+
+free_port() {
+  local p
+  for _ in $(seq 1 100); do
+    p=$(( 20000 + RANDOM % 30000 ))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+  echo 0
+}
+
+rm -rf "$work"; mkdir -p "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  pg_stop
+}
+trap cleanup EXIT
+
+if ! pg_start "$work/pg" "$(free_port)" fast; then
+  echo "could not start PostgreSQL for the tests"
+  failed=1; totals; exit 1
+fi
+export ORDERBOOK_TEST_ADMIN
+ORDERBOOK_TEST_ADMIN=$(pg_conn postgres)
+echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT (data $PG_DATA, OS user $PG_USER_OS)"
+
+# --- NUnit: unit and integration -------------------------------------------------------------
+echo "== dotnet test"
+dotnet test "$root/OrderBookIngestor.Tests/OrderBookIngestor.Tests.csproj" -nologo \
+  --logger "console;verbosity=normal" --logger "trx;LogFileName=tests.trx" --results-directory "$work/results" 2>&1 \
+  | tee "$work/dotnet-test.log" | grep -E '^\s+(Passed|Failed|Skipped) |Error Message|Expected|But was|error' || true
+trx="$work/results/tests.trx"
+if [ ! -f "$trx" ]; then
+  echo "dotnet test produced no results (build failure?); last lines of $work/dotnet-test.log:"
+  tail -n 40 "$work/dotnet-test.log"
+  failed=$((failed + 1))
+else
+  counter() { grep -o "<Counters [^>]*" "$trx" | grep -o " $1=\"[0-9]*\"" | grep -o '[0-9]*'; }
+  passed=$((passed + $(counter passed)))
+  failed=$((failed + $(counter failed) + $(counter error) + $(counter timeout) + $(counter aborted)))
+  skipped=$((skipped + $(counter notExecuted)))
+  echo "dotnet test: $(counter total) tests, $(counter passed) passed, $(counter failed) failed, $(counter notExecuted) skipped"
+fi
+
+# --- Smoke test of the published binary ------------------------------------------------------
+echo "== smoke test of the published single-file binary"
+check() { # check NAME COMMAND...
+  local name=$1; shift
+  if "$@" >>"$work/smoke.log" 2>&1; then echo "  ok   $name"; passed=$((passed + 1))
+  else echo "  FAIL $name (see $work/smoke.log)"; failed=$((failed + 1)); fi
+}
+if ! obi_publish "$root"; then
+  echo "  FAIL publish"; failed=$((failed + 1)); totals; exit 1
+fi
+bin=$OBI_BIN
+psql_db() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d smoke -Atqc "$1"; }
+pg_ensure_db smoke
+export ORDERBOOK_DATABASE
+ORDERBOOK_DATABASE=$(pg_conn smoke)
+
+size=$(stat -c %s "$bin")
+check "single file is at most 40 MB ($((size / 1024 / 1024)) MB)" test "$size" -le $((40 * 1024 * 1024))
+check "--version prints the version" bash -c "'$bin' --version | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+'"
+check "--help documents the flags" bash -c "'$bin' --help | grep -q -- '--symbols' && '$bin' --help | grep -q -- '--database'"
+check "a bad flag value exits non-zero with the setting named" bash -c "! '$bin' check --shards zero 2>'$work/bad.txt' && grep -q -- '--shards' '$work/bad.txt'"
+check "an unknown channel exits non-zero" bash -c "! '$bin' check --channels depth@1ms 2>/dev/null"
+check "migrate applies the schema" bash -c "'$bin' migrate | grep -q 'schema up to date'"
+check "migrate again is a no-op" bash -c "'$bin' migrate | grep -q '0 migration'"
+
+sim_port=$(free_port); http_port=$(free_port)
+"$bin" simulate --port "$sim_port" --symbols 3 --rate 5000 --events 10000 --seed 7 --wait-streams 6 >"$work/sim.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null && break; sleep 0.1; done
+"$bin" --symbols BTCUSDT,ETHUSDT,BNBUSDT --shards 1 --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" \
+  --http "127.0.0.1:$http_port" --summary-interval 1 >"$work/daemon.log" 2>&1 &
+daemon=$!; pids+=("$daemon")
+rows=0
+for _ in $(seq 1 600); do
+  rows=$(psql_db "SELECT (SELECT count(*) FROM marketdata.book_ticker) + (SELECT count(*) FROM marketdata.trades)" 2>/dev/null || echo 0)
+  [ "$rows" = 10000 ] && break
+  sleep 0.1
+done
+check "daemon stored all 10000 simulated events (got $rows)" test "$rows" = 10000
+check "no duplicates" test "$(psql_db "SELECT count(*) - count(DISTINCT (symbol_id, update_id)) FROM marketdata.book_ticker")" = 0
+check "/health answers 200 with status" bash -c "curl -fs http://127.0.0.1:$http_port/health | grep -q '\"status\"'"
+check "/metrics exposes rows written" bash -c "curl -fs http://127.0.0.1:$http_port/metrics | grep -q '^orderbook_rows_written_total{table=\"trades\"} 5000$'"
+check "the password never reaches the command line" bash -c "! tr '\0' ' ' </proc/$daemon/cmdline | grep -q 'Host='"
+kill -TERM "$daemon"
+code=0; wait "$daemon" || code=$?
+check "SIGTERM drains and exits 0 (exit $code)" test "$code" = 0
+check "the log shows the ordered drain" grep -q "Stopped: 5000 book_ticker rows and 5000 trades" "$work/daemon.log"
+check "the periodic summary line is logged" grep -q "msgs .* rows book_ticker" "$work/daemon.log"
+
+echo
+totals
+[ "$failed" -eq 0 ]
