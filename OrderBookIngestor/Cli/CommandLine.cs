@@ -22,6 +22,7 @@ public static class CommandLine
         root.Add(MigrateCommand.Create());
         root.Add(CheckCommand.Create());
         root.Add(SimulateCommand.Create());
+        root.Add(BenchCommand.Create());
         return root;
     }
 }
