@@ -176,6 +176,32 @@ public sealed partial class EndToEndTests
     }
 
     [Test]
+    public async Task SilentConnection_IsReplacedByTheNoDataWatchdog()
+    {
+        // The market never starts (it waits for more streams than exist): subscriptions are acknowledged,
+        // then nothing arrives, like a half-open connection. The daemon's clock is driven by hand.
+        var time = new ManualTimeProvider(DateTimeOffset.UtcNow);
+        var sim = new SimulatorOptions { Symbols = 1, Rate = 1_000, Seed = 1, WaitForStreams = 1_000 };
+        await using var h = await Harness.StartAsync(_db, sim, o => o.NoDataTimeoutSeconds = 30, time);
+        await Harness.WaitUntilAsync(() => h.Metrics.Shards.Count == 2 && h.Metrics.Shards.All(s => s.State == Feeds.ConnectionState.Streaming),
+            TimeSpan.FromSeconds(20), () => "subscribed");
+        time.Advance(TimeSpan.FromSeconds(29));
+        await Task.Delay(200);
+        Assert.That(h.Metrics.Shards.Sum(s => s.Reconnects), Is.Zero, "not before the timeout");
+
+        await Harness.WaitUntilAsync(() =>
+        {
+            time.Advance(TimeSpan.FromSeconds(1));
+            return h.Metrics.Shards.All(s => s.Reconnects >= 1);
+        }, TimeSpan.FromSeconds(20), () => "watchdog never fired");
+        await Harness.WaitUntilAsync(() =>
+        {
+            time.Advance(TimeSpan.FromMilliseconds(100));
+            return h.Simulator.Connections.Count == 2 && h.Metrics.Shards.All(s => s.State == Feeds.ConnectionState.Streaming);
+        }, TimeSpan.FromSeconds(20), () => "did not reconnect and resubscribe");
+    }
+
+    [Test]
     public async Task HealthAndMetrics_AreServedOverHttp()
     {
         var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Events = 1_000, Seed = 4, WaitForStreams = 4 };

@@ -31,7 +31,7 @@ public sealed class Harness : IAsyncDisposable
 
     public IngestorMetrics Metrics => Daemon.Services.GetRequiredService<IngestorMetrics>();
 
-    public static async Task<Harness> StartAsync(TestDatabase db, SimulatorOptions sim, Action<IngestorOptions>? configure = null)
+    public static async Task<Harness> StartAsync(TestDatabase db, SimulatorOptions sim, Action<IngestorOptions>? configure = null, TimeProvider? daemonTime = null)
     {
         sim.Port = 0;
         var loggers = LoggerFactory.Create(b => b.AddProvider(new TestContextLoggerProvider()).SetMinimumLevel(LogLevel.Information));
@@ -50,7 +50,7 @@ public sealed class Harness : IAsyncDisposable
         };
         configure?.Invoke(options);
         Assert.That(OptionsValidator.Validate(options), Is.Empty);
-        var daemon = IngestorHost.Build(options, new TestContextLoggerProvider());
+        var daemon = IngestorHost.Build(options, new TestContextLoggerProvider(), daemonTime);
         await daemon.StartAsync();
         return new Harness(db, simulator, daemon, options);
     }

@@ -87,7 +87,7 @@ public static class IngestorHost
         using var serilog = LoggingSetup.Create(options);
         using var provider = new SerilogLoggerProvider(serilog);
         Log.Starting(provider.CreateLogger("OrderBookIngestor"), ThisAssembly.Version,
-            options.Symbols.Count, string.Join(",", options.Channels), DatabaseConnection.Redact(options.Database));
+            options.Symbols.Count <= 10 ? string.Join(",", options.Symbols) : $"{options.Symbols.Count} given", string.Join(",", options.Channels), DatabaseConnection.Redact(options.Database));
         using var host = Build(options, provider);
         await host.RunAsync(ct).ConfigureAwait(false);
         return Environment.ExitCode;

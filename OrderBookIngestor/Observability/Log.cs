@@ -70,8 +70,8 @@ internal static partial class Log
     public static partial void SimulatorSlowClient(ILogger logger, int client, int queued);
 
     // 9xxx lifecycle
-    [LoggerMessage(9001, LogLevel.Information, "orderbook-ingestor {Version} starting: {Symbols} symbols, channels {Channels}, database {Database}")]
-    public static partial void Starting(ILogger logger, string version, int symbols, string channels, string database);
+    [LoggerMessage(9001, LogLevel.Information, "orderbook-ingestor {Version} starting: symbols {Symbols}, channels {Channels}, database {Database}")]
+    public static partial void Starting(ILogger logger, string version, string symbols, string channels, string database);
 
     [LoggerMessage(9002, LogLevel.Information, "Pipeline running: {Shards} connections, HTTP on {Http}")]
     public static partial void Running(ILogger logger, int shards, string http);
