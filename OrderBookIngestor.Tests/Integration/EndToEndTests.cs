@@ -18,7 +18,13 @@ public sealed partial class EndToEndTests
     public async Task CreateDatabase() => _db = await TestDatabase.CreateAsync();
 
     [TearDown]
-    public async Task DropDatabase() => await _db.DisposeAsync();
+    public async Task DropDatabase()
+    {
+        if (_db is not null)
+        {
+            await _db.DisposeAsync();
+        }
+    }
 
     [Test]
     public async Task EveryEventTheSimulatorSent_IsStoredExactlyOnceWithIdenticalValues()

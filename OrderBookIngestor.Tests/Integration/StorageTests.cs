@@ -16,7 +16,13 @@ public sealed class StorageTests
     public async Task CreateDatabase() => _db = await TestDatabase.CreateAsync();
 
     [TearDown]
-    public async Task DropDatabase() => await _db.DisposeAsync();
+    public async Task DropDatabase()
+    {
+        if (_db is not null)
+        {
+            await _db.DisposeAsync();
+        }
+    }
 
     private Task<int> Migrate() => new SchemaMigrator(_db.DataSource, NullLogger.Instance).MigrateAsync(CancellationToken.None);
 

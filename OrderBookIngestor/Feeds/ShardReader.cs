@@ -140,10 +140,7 @@ public sealed class ShardReader
                         }
                         else
                         {
-                            var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(buffer.Length * 2, _options.MaxFrameBytes));
-                            buffer.AsSpan(0, filled).CopyTo(bigger);
-                            ArrayPool<byte>.Shared.Return(buffer);
-                            buffer = bigger;
+                            PooledArrays.Grow(ref buffer, Math.Min(buffer.Length * 2, _options.MaxFrameBytes), filled);
                         }
                     }
 

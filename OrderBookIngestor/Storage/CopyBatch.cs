@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using OrderBookIngestor.Pipeline;
 
 namespace OrderBookIngestor.Storage;
 
@@ -47,10 +48,7 @@ public sealed class CopyBatch : IDisposable
         Ensure(2 + maxRowBytes);
         if (Rows == _exchangeTimesMs.Length)
         {
-            var bigger = ArrayPool<long>.Shared.Rent(_exchangeTimesMs.Length * 2);
-            _exchangeTimesMs.AsSpan().CopyTo(bigger);
-            ArrayPool<long>.Shared.Return(_exchangeTimesMs);
-            _exchangeTimesMs = bigger;
+            PooledArrays.Grow(ref _exchangeTimesMs, _exchangeTimesMs.Length * 2, Rows);
         }
 
         _exchangeTimesMs[Rows++] = exchangeTimeMs;
@@ -111,10 +109,7 @@ public sealed class CopyBatch : IDisposable
             return;
         }
 
-        var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(_buffer.Length * 2, _length + more));
-        _buffer.AsSpan(0, _length).CopyTo(bigger);
-        ArrayPool<byte>.Shared.Return(_buffer);
-        _buffer = bigger;
+        PooledArrays.Grow(ref _buffer, Math.Max(_buffer.Length * 2, _length + more), _length);
     }
 
     public void Dispose()
