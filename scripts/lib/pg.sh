@@ -41,7 +41,7 @@ pg_as() {
 }
 
 # pg_start DATADIR PORT [fast]  → starts (or reuses) a cluster; sets PG_DATA, PG_PORT, PG_USER_OS.
-# "fast" turns off durability (fsync) for throwaway test clusters only.
+# "fast" is for throwaway test clusters only: starts empty, with durability (fsync) off.
 pg_start() {
   local data=$1 port=$2 fast=${3:-}
   pg_find_bin || return 1
@@ -60,6 +60,11 @@ pg_start() {
   fi
   PG_DATA=$data
   PG_PORT=$port
+  if [ "$fast" = fast ] && [ -f "$data/PG_VERSION" ]; then
+    # Throwaway (test) clusters start empty every time, wherever they live.
+    pg_as "$PG_USER_OS" "$PG_BIN/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1 || true
+    find "$data" -mindepth 1 -delete
+  fi
   if [ ! -f "$data/PG_VERSION" ]; then
     pg_log "initialising a private cluster in $data"
     pg_as "$PG_USER_OS" "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C >"$data.initdb.log" 2>&1 \
