@@ -13,8 +13,11 @@ namespace OrderBookIngestor.Tests.Support;
 /// <summary>A simulator and a daemon, both in this process but talking over real loopback sockets to a real database.</summary>
 public sealed class Harness : IAsyncDisposable
 {
-    private Harness(TestDatabase db, SimulatorServer simulator, IHost daemon, IngestorOptions options)
+    private readonly TimeProvider? _daemonTime;
+
+    private Harness(TestDatabase db, SimulatorServer simulator, IHost daemon, IngestorOptions options, TimeProvider? daemonTime)
     {
+        _daemonTime = daemonTime;
         Db = db;
         Simulator = simulator;
         Daemon = daemon;
@@ -25,7 +28,7 @@ public sealed class Harness : IAsyncDisposable
 
     public SimulatorServer Simulator { get; }
 
-    public IHost Daemon { get; }
+    public IHost Daemon { get; private set; }
 
     public IngestorOptions Options { get; }
 
@@ -52,7 +55,17 @@ public sealed class Harness : IAsyncDisposable
         Assert.That(OptionsValidator.Validate(options), Is.Empty);
         var daemon = IngestorHost.Build(options, new TestContextLoggerProvider(), daemonTime);
         await daemon.StartAsync();
-        return new Harness(db, simulator, daemon, options);
+        return new Harness(db, simulator, daemon, options, daemonTime);
+    }
+
+    /// <summary>Stops the daemon (an orderly SIGTERM-like stop), waits, and starts a fresh one on the same database.</summary>
+    public async Task RestartDaemonAsync(TimeSpan downtime)
+    {
+        await Daemon.StopAsync();
+        Daemon.Dispose();
+        await Task.Delay(downtime);
+        Daemon = IngestorHost.Build(Options, new TestContextLoggerProvider(), _daemonTime);
+        await Daemon.StartAsync();
     }
 
     public static int FreePort()

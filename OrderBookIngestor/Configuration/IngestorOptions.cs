@@ -61,6 +61,15 @@ public sealed class IngestorOptions
     /// <summary>How long shutdown may spend flushing buffered rows. Keep below systemd's TimeoutStopSec.</summary>
     public int DrainTimeoutSeconds { get; set; } = 20;
 
+    /// <summary>Most aggTrades fetched from REST to fill one hole; beyond that the rest goes to the gap ledger.</summary>
+    public int MaxBackfillTrades { get; set; } = 100_000;
+
+    /// <summary>REST request weight we allow ourselves per minute. Binance's IP limit is 2400; leave room for other tools.</summary>
+    public int RestWeightPerMinute { get; set; } = 1200;
+
+    /// <summary>REST requests in flight at once.</summary>
+    public int RestMaxInFlight { get; set; } = 2;
+
     /// <summary>Apply schema migrations at start (the same as running `migrate` first).</summary>
     public bool AutoMigrate { get; set; } = true;
 

@@ -25,6 +25,7 @@ public static class OptionsLoader
         nameof(IngestorOptions.ReconnectMaxDelayMs), nameof(IngestorOptions.StableConnectionSeconds), nameof(IngestorOptions.MaxFrameBytes),
         nameof(IngestorOptions.SummaryIntervalSeconds), nameof(IngestorOptions.DrainTimeoutSeconds), nameof(IngestorOptions.AutoMigrate),
         nameof(IngestorOptions.LogFile), nameof(IngestorOptions.LogRetainedFiles), nameof(IngestorOptions.LogLevel),
+        nameof(IngestorOptions.MaxBackfillTrades), nameof(IngestorOptions.RestWeightPerMinute), nameof(IngestorOptions.RestMaxInFlight),
     ];
 
     public static IngestorOptions Load(
@@ -157,6 +158,9 @@ public static class OptionsLoader
             case nameof(IngestorOptions.LogFile): o.LogFile = value; break;
             case nameof(IngestorOptions.LogRetainedFiles): o.LogRetainedFiles = Int(value, source); break;
             case nameof(IngestorOptions.LogLevel): o.LogLevel = value; break;
+            case nameof(IngestorOptions.MaxBackfillTrades): o.MaxBackfillTrades = Int(value, source); break;
+            case nameof(IngestorOptions.RestWeightPerMinute): o.RestWeightPerMinute = Int(value, source); break;
+            case nameof(IngestorOptions.RestMaxInFlight): o.RestMaxInFlight = Int(value, source); break;
             default: throw new ConfigurationException($"{source}: unknown setting.");
         }
     }

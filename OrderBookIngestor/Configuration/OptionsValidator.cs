@@ -67,6 +67,9 @@ public static class OptionsValidator
         Range(errors, nameof(o.SummaryIntervalSeconds), o.SummaryIntervalSeconds, 0, 86_400);
         Range(errors, nameof(o.DrainTimeoutSeconds), o.DrainTimeoutSeconds, 1, 3600);
         Range(errors, nameof(o.LogRetainedFiles), o.LogRetainedFiles, 1, 3650);
+        Range(errors, nameof(o.MaxBackfillTrades), o.MaxBackfillTrades, 0, 10_000_000);
+        Range(errors, nameof(o.RestWeightPerMinute), o.RestWeightPerMinute, 20, 2400);
+        Range(errors, nameof(o.RestMaxInFlight), o.RestMaxInFlight, 1, 16);
         if (o.BatchMaxRows > o.BufferCapacity)
         {
             errors.Add($"BatchMaxRows ({o.BatchMaxRows}) is larger than BufferCapacity ({o.BufferCapacity}); lower the batch or raise the buffer.");

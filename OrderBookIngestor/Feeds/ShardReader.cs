@@ -22,7 +22,8 @@ public sealed class ShardReader
     private readonly ShardPlan _plan;
     private readonly IngestorOptions _options;
     private readonly FrameParser _parser;
-    private readonly EventBuffers _buffers;
+    private readonly EventRouter _router;
+    private readonly IReadOnlyList<int> _bookTickerSymbols;
     private readonly ShardStats _stats;
     private readonly IngestorMetrics _metrics;
     private readonly TimeProvider _time;
@@ -32,13 +33,14 @@ public sealed class ShardReader
     private long _nextControlId = 1;
     private long _lastSubscribeId;
 
-    public ShardReader(ShardPlan plan, IngestorOptions options, FrameParser parser, EventBuffers buffers,
+    public ShardReader(ShardPlan plan, IngestorOptions options, FrameParser parser, EventRouter router,
         ShardStats stats, IngestorMetrics metrics, TimeProvider time, ILogger log, Random random)
     {
         _plan = plan;
         _options = options;
         _parser = parser;
-        _buffers = buffers;
+        _router = router;
+        _bookTickerSymbols = router.BookTickerSymbols(plan.Streams);
         _stats = stats;
         _metrics = metrics;
         _time = time;
@@ -76,6 +78,8 @@ public sealed class ShardReader
                 reason = ex.Message;
             }
 
+            // bookTicker ids are not contiguous: the window until the first frame after reconnecting is a gap.
+            _router.Interrupted(_bookTickerSymbols);
             var lived = _time.GetElapsedTime(started);
             if (lived >= TimeSpan.FromSeconds(_options.StableConnectionSeconds))
             {
@@ -186,13 +190,9 @@ public sealed class ShardReader
         switch (_parser.Parse(buffer.AsSpan(0, length), ingestUs, out var frame))
         {
             case FrameKind.BookTicker:
-                return _buffers.BookTickers.Writer.TryWrite(frame.BookTicker)
-                    ? ValueTask.CompletedTask
-                    : WriteSlowAsync(_buffers.BookTickers.Writer, frame.BookTicker, abort);
+                return _router.RouteBookTickerAsync(frame.BookTicker, abort);
             case FrameKind.Trade:
-                return _buffers.Trades.Writer.TryWrite(frame.Trade)
-                    ? ValueTask.CompletedTask
-                    : WriteSlowAsync(_buffers.Trades.Writer, frame.Trade, abort);
+                return _router.RouteTradeAsync(frame.Trade, abort);
             case FrameKind.ControlResult:
                 if (frame.ControlId == Interlocked.Read(ref _lastSubscribeId))
                 {
@@ -207,19 +207,6 @@ public sealed class ShardReader
             default:
                 Reject(frame.Reason, buffer.AsSpan(0, length));
                 return ValueTask.CompletedTask;
-        }
-    }
-
-    /// <summary>The buffer is full: wait for the flusher (backpressure). Only the drain deadline gives up, and says so.</summary>
-    private async ValueTask WriteSlowAsync<T>(System.Threading.Channels.ChannelWriter<T> writer, T item, CancellationToken abort)
-    {
-        try
-        {
-            await writer.WriteAsync(item, abort).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is OperationCanceledException or System.Threading.Channels.ChannelClosedException)
-        {
-            Log.EventLostAtShutdown(_log, _plan.Name);
         }
     }
 

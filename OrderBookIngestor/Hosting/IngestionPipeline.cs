@@ -43,10 +43,12 @@ public sealed class IngestionPipeline : BackgroundService
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         SymbolTable symbols;
+        Dictionary<int, LastStored> lastStored;
         try
         {
             await PrepareDatabaseAsync(stoppingToken).ConfigureAwait(false);
             symbols = await RegisterSymbolsAsync(stoppingToken).ConfigureAwait(false);
+            lastStored = await LastStoredReader.ReadAsync(_dataSource, symbols.Symbols.Select(s => symbols.TryGetId(s, out var id) ? id : 0), stoppingToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
@@ -69,39 +71,55 @@ public sealed class IngestionPipeline : BackgroundService
         _metrics.Trades.BufferCapacity = buffers.Capacity;
 
         using var abort = new CancellationTokenSource();
+        using var stopBackfill = new CancellationTokenSource();
         var random = new Random();
         var storageLog = _loggers.CreateLogger("OrderBookIngestor.Storage");
+        var feedLog = _loggers.CreateLogger("OrderBookIngestor.Feeds");
         var flushers = new[]
         {
             Task.Run(() => new BatchFlusher<BookTickerEvent, BookTickerRows>(buffers.BookTickers.Reader, _dataSource, _options, _metrics.BookTicker, _time, storageLog, new Random(random.Next())).RunAsync(abort.Token), CancellationToken.None),
             Task.Run(() => new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, _dataSource, _options, _metrics.Trades, _time, storageLog, new Random(random.Next())).RunAsync(abort.Token), CancellationToken.None),
         };
 
+        var states = new StreamStates(symbols, lastStored);
+        var gaps = new GapLedger();
+        _metrics.Gaps = gaps;
+        var gapWriter = Task.Run(() => new GapWriter(gaps, _dataSource, _time, storageLog, new Random(random.Next())).RunAsync(abort.Token), CancellationToken.None);
+        using var gate = new RestWeightGate(_options.RestWeightPerMinute, _options.RestMaxInFlight, _time);
+        _metrics.RestWeightUsed = () => gate.UsedThisMinute;
+        var backfiller = new TradeBackfiller(new BinanceRestClient(_http, _options.RestUrl, gate), states, buffers, gaps, _metrics, _time, feedLog, _options.MaxBackfillTrades);
+        var backfill = Task.Run(() => backfiller.RunAsync(stopBackfill.Token, abort.Token), CancellationToken.None);
+        var router = new EventRouter(buffers, states, gaps, backfiller.Requests, _metrics, symbols, _time);
+
         var parser = new FrameParser(symbols);
-        var feedLog = _loggers.CreateLogger("OrderBookIngestor.Feeds");
         var readers = plans.Select(plan =>
         {
-            var reader = new ShardReader(plan, _options, parser, buffers, _metrics.AddShard(plan), _metrics, _time, feedLog, new Random(random.Next()));
+            var reader = new ShardReader(plan, _options, parser, router, _metrics.AddShard(plan), _metrics, _time, feedLog, new Random(random.Next()));
             return Task.Run(() => reader.RunAsync(stoppingToken, abort.Token), CancellationToken.None);
         }).ToArray();
 
         _metrics.Ready = true;
         Log.Running(_log, readers.Length, _options.Http);
 
-        // Readers and flushers only end on shutdown; one that ends earlier is a bug, and the safe reaction is
-        // to stop (systemd restarts us) rather than to run on with a dead shard.
-        var all = readers.Concat(flushers).ToList();
+        // Readers and the other loops only end on shutdown; one that ends earlier is a bug, and the safe
+        // reaction is to stop (systemd restarts us) rather than to run on with a dead part.
+        var all = readers.Concat(flushers).Append(backfill).Append(gapWriter).ToList();
         var first = await Task.WhenAny(all.Append(Task.Delay(Timeout.InfiniteTimeSpan, _time, stoppingToken))).ConfigureAwait(false);
         if (!stoppingToken.IsCancellationRequested)
         {
             Fail($"a pipeline task ended unexpectedly: {first.Exception?.GetBaseException().Message ?? "no error"}");
         }
 
+        // Ordered drain: readers → backfill (what it cannot finish goes to the ledger) → table buffers → gap ledger.
         Log.Draining(_log);
         abort.CancelAfter(TimeSpan.FromSeconds(_options.DrainTimeoutSeconds));
         await Task.WhenAll(readers.Select(Quietly)).ConfigureAwait(false);
+        await stopBackfill.CancelAsync().ConfigureAwait(false);
+        await Quietly(backfill).ConfigureAwait(false);
         buffers.Complete();
         await Task.WhenAll(flushers.Select(Quietly)).ConfigureAwait(false);
+        gaps.Complete();
+        await Quietly(gapWriter).ConfigureAwait(false);
         Log.Stopped(_log, _metrics.BookTicker.RowsCommitted, _metrics.Trades.RowsCommitted);
     }
 

@@ -6,6 +6,9 @@ namespace OrderBookIngestor.Observability;
 public sealed class IngestorMetrics
 {
     private readonly long[] _rejects = new long[Enum.GetValues<RejectReason>().Length];
+    private readonly long[] _duplicates = new long[MarketChannels.All.Length * 2];
+    private long _lostAtShutdown;
+    private long _backfilled;
     private readonly List<ShardStats> _shards = [];
     private readonly Lock _gate = new();
 
@@ -55,6 +58,24 @@ public sealed class IngestorMetrics
 
         return stats;
     }
+
+    /// <summary>The gap ledger, once the pipeline runs (for per-reason counts).</summary>
+    public Pipeline.GapLedger? Gaps { get; set; }
+
+    /// <summary>REST weight used this minute, once the pipeline runs.</summary>
+    public Func<int> RestWeightUsed { get; set; } = () => 0;
+
+    public void Duplicate(MarketChannel channel, bool stale) => Interlocked.Increment(ref _duplicates[((int)channel * 2) + (stale ? 1 : 0)]);
+
+    public long Duplicates(MarketChannel channel, bool stale) => Interlocked.Read(ref _duplicates[((int)channel * 2) + (stale ? 1 : 0)]);
+
+    public void LostAtShutdown() => Interlocked.Increment(ref _lostAtShutdown);
+
+    public long EventsLostAtShutdown => Interlocked.Read(ref _lostAtShutdown);
+
+    public void Backfilled() => Interlocked.Increment(ref _backfilled);
+
+    public long TradesBackfilled => Interlocked.Read(ref _backfilled);
 
     public void Reject(RejectReason reason) => Interlocked.Increment(ref _rejects[(int)reason]);
 

@@ -36,6 +36,12 @@ internal static partial class Log
     [LoggerMessage(1009, LogLevel.Error, "Shard {Shard}: an event could not be buffered before the drain deadline and is lost")]
     public static partial void EventLostAtShutdown(ILogger logger, string shard);
 
+    [LoggerMessage(1010, LogLevel.Information, "Backfilling {Symbol} aggTrade ids {From}..{To} from REST")]
+    public static partial void BackfillStarted(ILogger logger, string symbol, long from, long to);
+
+    [LoggerMessage(1011, LogLevel.Information, "Backfill of {Symbol} ids {From}..{To} done; {Missing} ids could not be recovered and are in the gap ledger")]
+    public static partial void BackfillFinished(ILogger logger, string symbol, long from, long to, long missing);
+
     // 2xxx parsing
     [LoggerMessage(2001, LogLevel.Warning, "Shard {Shard}: frame rejected ({Reason}, {Suppressed} more since the last sample): {Frame}")]
     public static partial void FrameRejected(ILogger logger, string shard, string reason, long suppressed, string frame);
@@ -61,6 +67,12 @@ internal static partial class Log
 
     [LoggerMessage(3007, LogLevel.Information, "COPY into {Table} succeeded again after {Attempts} failed attempts")]
     public static partial void CopyRecovered(ILogger logger, string table, int attempts);
+
+    [LoggerMessage(3008, LogLevel.Warning, "Gap recorded: {Stream} {Reason} ids {First}..{Last}, {Seconds:F1}s")]
+    public static partial void GapRecorded(ILogger logger, string stream, string reason, long? first, long? last, double seconds);
+
+    [LoggerMessage(3009, LogLevel.Error, "Drain deadline passed: {Rows} gap ledger rows were not written")]
+    public static partial void GapRowsLost(ILogger logger, int rows);
 
     // 5xxx simulator
     [LoggerMessage(5001, LogLevel.Information, "Simulator listening on {Url}: {Symbols} symbols, {Rate} events/s, {Events} events (0 = unlimited), seed {Seed}")]

@@ -53,6 +53,26 @@ public static class PrometheusWriter
             Sample(sb, "orderbook_frames_rejected_total", $"reason=\"{r.Label()}\"", m.Rejects(r));
         }
 
+        Header(sb, "orderbook_duplicates_dropped_total", "counter", "Frames dropped as already stored (replays, reconnect or rotation overlap); kind=stale when older than the dedupe window.");
+        foreach (var c in MarketChannels.All)
+        {
+            Sample(sb, "orderbook_duplicates_dropped_total", $"channel=\"{c.StreamSuffix()}\",kind=\"replay\"", m.Duplicates(c, stale: false));
+            Sample(sb, "orderbook_duplicates_dropped_total", $"channel=\"{c.StreamSuffix()}\",kind=\"stale\"", m.Duplicates(c, stale: true));
+        }
+
+        Header(sb, "orderbook_gaps_total", "counter", "Holes written to marketdata.feed_gaps, by reason.");
+        foreach (var r in Pipeline.GapReasons.All)
+        {
+            Sample(sb, "orderbook_gaps_total", $"reason=\"{Pipeline.GapReasons.Label(r)}\"", m.Gaps?.Count(r) ?? 0);
+        }
+
+        Header(sb, "orderbook_trades_backfilled_total", "counter", "aggTrades recovered from REST after an id discontinuity.");
+        Sample(sb, "orderbook_trades_backfilled_total", null, m.TradesBackfilled);
+        Header(sb, "orderbook_events_lost_at_shutdown_total", "counter", "Received events not buffered before the drain deadline.");
+        Sample(sb, "orderbook_events_lost_at_shutdown_total", null, m.EventsLostAtShutdown);
+        Header(sb, "orderbook_rest_weight_used", "gauge", "Binance REST request weight used this minute (X-MBX-USED-WEIGHT-1M).");
+        Sample(sb, "orderbook_rest_weight_used", null, m.RestWeightUsed());
+
         TableCounter(sb, m, "orderbook_rows_written_total", "counter", "Rows committed to the database.", t => t.RowsCommitted);
         TableCounter(sb, m, "orderbook_copy_batches_total", "counter", "COPY batches committed.", t => t.Batches);
         TableCounter(sb, m, "orderbook_copy_failures_total", "counter", "COPY attempts that failed and were retried.", t => t.CopyFailures);

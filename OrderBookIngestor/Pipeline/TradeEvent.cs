@@ -1,6 +1,7 @@
 namespace OrderBookIngestor.Pipeline;
 
-/// <summary>One aggTrade. Times are Unix epoch: exchange times in milliseconds, receive time in microseconds.</summary>
+/// <summary>One aggTrade. Times are Unix epoch: exchange times in milliseconds, receive time in microseconds.
+/// Backfilled trades come from REST, which has no event time: EventTimeMs is then the trade time.</summary>
 public readonly record struct TradeEvent(
     int SymbolId,
     long AggTradeId,
@@ -11,4 +12,5 @@ public readonly record struct TradeEvent(
     double Qty,
     long FirstTradeId,
     long LastTradeId,
-    bool IsBuyerMaker);
+    bool IsBuyerMaker,
+    bool IsBackfilled = false);

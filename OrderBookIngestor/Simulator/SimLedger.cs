@@ -33,6 +33,38 @@ public sealed class SimLedger
 
     public void OnDroppedForSlowClient(long frames) => Interlocked.Add(ref _droppedSlowClients, frames);
 
+    private readonly Dictionary<string, List<SimEvent>> _withheld = new(StringComparer.Ordinal);
+
+    /// <summary>Generated but deliberately not sent (fault injection): what backfill must recover or the gap ledger cover.</summary>
+    public void OnWithheld(SimEvent e)
+    {
+        lock (_gate)
+        {
+            if (!_withheld.TryGetValue(e.Stream, out var list))
+            {
+                _withheld[e.Stream] = list = [];
+            }
+
+            list.Add(e);
+        }
+    }
+
+    public IReadOnlyDictionary<string, List<SimEvent>> Withheld()
+    {
+        lock (_gate)
+        {
+            return _withheld.ToDictionary(kv => kv.Key, kv => kv.Value.ToList(), StringComparer.Ordinal);
+        }
+    }
+
+    public bool IsWithheld(SimEvent e)
+    {
+        lock (_gate)
+        {
+            return _withheld.TryGetValue(e.Stream, out var list) && list.Contains(e);
+        }
+    }
+
     public void OnDelivered(SimEvent e)
     {
         lock (_gate)
@@ -64,6 +96,7 @@ public sealed class SimLedger
         w.WriteNumber("generated", Generated);
         w.WriteNumber("delivered", Delivered);
         w.WriteNumber("droppedSlowClients", Interlocked.Read(ref _droppedSlowClients));
+        w.WriteNumber("withheld", Withheld().Values.Sum(l => l.Count));
         w.WriteStartObject("streams");
         foreach (var (name, t) in Snapshot())
         {

@@ -13,8 +13,11 @@ public sealed class SimulatedMarket
     private readonly Dictionary<string, StreamState> _streams = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
 
-    public SimulatedMarket(IReadOnlyList<SimSymbol> symbols, int seed, TimeProvider time)
+    private readonly int _tradeHistory;
+
+    public SimulatedMarket(IReadOnlyList<SimSymbol> symbols, int seed, TimeProvider time, int tradeHistory = 200_000)
     {
+        _tradeHistory = tradeHistory;
         _time = time;
         Symbols = symbols;
         foreach (var s in symbols)
@@ -22,7 +25,7 @@ public sealed class SimulatedMarket
             foreach (var channel in MarketChannels.All)
             {
                 var name = MarketChannels.StreamName(s.Symbol, channel);
-                _streams[name] = new StreamState(name, s, channel, new Random(HashCode.Combine(seed, s.Index, (int)channel)));
+                _streams[name] = new StreamState(name, s, channel, new Random(HashCode.Combine(seed, s.Index, (int)channel)), _tradeHistory);
             }
         }
     }
@@ -31,11 +34,24 @@ public sealed class SimulatedMarket
 
     public bool IsKnownStream(string stream) => _streams.ContainsKey(stream);
 
+    public IReadOnlyCollection<string> AllStreams => _streams.Keys;
+
     public bool TryGetChannel(string stream, out MarketChannel channel)
     {
         var found = _streams.TryGetValue(stream, out var state);
         channel = found ? state!.Channel : default;
         return found;
+    }
+
+    /// <summary>aggTrades of <paramref name="symbol"/> with id ≥ fromId (or the latest when null), oldest first, as REST returns them.</summary>
+    public IReadOnlyList<SimEvent> AggTrades(string symbol, long? fromId, int limit)
+    {
+        if (!_streams.TryGetValue(MarketChannels.StreamName(symbol, MarketChannel.AggTrade), out var s))
+        {
+            return [];
+        }
+
+        return s.History(fromId, limit);
     }
 
     /// <summary>The next event of <paramref name="stream"/>. Not thread-safe: one generator thread calls it.</summary>
@@ -55,8 +71,12 @@ public sealed class SimulatedMarket
         private long _id;
         private long _tradeId;
 
-        public StreamState(string name, SimSymbol symbol, MarketChannel channel, Random random)
+        private readonly List<SimEvent> _history = [];
+        private readonly int _historyLimit;
+
+        public StreamState(string name, SimSymbol symbol, MarketChannel channel, Random random, int historyLimit)
         {
+            _historyLimit = historyLimit;
             _name = name;
             _symbol = symbol;
             Channel = channel;
@@ -98,8 +118,32 @@ public sealed class SimulatedMarket
             // "nq" (quantity without RPI orders) is sent like the live exchange does; the daemon ignores it.
             var data = Encoding.ASCII.GetBytes(
                 $"{{\"e\":\"aggTrade\",\"E\":{nowMs},\"s\":\"{_symbol.Symbol}\",\"a\":{_id},\"p\":\"{SymbolUniverse.Fixed(_midTicks, pd)}\",\"q\":\"{SymbolUniverse.Fixed(qty, qd)}\",\"nq\":\"{SymbolUniverse.Fixed(qty, qd)}\",\"f\":{first},\"l\":{last},\"T\":{tradeMs},\"m\":{(maker ? "true" : "false")}}}");
-            return new SimEvent(_name, _symbol.Symbol, Channel, _id, nowMs, tradeMs,
+            var e = new SimEvent(_name, _symbol.Symbol, Channel, _id, nowMs, tradeMs,
                 SymbolUniverse.ToDecimal(_midTicks, pd), SymbolUniverse.ToDecimal(qty, qd), 0, 0, first, last, maker, data);
+            lock (_history)
+            {
+                _history.Add(e);
+                if (_history.Count > _historyLimit)
+                {
+                    _history.RemoveRange(0, _history.Count - _historyLimit);
+                }
+            }
+
+            return e;
+        }
+
+        public List<SimEvent> History(long? fromId, int limit)
+        {
+            lock (_history)
+            {
+                if (fromId is null)
+                {
+                    return _history.Skip(Math.Max(0, _history.Count - limit)).ToList();
+                }
+
+                var start = _history.FindIndex(e => e.Id >= fromId);
+                return start < 0 ? [] : _history.Skip(start).Take(limit).ToList();
+            }
         }
     }
 }

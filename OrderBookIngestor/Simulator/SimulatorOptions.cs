@@ -24,6 +24,19 @@ public sealed class SimulatorOptions
     /// <summary>Frames queued for one client before it is judged too slow and disconnected, as the exchange does.</summary>
     public int MaxQueuedFrames { get; set; } = 200_000;
 
+    /// <summary>Generate for every listed stream whether or not anyone subscribes, as the real market does
+    /// (a recorder's downtime then really misses events). Off: only subscribed streams are generated.</summary>
+    public bool AllStreamsActive { get; set; }
+
+    /// <summary>Fault: every Nth frame to a client is sent twice (0: never).</summary>
+    public int DuplicateEvery { get; set; }
+
+    /// <summary>Fault: REST aggTrades leaves out trades that were withheld from the stream, so backfill cannot recover them.</summary>
+    public bool RestForgetsWithheld { get; set; }
+
+    /// <summary>aggTrades kept per symbol for the REST endpoint.</summary>
+    public int TradeHistory { get; set; } = 200_000;
+
     /// <summary>Keep every delivered event in memory (tests compare them row by row).</summary>
     public bool RecordEvents { get; set; }
 }

@@ -39,7 +39,7 @@ public sealed class SimulatorServer : IAsyncDisposable
         _options = options;
         _time = time;
         _log = loggers.CreateLogger("OrderBookIngestor.Simulator");
-        _market = new SimulatedMarket(SymbolUniverse.Create(options.Symbols), options.Seed, time);
+        _market = new SimulatedMarket(SymbolUniverse.Create(options.Symbols), options.Seed, time, options.TradeHistory);
         Ledger = new SimLedger(options.RecordEvents);
     }
 
@@ -75,6 +75,7 @@ public sealed class SimulatorServer : IAsyncDisposable
         _app.MapGet("/fapi/v1/ping", ctx => Json(ctx, "{}"));
         _app.MapGet("/fapi/v1/time", ctx => Json(ctx, $"{{\"serverTime\":{_time.GetUtcNow().ToUnixTimeMilliseconds()}}}"));
         _app.MapGet("/fapi/v1/exchangeInfo", ExchangeInfo);
+        _app.MapGet("/fapi/v1/aggTrades", AggTrades);
         _app.MapGet("/sim/ledger", async ctx =>
         {
             ctx.Response.ContentType = "application/json";
@@ -138,6 +139,11 @@ public sealed class SimulatorServer : IAsyncDisposable
 
     private string[] ActiveStreams()
     {
+        if (_options.AllStreamsActive)
+        {
+            return [.. _market.AllStreams.Order(StringComparer.Ordinal)];
+        }
+
         var set = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var c in Connections)
         {
@@ -153,9 +159,41 @@ public sealed class SimulatorServer : IAsyncDisposable
         return [.. set];
     }
 
+    private readonly Dictionary<string, int> _withholdNext = new(StringComparer.Ordinal);
+    private long _framesSent;
+
+    /// <summary>Fault: the next <paramref name="count"/> events of <paramref name="stream"/> are generated but sent to nobody.</summary>
+    public void WithholdNext(string stream, int count)
+    {
+        lock (_withholdNext)
+        {
+            _withholdNext[stream] = _withholdNext.GetValueOrDefault(stream) + count;
+        }
+    }
+
+    private bool TakeWithheld(string stream)
+    {
+        lock (_withholdNext)
+        {
+            if (_withholdNext.TryGetValue(stream, out var n) && n > 0)
+            {
+                _withholdNext[stream] = n - 1;
+                return true;
+            }
+
+            return false;
+        }
+    }
+
     private void Broadcast(SimEvent e)
     {
         Ledger.OnGenerated();
+        if (TakeWithheld(e.Stream))
+        {
+            Ledger.OnWithheld(e);
+            return;
+        }
+
         foreach (var c in Connections)
         {
             // A stream subscribed on the wrong route is acknowledged and then silent, as on the real exchange.
@@ -165,7 +203,8 @@ public sealed class SimulatorServer : IAsyncDisposable
             }
 
             var frame = c.Combined ? Wrap(e) : e.Data;
-            if (!c.TryEnqueue(e, frame))
+            var duplicate = _options.DuplicateEvery > 0 && Interlocked.Increment(ref _framesSent) % _options.DuplicateEvery == 0;
+            if (!c.TryEnqueue(e, frame) || (duplicate && !c.TryEnqueue(null, frame)))
             {
                 Log.SimulatorSlowClient(_log, c.Id, c.Queued);
                 Ledger.OnDroppedForSlowClient(c.Queued);
@@ -390,7 +429,8 @@ public sealed class SimulatorServer : IAsyncDisposable
 
     private void CheckSubscribed()
     {
-        if (ActiveStreams().Length >= Math.Max(1, _options.WaitForStreams))
+        var subscribed = Connections.SelectMany(c => c.Subscriptions()).Distinct().Count();
+        if (subscribed >= Math.Max(1, _options.WaitForStreams))
         {
             _subscribed.TrySetResult();
         }
@@ -417,6 +457,44 @@ public sealed class SimulatorServer : IAsyncDisposable
 
         sb.Append("]}");
         return Json(ctx, sb.ToString());
+    }
+
+    /// <summary>GET /fapi/v1/aggTrades?symbol=X&amp;fromId=N&amp;limit=L, in the exchange's shape.</summary>
+    private Task AggTrades(HttpContext ctx)
+    {
+        var symbol = ctx.Request.Query["symbol"].ToString();
+        long? fromId = long.TryParse(ctx.Request.Query["fromId"].ToString(), out var f) ? f : null;
+        var limit = int.TryParse(ctx.Request.Query["limit"].ToString(), out var l) ? Math.Clamp(l, 1, 1000) : 500;
+        ctx.Response.Headers["X-MBX-USED-WEIGHT-1M"] = "20";
+        var trades = _market.AggTrades(symbol, fromId, limit);
+        if (_options.RestForgetsWithheld)
+        {
+            trades = trades.Where(t => !Ledger.IsWithheld(t)).ToList();
+        }
+
+        var sb = new StringBuilder("[");
+        foreach (var t in trades)
+        {
+            if (sb.Length > 1)
+            {
+                sb.Append(',');
+            }
+
+            var text = Encoding.ASCII.GetString(t.Data);
+            // Reuse the stream payload's values; REST has no "e", "E" or "s".
+            sb.Append(System.FormattableString.Invariant(
+                $"{{\"a\":{t.Id},\"p\":\"{Field(text, "p")}\",\"q\":\"{Field(text, "q")}\",\"f\":{t.FirstId},\"l\":{t.LastId},\"T\":{t.TransactionTimeMs},\"m\":{(t.Maker ? "true" : "false")}}}"));
+        }
+
+        sb.Append(']');
+        return Json(ctx, sb.ToString());
+    }
+
+    private static string Field(string json, string name)
+    {
+        var key = $"\"{name}\":\"";
+        var start = json.IndexOf(key, StringComparison.Ordinal) + key.Length;
+        return json[start..json.IndexOf('"', start)];
     }
 
     private static Task Json(HttpContext ctx, string body)

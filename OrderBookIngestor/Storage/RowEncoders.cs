@@ -43,14 +43,14 @@ public readonly struct TradeRows : IRowEncoder<TradeEvent>
     public static string Table => "trades";
 
     public static string CopyCommand =>
-        "COPY marketdata.trades (ts_exchange, ts_trade, ts_ingest, symbol_id, agg_trade_id, price, qty, first_trade_id, last_trade_id, is_buyer_maker) FROM STDIN (FORMAT BINARY)";
+        "COPY marketdata.trades (ts_exchange, ts_trade, ts_ingest, symbol_id, agg_trade_id, price, qty, first_trade_id, last_trade_id, is_buyer_maker, is_backfilled) FROM STDIN (FORMAT BINARY)";
 
-    // 2 + 3×12 + 8 + 12 + 2×12 + 2×12 + 5
-    private const int MaxRowBytes = 2 + 36 + 8 + 12 + 24 + 24 + 5;
+    // 2 + 3×12 + 8 + 12 + 2×12 + 2×12 + 2×5
+    private const int MaxRowBytes = 2 + 36 + 8 + 12 + 24 + 24 + 10;
 
     public static void Encode(CopyBatch batch, in TradeEvent e)
     {
-        batch.BeginRow(10, e.EventTimeMs, MaxRowBytes);
+        batch.BeginRow(11, e.EventTimeMs, MaxRowBytes);
         batch.WriteTimestampMillis(e.EventTimeMs);
         batch.WriteTimestampMillis(e.TradeTimeMs);
         batch.WriteTimestampMicros(e.IngestTimeUs);
@@ -61,5 +61,6 @@ public readonly struct TradeRows : IRowEncoder<TradeEvent>
         batch.WriteInt64(e.FirstTradeId);
         batch.WriteInt64(e.LastTradeId);
         batch.WriteBool(e.IsBuyerMaker);
+        batch.WriteBool(e.IsBackfilled);
     }
 }

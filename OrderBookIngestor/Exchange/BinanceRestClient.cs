@@ -1,0 +1,81 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using OrderBookIngestor.Pipeline;
+
+namespace OrderBookIngestor.Exchange;
+
+/// <summary>The REST calls the recorder makes besides exchangeInfo, all through the weight gate.</summary>
+public sealed class BinanceRestClient
+{
+    /// <summary>GET /fapi/v1/aggTrades weighs 20 per request.</summary>
+    public const int AggTradesWeight = 20;
+
+    private readonly HttpClient _http;
+    private readonly Uri _base;
+    private readonly RestWeightGate _gate;
+
+    public BinanceRestClient(HttpClient http, string restUrl, RestWeightGate gate)
+    {
+        _http = http;
+        _base = new Uri(restUrl.TrimEnd('/') + "/");
+        _gate = gate;
+    }
+
+    public RestWeightGate Gate => _gate;
+
+    /// <summary>Up to <paramref name="limit"/> aggregate trades with id ≥ <paramref name="fromId"/>, oldest first.</summary>
+    public async Task<IReadOnlyList<TradeEvent>> GetAggTradesAsync(string symbol, int symbolId, long fromId, int limit, long fetchedUs, CancellationToken ct)
+    {
+        using var slot = await _gate.AcquireAsync(AggTradesWeight, ct).ConfigureAwait(false);
+        using var response = await _http.GetAsync(new Uri(_base, $"fapi/v1/aggTrades?symbol={symbol}&fromId={fromId}&limit={limit}"), ct).ConfigureAwait(false);
+        _gate.Observe(response);
+        if (response.StatusCode is HttpStatusCode.TooManyRequests or (HttpStatusCode)418)
+        {
+            throw new HttpRequestException($"aggTrades: HTTP {(int)response.StatusCode}, backing off", null, response.StatusCode);
+        }
+
+        response.EnsureSuccessStatusCode();
+        var body = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
+        return ParseAggTrades(body, symbolId, fetchedUs);
+    }
+
+    /// <summary>[{"a":..,"p":"..","q":"..","f":..,"l":..,"T":..,"m":..}, ...]. A malformed entry fails the whole response.</summary>
+    public static IReadOnlyList<TradeEvent> ParseAggTrades(ReadOnlySpan<byte> body, int symbolId, long fetchedUs)
+    {
+        using var doc = JsonDocument.Parse(body.ToArray());
+        if (doc.RootElement.ValueKind != JsonValueKind.Array)
+        {
+            throw new JsonException("aggTrades: expected an array.");
+        }
+
+        var trades = new List<TradeEvent>(doc.RootElement.GetArrayLength());
+        foreach (var t in doc.RootElement.EnumerateArray())
+        {
+            var price = Number(t, "p", strictlyPositive: true);
+            var qty = Number(t, "q", strictlyPositive: false);
+            var time = Long(t, "T");
+            trades.Add(new TradeEvent(symbolId, Long(t, "a"), time, time, fetchedUs, price, qty, Long(t, "f"), Long(t, "l"),
+                t.TryGetProperty("m", out var m) && m.ValueKind is JsonValueKind.True or JsonValueKind.False
+                    ? m.GetBoolean() : throw new JsonException("aggTrades: missing m."),
+                IsBackfilled: true));
+        }
+
+        return trades;
+    }
+
+    private static long Long(JsonElement e, string name)
+        => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out var n) && n >= 0
+            ? n : throw new JsonException($"aggTrades: bad or missing {name}.");
+
+    private static double Number(JsonElement e, string name, bool strictlyPositive)
+    {
+        if (!e.TryGetProperty(name, out var v) || v.ValueKind != JsonValueKind.String
+            || FrameParser.Decimal(Encoding.ASCII.GetBytes(v.GetString()!), strictlyPositive, out var d) != RejectReason.None)
+        {
+            throw new JsonException($"aggTrades: bad or missing {name}.");
+        }
+
+        return d;
+    }
+}

@@ -1,0 +1,117 @@
+using System.Threading.Channels;
+using OrderBookIngestor.Exchange;
+using OrderBookIngestor.Observability;
+
+namespace OrderBookIngestor.Pipeline;
+
+/// <summary>
+/// Between the parser and the table buffers: drops duplicates (replays, reconnect and rotation overlap),
+/// notices holes (aggTrade ids, interrupted streams) and hands them to backfill and the gap ledger.
+/// Runs on the reader's thread; allocation-free unless a gap is found.
+/// </summary>
+public sealed class EventRouter
+{
+    private readonly EventBuffers _buffers;
+    private readonly StreamStates _states;
+    private readonly GapLedger _gaps;
+    private readonly ChannelWriter<BackfillRequest> _backfill;
+    private readonly IngestorMetrics _metrics;
+    private readonly SymbolTable _symbols;
+    private readonly TimeProvider _time;
+
+    public EventRouter(EventBuffers buffers, StreamStates states, GapLedger gaps, ChannelWriter<BackfillRequest> backfill,
+        IngestorMetrics metrics, SymbolTable symbols, TimeProvider time)
+    {
+        _buffers = buffers;
+        _states = states;
+        _gaps = gaps;
+        _backfill = backfill;
+        _metrics = metrics;
+        _symbols = symbols;
+        _time = time;
+    }
+
+    public StreamStates States => _states;
+
+    public ValueTask RouteBookTickerAsync(in BookTickerEvent e, CancellationToken abort)
+    {
+        switch (_states.BookTicker(e.SymbolId).Offer(e.UpdateId, e.EventTimeMs, out var gap, NowMs()))
+        {
+            case RecentIdSequence.Decision.Accept:
+                if (gap is not null)
+                {
+                    _gaps.Record(gap);
+                }
+
+                return _buffers.BookTickers.Writer.TryWrite(e) ? ValueTask.CompletedTask : WriteSlowAsync(_buffers.BookTickers.Writer, e, abort);
+            case RecentIdSequence.Decision.Stale:
+                _metrics.Duplicate(MarketChannel.BookTicker, stale: true);
+                return ValueTask.CompletedTask;
+            default:
+                _metrics.Duplicate(MarketChannel.BookTicker, stale: false);
+                return ValueTask.CompletedTask;
+        }
+    }
+
+    public ValueTask RouteTradeAsync(in TradeEvent e, CancellationToken abort)
+    {
+        var sequence = _states.Trades(e.SymbolId);
+        var previousTimeMs = sequence.HighestTimeMs;
+        switch (sequence.Offer(e.AggTradeId, e.TradeTimeMs, out var from, out var to))
+        {
+            case TradeDecision.Duplicate:
+                _metrics.Duplicate(MarketChannel.AggTrade, stale: false);
+                return ValueTask.CompletedTask;
+            case TradeDecision.AcceptWithGap:
+                var request = new BackfillRequest(e.SymbolId, _symbols.NameOf(e.SymbolId), from, to,
+                    previousTimeMs > 0 ? previousTimeMs : e.TradeTimeMs, e.TradeTimeMs, NowMs());
+                if (!_backfill.TryWrite(request))
+                {
+                    // Backfill has stopped (shutdown): the hole goes straight to the ledger.
+                    _gaps.Record(request.ToGap(sequence.Stream, "backfill not running"));
+                    sequence.Abandon(from, to);
+                }
+
+                break;
+        }
+
+        return _buffers.Trades.Writer.TryWrite(e) ? ValueTask.CompletedTask : WriteSlowAsync(_buffers.Trades.Writer, e, abort);
+    }
+
+    /// <summary>Symbol ids of the bookTicker streams among <paramref name="streams"/>.</summary>
+    public IReadOnlyList<int> BookTickerSymbols(IEnumerable<string> streams)
+        => streams.Select(s => MarketChannels.TryParseStreamName(s, out var symbol, out var channel) && channel == MarketChannel.BookTicker
+                && _symbols.TryGetId(symbol, out var id) ? id : -1).Where(id => id >= 0).ToList();
+
+    /// <summary>A connection carrying these symbols' bookTicker streams went down.</summary>
+    public void Interrupted(IEnumerable<int> bookTickerSymbolIds)
+    {
+        var now = NowMs();
+        foreach (var id in bookTickerSymbolIds)
+        {
+            _states.BookTicker(id).Interrupt(now);
+        }
+    }
+
+    private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>The buffer is full: wait for the flusher (backpressure). Only the drain deadline gives up, and that is counted.</summary>
+    private async ValueTask WriteSlowAsync<T>(ChannelWriter<T> writer, T item, CancellationToken abort)
+    {
+        try
+        {
+            await writer.WriteAsync(item, abort).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or ChannelClosedException)
+        {
+            _metrics.LostAtShutdown();
+        }
+    }
+}
+
+/// <summary>aggTrade ids [From, To] of a symbol to fetch from REST; the gap is dated by the trades around it.</summary>
+public sealed record BackfillRequest(int SymbolId, string Symbol, long From, long To, long GapStartMs, long GapEndMs, long DetectedMs)
+{
+    public GapRecord ToGap(string stream, string details, long? from = null, long? to = null)
+        => new(SymbolId, stream, GapStartMs, Math.Max(GapStartMs, GapEndMs), from ?? From, to ?? To, GapReason.AggTradeIds, DetectedMs, details);
+}

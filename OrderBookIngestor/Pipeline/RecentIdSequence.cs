@@ -1,0 +1,97 @@
+namespace OrderBookIngestor.Pipeline;
+
+/// <summary>
+/// Dedupe for a stream whose ids rise but are not contiguous (bookTicker's u): a frame is new if its id is
+/// above the highest seen, or is not among the last <see cref="Window"/> ids accepted. An id older than the
+/// window is treated as a replay and dropped (counted as stale). Also remembers when the stream was
+/// interrupted, so the first frame after a reconnect or a restart can date the hole for the gap ledger.
+/// </summary>
+public sealed class RecentIdSequence
+{
+    public const int Window = 256;
+
+    private readonly Lock _gate = new();
+    private readonly long[] _ring = new long[Window];
+    private readonly HashSet<long> _recent = new(Window);
+    private int _next;
+    private long _highest;
+    private long _lowestInWindow;
+
+    public RecentIdSequence(int symbolId, string stream, long lastStoredTimeMs)
+    {
+        SymbolId = symbolId;
+        Stream = stream;
+        InterruptedAtMs = lastStoredTimeMs;
+        InterruptionReason = lastStoredTimeMs > 0 ? GapReason.DaemonDown : null;
+    }
+
+    public int SymbolId { get; }
+
+    public string Stream { get; }
+
+    /// <summary>Exchange time of the last accepted frame.</summary>
+    public long LastTimeMs { get; private set; }
+
+    public long InterruptedAtMs { get; private set; }
+
+    public GapReason? InterruptionReason { get; private set; }
+
+    public enum Decision
+    {
+        Accept,
+        Duplicate,
+        Stale,
+    }
+
+    public Decision Offer(long id, long timeMs, out GapRecord? gap, long nowMs)
+    {
+        gap = null;
+        lock (_gate)
+        {
+            if (id <= _highest)
+            {
+                if (_recent.Contains(id))
+                {
+                    return Decision.Duplicate;
+                }
+
+                if (id < _lowestInWindow)
+                {
+                    return Decision.Stale;
+                }
+            }
+
+            if (_recent.Count == Window)
+            {
+                _recent.Remove(_ring[_next]);
+            }
+
+            _ring[_next] = id;
+            _next = (_next + 1) % Window;
+            _recent.Add(id);
+            _lowestInWindow = _recent.Count == Window ? _ring[_next] : 0;
+            _highest = Math.Max(_highest, id);
+            if (InterruptionReason is { } reason)
+            {
+                gap = new GapRecord(SymbolId, Stream, Math.Min(InterruptedAtMs, timeMs), timeMs, null, null, reason, nowMs);
+                InterruptionReason = null;
+            }
+
+            LastTimeMs = Math.Max(LastTimeMs, timeMs);
+            return Decision.Accept;
+        }
+    }
+
+    /// <summary>The connection carrying this stream went down. The next accepted frame closes the gap.</summary>
+    public void Interrupt(long nowMs)
+    {
+        lock (_gate)
+        {
+            if (InterruptionReason is null)
+            {
+                InterruptedAtMs = LastTimeMs > 0 ? LastTimeMs : nowMs;
+                InterruptionReason = GapReason.Disconnected;
+            }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+using OrderBookIngestor.Exchange;
+
+namespace OrderBookIngestor.Pipeline;
+
+/// <summary>Per-symbol sequencing state, shared by every reader (a symbol can be on two connections during rotation).</summary>
+public sealed class StreamStates
+{
+    private readonly Dictionary<int, RecentIdSequence> _bookTickers = [];
+    private readonly Dictionary<int, TradeSequence> _trades = [];
+
+    /// <param name="lastStored">Per symbol id, what the database already holds (restart continuity).</param>
+    public StreamStates(SymbolTable symbols, IReadOnlyDictionary<int, LastStored> lastStored)
+    {
+        foreach (var name in symbols.Symbols)
+        {
+            symbols.TryGetId(name, out var id);
+            var last = lastStored.GetValueOrDefault(id);
+            _bookTickers[id] = new RecentIdSequence(id, MarketChannels.StreamName(name, MarketChannel.BookTicker), last.BookTickerTimeMs);
+            _trades[id] = new TradeSequence(id, MarketChannels.StreamName(name, MarketChannel.AggTrade), last.AggTradeId, last.TradeTimeMs);
+        }
+    }
+
+    public RecentIdSequence BookTicker(int symbolId) => _bookTickers[symbolId];
+
+    public TradeSequence Trades(int symbolId) => _trades[symbolId];
+
+    public IEnumerable<RecentIdSequence> AllBookTickers => _bookTickers.Values;
+}
+
+/// <summary>The newest data stored for a symbol before this start. Zero where the table has none.</summary>
+public readonly record struct LastStored(long BookTickerTimeMs, long AggTradeId, long TradeTimeMs);
