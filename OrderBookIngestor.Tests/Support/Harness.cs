@@ -75,7 +75,8 @@ public sealed class Harness : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    public long RowsCommitted => Metrics.BookTicker.RowsCommitted + Metrics.Trades.RowsCommitted;
+    /// <summary>Event rows (book_ticker, trades, depth_events); snapshots and sampled tops are not events the simulator sent.</summary>
+    public long RowsCommitted => Metrics.BookTicker.RowsCommitted + Metrics.Trades.RowsCommitted + Metrics.Depth.RowsCommitted;
 
     /// <summary>Waits (bounded) until the daemon has committed as many rows as the simulator delivered.</summary>
     public async Task WaitForAllDeliveredAsync(TimeSpan timeout)

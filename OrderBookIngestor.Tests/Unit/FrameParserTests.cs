@@ -84,7 +84,7 @@ public sealed class FrameParserTests
     [TestCase("{\"e\":\"bookTicker\",\"u\":1,\"E\":2,\"T\":3,\"s\":\"bnbusdt\",\"b\":\"1\",\"B\":\"1\",\"a\":\"2\",\"A\":\"1\"}", RejectReason.UnknownSymbol)]
     [TestCase("{\"e\":\"bookTicker\",\"u\":1,\"E\":2,\"T\":3,\"s\":\"BNB\\u0055SDT\",\"b\":\"1\",\"B\":\"1\",\"a\":\"2\",\"A\":\"1\"}", RejectReason.WrongType)]
     [TestCase("{\"e\":\"markPriceUpdate\",\"E\":1,\"s\":\"BTCUSDT\",\"p\":\"1\"}", RejectReason.UnknownEvent)]
-    [TestCase(Frames.DepthUpdate, RejectReason.UnknownEvent)]
+    [TestCase("{\"e\":\"kline\",\"E\":1,\"s\":\"BTCUSDT\",\"k\":{}}", RejectReason.UnknownEvent)]
     [TestCase("{\"e\":\"aggTrade\",\"E\":1,\"s\":\"BTCUSDT\",\"a\":1,\"p\":\"1\",\"q\":\"1\",\"f\":5,\"l\":4,\"T\":1,\"m\":true}", RejectReason.NegativeValue)]
     [TestCase("{\"e\":\"aggTrade\",\"E\":1,\"s\":\"BTCUSDT\",\"a\":1,\"p\":\"1\",\"q\":\"1\",\"f\":1,\"l\":4,\"T\":1,\"m\":\"true\"}", RejectReason.WrongType)]
     [TestCase("{\"e\":\"aggTrade\",\"E\":1,\"s\":\"BTCUSDT\",\"a\":\"1\",\"p\":\"1\",\"q\":\"1\",\"f\":1,\"l\":4,\"T\":1,\"m\":true}", RejectReason.MissingField)]

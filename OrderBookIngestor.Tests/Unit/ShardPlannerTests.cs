@@ -27,10 +27,11 @@ public sealed class ShardPlannerTests
     [Test]
     public void ShardPlanner_CoversEveryStreamExactlyOnce()
     {
-        var plans = ShardPlanner.Plan(FiftySymbols, MarketChannels.All, 4, 200);
+        var plans = ShardPlanner.Plan(FiftySymbols, [MarketChannel.BookTicker, MarketChannel.AggTrade, MarketChannel.Depth100ms], 4, 200);
         var all = plans.SelectMany(p => p.Streams).ToList();
         Assert.That(all, Is.Unique);
-        Assert.That(all, Has.Count.EqualTo(100));
+        Assert.That(all, Has.Count.EqualTo(150));
+        Assert.That(all, Does.Contain("s007usdt@depth@100ms"));
         Assert.That(all, Does.Contain("s000usdt@bookTicker").And.Contain("s049usdt@aggTrade"));
     }
 

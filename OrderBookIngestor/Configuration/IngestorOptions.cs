@@ -61,6 +61,15 @@ public sealed class IngestorOptions
     /// <summary>How long shutdown may spend flushing buffered rows. Keep below systemd's TimeoutStopSec.</summary>
     public int DrainTimeoutSeconds { get; set; } = 20;
 
+    /// <summary>Levels per side in marketdata.orderbook_top.</summary>
+    public int TopLevels { get; set; } = 10;
+
+    /// <summary>How often the in-memory books are sampled into marketdata.orderbook_top; 0 turns sampling off.</summary>
+    public int TopIntervalMs { get; set; } = 1000;
+
+    /// <summary>Depth of the REST snapshot a book is synced from (GET /fapi/v1/depth limit; weight 20 at 1000).</summary>
+    public int SnapshotLimit { get; set; } = 1000;
+
     /// <summary>Most aggTrades fetched from REST to fill one hole; beyond that the rest goes to the gap ledger.</summary>
     public int MaxBackfillTrades { get; set; } = 100_000;
 

@@ -26,6 +26,7 @@ public static class OptionsLoader
         nameof(IngestorOptions.SummaryIntervalSeconds), nameof(IngestorOptions.DrainTimeoutSeconds), nameof(IngestorOptions.AutoMigrate),
         nameof(IngestorOptions.LogFile), nameof(IngestorOptions.LogRetainedFiles), nameof(IngestorOptions.LogLevel),
         nameof(IngestorOptions.MaxBackfillTrades), nameof(IngestorOptions.RestWeightPerMinute), nameof(IngestorOptions.RestMaxInFlight),
+        nameof(IngestorOptions.TopLevels), nameof(IngestorOptions.TopIntervalMs), nameof(IngestorOptions.SnapshotLimit),
     ];
 
     public static IngestorOptions Load(
@@ -161,6 +162,9 @@ public static class OptionsLoader
             case nameof(IngestorOptions.MaxBackfillTrades): o.MaxBackfillTrades = Int(value, source); break;
             case nameof(IngestorOptions.RestWeightPerMinute): o.RestWeightPerMinute = Int(value, source); break;
             case nameof(IngestorOptions.RestMaxInFlight): o.RestMaxInFlight = Int(value, source); break;
+            case nameof(IngestorOptions.TopLevels): o.TopLevels = Int(value, source); break;
+            case nameof(IngestorOptions.TopIntervalMs): o.TopIntervalMs = Int(value, source); break;
+            case nameof(IngestorOptions.SnapshotLimit): o.SnapshotLimit = Int(value, source); break;
             default: throw new ConfigurationException($"{source}: unknown setting.");
         }
     }

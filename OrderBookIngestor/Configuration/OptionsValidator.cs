@@ -52,7 +52,15 @@ public static class OptionsValidator
             }
         }
 
+        if (o.Channels.Count(c => MarketChannels.TryParse(c, out var ch) && ch.IsDepth()) > 1)
+        {
+            errors.Add("Channels: choose one depth stream (depth, depth@500ms or depth@100ms); they carry the same book at different speeds.");
+        }
+
         Range(errors, nameof(o.Shards), o.Shards, 1, 64);
+        Range(errors, nameof(o.TopLevels), o.TopLevels, 1, 100);
+        Range(errors, nameof(o.TopIntervalMs), o.TopIntervalMs, 0, 3_600_000);
+        Range(errors, nameof(o.SnapshotLimit), o.SnapshotLimit, 5, 1000);
         Range(errors, nameof(o.MaxStreamsPerConnection), o.MaxStreamsPerConnection, 1, 1024);
         Range(errors, nameof(o.StreamsPerSubscribe), o.StreamsPerSubscribe, 1, 200);
         Range(errors, nameof(o.SubscribeMessagesPerSecond), o.SubscribeMessagesPerSecond, 1, 9);

@@ -40,6 +40,71 @@ public sealed class BinanceRestClient
         return ParseAggTrades(body, symbolId, fetchedUs);
     }
 
+    /// <summary>GET /fapi/v1/depth weight by limit, as Binance documents it.</summary>
+    public static int DepthWeight(int limit) => limit switch
+    {
+        <= 50 => 2,
+        <= 100 => 5,
+        <= 500 => 10,
+        _ => 20,
+    };
+
+    /// <summary>A depth snapshot: levels interleaved (price, qty), best first.</summary>
+    public sealed record DepthSnapshot(long LastUpdateId, long EventTimeMs, double[] Bids, double[] Asks);
+
+    public async Task<DepthSnapshot> GetDepthAsync(string symbol, int limit, CancellationToken ct)
+    {
+        using var slot = await _gate.AcquireAsync(DepthWeight(limit), ct).ConfigureAwait(false);
+        using var response = await _http.GetAsync(new Uri(_base, $"fapi/v1/depth?symbol={symbol}&limit={limit}"), ct).ConfigureAwait(false);
+        _gate.Observe(response);
+        if (response.StatusCode is HttpStatusCode.TooManyRequests or (HttpStatusCode)418)
+        {
+            throw new HttpRequestException($"depth: HTTP {(int)response.StatusCode}, backing off", null, response.StatusCode);
+        }
+
+        response.EnsureSuccessStatusCode();
+        return ParseDepth(await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false));
+    }
+
+    /// <summary>{"lastUpdateId":N,"E":..,"T":..,"bids":[["p","q"],...],"asks":[...]}.</summary>
+    public static DepthSnapshot ParseDepth(ReadOnlySpan<byte> body)
+    {
+        using var doc = JsonDocument.Parse(body.ToArray());
+        var root = doc.RootElement;
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            throw new JsonException("depth: expected an object.");
+        }
+
+        var time = root.TryGetProperty("E", out var e) && e.ValueKind == JsonValueKind.Number ? e.GetInt64() : 0;
+        return new DepthSnapshot(Long(root, "lastUpdateId"), time, Levels(root, "bids"), Levels(root, "asks"));
+    }
+
+    private static double[] Levels(JsonElement root, string name)
+    {
+        if (!root.TryGetProperty(name, out var side) || side.ValueKind != JsonValueKind.Array)
+        {
+            throw new JsonException($"depth: missing {name}.");
+        }
+
+        var levels = new double[side.GetArrayLength() * 2];
+        var i = 0;
+        foreach (var level in side.EnumerateArray())
+        {
+            if (level.ValueKind != JsonValueKind.Array || level.GetArrayLength() < 2
+                || level[0].ValueKind != JsonValueKind.String || level[1].ValueKind != JsonValueKind.String
+                || FrameParser.Decimal(Encoding.ASCII.GetBytes(level[0].GetString()!), true, out levels[i]) != RejectReason.None
+                || FrameParser.Decimal(Encoding.ASCII.GetBytes(level[1].GetString()!), false, out levels[i + 1]) != RejectReason.None)
+            {
+                throw new JsonException($"depth: bad level in {name}.");
+            }
+
+            i += 2;
+        }
+
+        return levels;
+    }
+
     /// <summary>[{"a":..,"p":"..","q":"..","f":..,"l":..,"T":..,"m":..}, ...]. A malformed entry fails the whole response.</summary>
     public static IReadOnlyList<TradeEvent> ParseAggTrades(ReadOnlySpan<byte> body, int symbolId, long fetchedUs)
     {
@@ -66,7 +131,7 @@ public sealed class BinanceRestClient
 
     private static long Long(JsonElement e, string name)
         => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out var n) && n >= 0
-            ? n : throw new JsonException($"aggTrades: bad or missing {name}.");
+            ? n : throw new JsonException($"bad or missing {name}.");
 
     private static double Number(JsonElement e, string name, bool strictlyPositive)
     {

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
 using OrderBookIngestor.Pipeline;
@@ -21,18 +22,24 @@ public sealed class FrameParser
     public FrameKind Parse(ReadOnlySpan<byte> frame, long ingestTimeUs, out ParsedFrame result)
     {
         result = default;
-        result.Reason = ParseCore(frame, ingestTimeUs, ref result);
+        var fields = new EventFields();
+        result.Reason = ParseCore(frame, ingestTimeUs, ref result, ref fields);
         if (result.Reason != RejectReason.None)
         {
             result.Kind = FrameKind.Rejected;
         }
 
+        if (result.Kind != FrameKind.Depth)
+        {
+            // Level arrays are rented as soon as a level list is seen; only a depth event keeps them.
+            fields.ReleaseLevels();
+        }
+
         return result.Kind;
     }
 
-    private RejectReason ParseCore(ReadOnlySpan<byte> frame, long ingestTimeUs, ref ParsedFrame result)
+    private RejectReason ParseCore(ReadOnlySpan<byte> frame, long ingestTimeUs, ref ParsedFrame result, ref EventFields fields)
     {
-        var fields = new EventFields();
         var reader = new Utf8JsonReader(frame, ReaderOptions);
         bool sawResult = false, sawError = false, sawData = false;
         long controlId = -1;
@@ -183,6 +190,37 @@ public sealed class FrameParser
             return RejectReason.None;
         }
 
+        if (f.EventType.SequenceEqual("depthUpdate"u8))
+        {
+            const int required = Field.EventTime | Field.TransactionTime | Field.Symbol | Field.FirstUpdateId | Field.UpdateId
+                | Field.PrevUpdateId | Field.BidLevels | Field.AskLevels;
+            var check = f.Check(required);
+            if (check != RejectReason.None)
+            {
+                return check;
+            }
+
+            if (f.LevelError != RejectReason.None)
+            {
+                return f.LevelError;
+            }
+
+            if (!_symbols.TryGetId(f.Symbol, out var symbolId))
+            {
+                return RejectReason.UnknownSymbol;
+            }
+
+            if (f.FirstUpdateId < 0 || f.UpdateId < f.FirstUpdateId || f.PrevUpdateId < -1 || f.EventTimeMs <= 0 || f.TransactionTimeMs <= 0)
+            {
+                return RejectReason.NegativeValue;
+            }
+
+            result.Kind = FrameKind.Depth;
+            result.Depth = new DepthEvent(symbolId, f.FirstUpdateId, f.UpdateId, f.PrevUpdateId, f.EventTimeMs, f.TransactionTimeMs, ingestTimeUs,
+                f.BidArray!, f.BidCount, f.AskArray!, f.AskCount);
+            return RejectReason.None;
+        }
+
         return RejectReason.UnknownEvent;
     }
 
@@ -215,6 +253,12 @@ public sealed class FrameParser
         reader.Read();
         if (name.Length != 1)
         {
+            if (name.SequenceEqual("pu"u8))
+            {
+                f.SetLong(ref reader, Field.PrevUpdateId, ref f.PrevUpdateId);
+                return;
+            }
+
             // Unknown and optional fields (such as aggTrade's "nq") are ignored: Binance adds fields without notice.
             reader.Skip();
             return;
@@ -224,7 +268,19 @@ public sealed class FrameParser
         {
             case (byte)'e': f.SetString(ref reader, Field.EventType, ref f.EventType); break;
             case (byte)'s': f.SetString(ref reader, Field.Symbol, ref f.Symbol); break;
-            case (byte)'b': f.SetString(ref reader, Field.BidPrice, ref f.BidPrice); break;
+            case (byte)'b':
+                // bookTicker's "b" is the best bid; depthUpdate's "b" is the list of changed bid levels.
+                if (reader.TokenType == JsonTokenType.StartArray)
+                {
+                    f.ReadLevels(ref reader, Field.BidLevels, ref f.BidArray, ref f.BidCount);
+                }
+                else
+                {
+                    f.SetString(ref reader, Field.BidPrice, ref f.BidPrice);
+                }
+
+                break;
+            case (byte)'U': f.SetLong(ref reader, Field.FirstUpdateId, ref f.FirstUpdateId); break;
             case (byte)'B': f.SetString(ref reader, Field.BidQty, ref f.BidQty); break;
             case (byte)'A': f.SetString(ref reader, Field.AskQty, ref f.AskQty); break;
             case (byte)'p': f.SetString(ref reader, Field.Price, ref f.Price); break;
@@ -239,6 +295,10 @@ public sealed class FrameParser
                 if (reader.TokenType == JsonTokenType.String)
                 {
                     f.SetString(ref reader, Field.AskText, ref f.AskText);
+                }
+                else if (reader.TokenType == JsonTokenType.StartArray)
+                {
+                    f.ReadLevels(ref reader, Field.AskLevels, ref f.AskArray, ref f.AskCount);
                 }
                 else
                 {
@@ -271,7 +331,8 @@ public sealed class FrameParser
     {
         public const int EventType = 1 << 0, EventTime = 1 << 1, TransactionTime = 1 << 2, Symbol = 1 << 3, UpdateId = 1 << 4,
             BidPrice = 1 << 5, BidQty = 1 << 6, AskText = 1 << 7, AskQty = 1 << 8, AggId = 1 << 9, Price = 1 << 10,
-            Qty = 1 << 11, FirstId = 1 << 12, LastId = 1 << 13, Maker = 1 << 14;
+            Qty = 1 << 11, FirstId = 1 << 12, LastId = 1 << 13, Maker = 1 << 14, BidLevels = 1 << 15, AskLevels = 1 << 16,
+            FirstUpdateId = 1 << 17, PrevUpdateId = 1 << 18;
     }
 
     private ref struct EventFields
@@ -282,8 +343,109 @@ public sealed class FrameParser
         public ReadOnlySpan<byte> EventType;
         public ReadOnlySpan<byte> Symbol;
         public ReadOnlySpan<byte> BidPrice, BidQty, AskText, AskQty, Price, Qty;
-        public long EventTimeMs, TransactionTimeMs, UpdateId, AggId, FirstId, LastId;
+        public long EventTimeMs, TransactionTimeMs, UpdateId, AggId, FirstId, LastId, FirstUpdateId, PrevUpdateId;
         public bool Maker;
+        public double[]? BidArray, AskArray;
+        public int BidCount, AskCount;
+        public RejectReason LevelError;
+
+        public void ReleaseLevels()
+        {
+            if (BidArray is not null)
+            {
+                ArrayPool<double>.Shared.Return(BidArray);
+                BidArray = null;
+            }
+
+            if (AskArray is not null)
+            {
+                ArrayPool<double>.Shared.Return(AskArray);
+                AskArray = null;
+            }
+        }
+
+        /// <summary>[["price","qty"], ...] into a pooled array, price and quantity interleaved.</summary>
+        public void ReadLevels(ref Utf8JsonReader reader, int field, ref double[]? target, ref int count)
+        {
+            if (target is not null)
+            {
+                // The same list twice in one frame: not Binance's shape.
+                Invalid |= field;
+                reader.Skip();
+                return;
+            }
+
+            target = ArrayPool<double>.Shared.Rent(64);
+            count = 0;
+            Present |= field;
+            while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+            {
+                if (reader.TokenType != JsonTokenType.StartArray)
+                {
+                    Fail(RejectReason.WrongType);
+                    reader.Skip();
+                    continue;
+                }
+
+                ReadOnlySpan<byte> price = default, qty = default;
+                var strings = 0;
+                while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                {
+                    if (reader.TokenType != JsonTokenType.String || reader.ValueIsEscaped || reader.HasValueSequence)
+                    {
+                        Fail(RejectReason.WrongType);
+                        reader.Skip();
+                        continue;
+                    }
+
+                    if (strings == 0)
+                    {
+                        price = reader.ValueSpan;
+                    }
+                    else if (strings == 1)
+                    {
+                        qty = reader.ValueSpan;
+                    }
+
+                    strings++;
+                }
+
+                if (strings != 2)
+                {
+                    Fail(RejectReason.WrongType);
+                    continue;
+                }
+
+                var r = Decimal(price, strictlyPositive: true, out var p);
+                if (r == RejectReason.None)
+                {
+                    // A quantity of 0 removes the level: allowed here, unlike a price of 0.
+                    r = Decimal(qty, strictlyPositive: false, out var q);
+                    if (r == RejectReason.None)
+                    {
+                        if ((count + 1) * 2 > target.Length)
+                        {
+                            Pipeline.PooledArrays.Grow(ref target, target.Length * 2, count * 2);
+                        }
+
+                        target[count * 2] = p;
+                        target[(count * 2) + 1] = q;
+                        count++;
+                        continue;
+                    }
+                }
+
+                Fail(r);
+            }
+        }
+
+        private void Fail(RejectReason reason)
+        {
+            if (LevelError == RejectReason.None)
+            {
+                LevelError = reason;
+            }
+        }
 
         public readonly bool Has(int field) => (Present & field) != 0;
 

@@ -5,6 +5,15 @@ public enum MarketChannel
 {
     BookTicker,
     AggTrade,
+
+    /// <summary>Diff depth, 250 ms (<c>@depth</c>).</summary>
+    Depth,
+
+    /// <summary>Diff depth, 500 ms.</summary>
+    Depth500ms,
+
+    /// <summary>Diff depth, 100 ms.</summary>
+    Depth100ms,
 }
 
 /// <summary>
@@ -19,19 +28,25 @@ public enum BinanceRoute
 
 public static class MarketChannels
 {
-    public static readonly MarketChannel[] All = [MarketChannel.BookTicker, MarketChannel.AggTrade];
+    public static readonly MarketChannel[] All =
+        [MarketChannel.BookTicker, MarketChannel.AggTrade, MarketChannel.Depth, MarketChannel.Depth500ms, MarketChannel.Depth100ms];
+
+    public static bool IsDepth(this MarketChannel channel) => channel is MarketChannel.Depth or MarketChannel.Depth500ms or MarketChannel.Depth100ms;
 
     /// <summary>The channel's name as it appears after '@' in a stream name and in --channels.</summary>
     public static string StreamSuffix(this MarketChannel channel) => channel switch
     {
         MarketChannel.BookTicker => "bookTicker",
         MarketChannel.AggTrade => "aggTrade",
+        MarketChannel.Depth => "depth",
+        MarketChannel.Depth500ms => "depth@500ms",
+        MarketChannel.Depth100ms => "depth@100ms",
         _ => throw new ArgumentOutOfRangeException(nameof(channel)),
     };
 
     public static BinanceRoute Route(this MarketChannel channel) => channel switch
     {
-        MarketChannel.BookTicker => BinanceRoute.Public,
+        MarketChannel.BookTicker or MarketChannel.Depth or MarketChannel.Depth500ms or MarketChannel.Depth100ms => BinanceRoute.Public,
         MarketChannel.AggTrade => BinanceRoute.Market,
         _ => throw new ArgumentOutOfRangeException(nameof(channel)),
     };

@@ -7,6 +7,7 @@ public enum FrameKind
     Rejected,
     BookTicker,
     Trade,
+    Depth,
     /// <summary>A reply to SUBSCRIBE/UNSUBSCRIBE/LIST_SUBSCRIPTIONS: {"result":...,"id":N}.</summary>
     ControlResult,
     /// <summary>An error reply to a control message: {"error":{...},"id":N}.</summary>
@@ -23,6 +24,9 @@ public struct ParsedFrame
     public BookTickerEvent BookTicker { get; set; }
 
     public TradeEvent Trade { get; set; }
+
+    /// <summary>Owns pooled level arrays: route it or call Release.</summary>
+    public DepthEvent Depth { get; set; }
 
     public long ControlId { get; set; }
 }

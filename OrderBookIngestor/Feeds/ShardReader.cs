@@ -193,6 +193,8 @@ public sealed class ShardReader
                 return _router.RouteBookTickerAsync(frame.BookTicker, abort);
             case FrameKind.Trade:
                 return _router.RouteTradeAsync(frame.Trade, abort);
+            case FrameKind.Depth:
+                return _router.RouteDepthAsync(frame.Depth, abort);
             case FrameKind.ControlResult:
                 if (frame.ControlId == Interlocked.Read(ref _lastSubscribeId))
                 {

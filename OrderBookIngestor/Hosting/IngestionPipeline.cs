@@ -69,8 +69,13 @@ public sealed class IngestionPipeline : BackgroundService
         _metrics.BookTicker.BufferCapacity = buffers.Capacity;
         _metrics.Trades.BufferDepth = () => buffers.Trades.Reader.Count;
         _metrics.Trades.BufferCapacity = buffers.Capacity;
+        _metrics.Depth.BufferDepth = () => buffers.Depth.Reader.Count;
+        _metrics.Depth.BufferCapacity = buffers.Capacity;
+        _metrics.Snapshots.BufferDepth = () => buffers.Snapshots.Reader.Count;
+        _metrics.Tops.BufferDepth = () => buffers.Tops.Reader.Count;
 
         using var abort = new CancellationTokenSource();
+        // Stops the REST helpers (backfill, snapshots) and the sampler once the readers are done.
         using var stopBackfill = new CancellationTokenSource();
         var random = new Random();
         var storageLog = _loggers.CreateLogger("OrderBookIngestor.Storage");
@@ -79,17 +84,27 @@ public sealed class IngestionPipeline : BackgroundService
         {
             Task.Run(() => new BatchFlusher<BookTickerEvent, BookTickerRows>(buffers.BookTickers.Reader, _dataSource, _options, _metrics.BookTicker, _time, storageLog, new Random(random.Next())).RunAsync(abort.Token), CancellationToken.None),
             Task.Run(() => new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, _dataSource, _options, _metrics.Trades, _time, storageLog, new Random(random.Next())).RunAsync(abort.Token), CancellationToken.None),
+            Task.Run(() => new BatchFlusher<DepthEvent, DepthRows>(buffers.Depth.Reader, _dataSource, _options, _metrics.Depth, _time, storageLog, new Random(random.Next())).RunAsync(abort.Token), CancellationToken.None),
+            Task.Run(() => new BatchFlusher<SnapshotRow, SnapshotRows>(buffers.Snapshots.Reader, _dataSource, _options, _metrics.Snapshots, _time, storageLog, new Random(random.Next())).RunAsync(abort.Token), CancellationToken.None),
+            Task.Run(() => new BatchFlusher<TopRow, TopRows>(buffers.Tops.Reader, _dataSource, _options, _metrics.Tops, _time, storageLog, new Random(random.Next())).RunAsync(abort.Token), CancellationToken.None),
         };
 
-        var states = new StreamStates(symbols, lastStored);
+        var depthChannel = channels.Where(c => c.IsDepth()).Select(c => (MarketChannel?)c).FirstOrDefault();
+        var states = new StreamStates(symbols, lastStored, depthChannel);
+        _metrics.Books = () => (states.Books.Count(b => b.State == Books.BookState.Synced), states.Books.Count, states.Books.Sum(b => (long)b.Resyncs));
         var gaps = new GapLedger();
         _metrics.Gaps = gaps;
         var gapWriter = Task.Run(() => new GapWriter(gaps, _dataSource, _time, storageLog, new Random(random.Next())).RunAsync(abort.Token), CancellationToken.None);
         using var gate = new RestWeightGate(_options.RestWeightPerMinute, _options.RestMaxInFlight, _time);
         _metrics.RestWeightUsed = () => gate.UsedThisMinute;
-        var backfiller = new TradeBackfiller(new BinanceRestClient(_http, _options.RestUrl, gate), states, buffers, gaps, _metrics, _time, feedLog, _options.MaxBackfillTrades);
+        var rest = new BinanceRestClient(_http, _options.RestUrl, gate);
+        var backfiller = new TradeBackfiller(rest, states, buffers, gaps, _metrics, _time, feedLog, _options.MaxBackfillTrades);
         var backfill = Task.Run(() => backfiller.RunAsync(stopBackfill.Token, abort.Token), CancellationToken.None);
         var router = new EventRouter(buffers, states, gaps, backfiller.Requests, _metrics, symbols, _time);
+        var fetcher = new Books.SnapshotFetcher(rest, buffers, gaps, _time, _loggers.CreateLogger("OrderBookIngestor.Books"), _options.SnapshotLimit);
+        router.UseSnapshots(fetcher);
+        var snapshots = Task.Run(() => fetcher.RunAsync(stopBackfill.Token, abort.Token), CancellationToken.None);
+        var sampler = Task.Run(() => new Books.TopSampler(states.Books, buffers, _time, _options.TopLevels, TimeSpan.FromMilliseconds(_options.TopIntervalMs)).RunAsync(stopBackfill.Token, abort.Token), CancellationToken.None);
 
         var parser = new FrameParser(symbols);
         var readers = plans.Select(plan =>
@@ -103,19 +118,21 @@ public sealed class IngestionPipeline : BackgroundService
 
         // Readers and the other loops only end on shutdown; one that ends earlier is a bug, and the safe
         // reaction is to stop (systemd restarts us) rather than to run on with a dead part.
-        var all = readers.Concat(flushers).Append(backfill).Append(gapWriter).ToList();
+        var all = readers.Concat(flushers).Append(backfill).Append(gapWriter).Append(snapshots).ToList();
         var first = await Task.WhenAny(all.Append(Task.Delay(Timeout.InfiniteTimeSpan, _time, stoppingToken))).ConfigureAwait(false);
         if (!stoppingToken.IsCancellationRequested)
         {
             Fail($"a pipeline task ended unexpectedly: {first.Exception?.GetBaseException().Message ?? "no error"}");
         }
 
-        // Ordered drain: readers → backfill (what it cannot finish goes to the ledger) → table buffers → gap ledger.
+        // Ordered drain: readers → REST helpers (unfinished backfill goes to the ledger) and the sampler → table buffers → gap ledger.
         Log.Draining(_log);
         abort.CancelAfter(TimeSpan.FromSeconds(_options.DrainTimeoutSeconds));
         await Task.WhenAll(readers.Select(Quietly)).ConfigureAwait(false);
         await stopBackfill.CancelAsync().ConfigureAwait(false);
         await Quietly(backfill).ConfigureAwait(false);
+        await Quietly(snapshots).ConfigureAwait(false);
+        await Quietly(sampler).ConfigureAwait(false);
         buffers.Complete();
         await Task.WhenAll(flushers.Select(Quietly)).ConfigureAwait(false);
         gaps.Complete();

@@ -18,6 +18,9 @@ public sealed class IngestorMetrics
         StartedUnixMs = time.GetUtcNow().ToUnixTimeMilliseconds();
         BookTicker = new TableStats("book_ticker");
         Trades = new TableStats("trades");
+        Depth = new TableStats("depth_events");
+        Snapshots = new TableStats("book_snapshots");
+        Tops = new TableStats("orderbook_top");
     }
 
     public TimeProvider Time { get; }
@@ -28,7 +31,16 @@ public sealed class IngestorMetrics
 
     public TableStats Trades { get; }
 
-    public IEnumerable<TableStats> Tables => [BookTicker, Trades];
+    public TableStats Depth { get; }
+
+    public TableStats Snapshots { get; }
+
+    public TableStats Tops { get; }
+
+    public IEnumerable<TableStats> Tables => [BookTicker, Trades, Depth, Snapshots, Tops];
+
+    /// <summary>Books in sync / all books with a depth stream, once the pipeline runs.</summary>
+    public Func<(int Synced, int Total, long Resyncs)> Books { get; set; } = () => (0, 0, 0);
 
     /// <summary>Set once the pipeline is reading and flushing.</summary>
     public bool Ready { get; set; }

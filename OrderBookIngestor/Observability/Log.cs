@@ -74,6 +74,13 @@ internal static partial class Log
     [LoggerMessage(3009, LogLevel.Error, "Drain deadline passed: {Rows} gap ledger rows were not written")]
     public static partial void GapRowsLost(ILogger logger, int rows);
 
+    // 4xxx books
+    [LoggerMessage(4001, LogLevel.Warning, "Depth snapshot for {Symbol} failed (attempt {Attempt}): {Error}")]
+    public static partial void SnapshotFailed(ILogger logger, string symbol, int attempt, string error);
+
+    [LoggerMessage(4002, LogLevel.Information, "Depth snapshot for {Symbol} at update {LastUpdateId}: {Outcome}")]
+    public static partial void SnapshotApplied(ILogger logger, string symbol, long lastUpdateId, string outcome);
+
     // 5xxx simulator
     [LoggerMessage(5001, LogLevel.Information, "Simulator listening on {Url}: {Symbols} symbols, {Rate} events/s, {Events} events (0 = unlimited), seed {Seed}")]
     public static partial void SimulatorListening(ILogger logger, string url, int symbols, int rate, long events, int seed);

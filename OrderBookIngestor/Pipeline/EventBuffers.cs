@@ -14,6 +14,9 @@ public sealed class EventBuffers
         Capacity = capacityPerTable;
         BookTickers = Create<BookTickerEvent>(capacityPerTable);
         Trades = Create<TradeEvent>(capacityPerTable);
+        Depth = Create<DepthEvent>(capacityPerTable);
+        Snapshots = Create<SnapshotRow>(1_000);
+        Tops = Create<TopRow>(100_000);
     }
 
     public int Capacity { get; }
@@ -22,11 +25,20 @@ public sealed class EventBuffers
 
     public Channel<TradeEvent> Trades { get; }
 
+    public Channel<DepthEvent> Depth { get; }
+
+    public Channel<SnapshotRow> Snapshots { get; }
+
+    public Channel<TopRow> Tops { get; }
+
     /// <summary>No more events will come (readers have stopped); flushers drain what is left and finish.</summary>
     public void Complete(Exception? error = null)
     {
         BookTickers.Writer.TryComplete(error);
         Trades.Writer.TryComplete(error);
+        Depth.Writer.TryComplete(error);
+        Snapshots.Writer.TryComplete(error);
+        Tops.Writer.TryComplete(error);
     }
 
     private static Channel<T> Create<T>(int capacity) => Channel.CreateBounded<T>(new BoundedChannelOptions(capacity)

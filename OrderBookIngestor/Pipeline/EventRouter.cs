@@ -33,6 +33,11 @@ public sealed class EventRouter
 
     public StreamStates States => _states;
 
+    private Books.SnapshotFetcher? _snapshots;
+
+    /// <summary>Where books that need a snapshot are sent (set once, before readers start).</summary>
+    public void UseSnapshots(Books.SnapshotFetcher fetcher) => _snapshots = fetcher;
+
     public ValueTask RouteBookTickerAsync(in BookTickerEvent e, CancellationToken abort)
     {
         switch (_states.BookTicker(e.SymbolId).Offer(e.UpdateId, e.EventTimeMs, out var gap, NowMs()))
@@ -51,6 +56,30 @@ public sealed class EventRouter
                 _metrics.Duplicate(MarketChannel.BookTicker, stale: false);
                 return ValueTask.CompletedTask;
         }
+    }
+
+    /// <summary>Sequencing of the symbol's book; every non-duplicate diff is stored. Takes ownership of the event's arrays.</summary>
+    public ValueTask RouteDepthAsync(in DepthEvent e, CancellationToken abort)
+    {
+        var book = _states.Book(e.SymbolId);
+        if (book.Offer(e, NowMs(), out var gap, out var needSnapshot) == Books.DepthSequencer.Decision.Duplicate)
+        {
+            _metrics.Duplicate(_states.DepthChannel ?? MarketChannel.Depth, stale: false);
+            e.Release();
+            return ValueTask.CompletedTask;
+        }
+
+        if (gap is not null)
+        {
+            _gaps.Record(gap);
+        }
+
+        if (needSnapshot)
+        {
+            _snapshots?.Request(book);
+        }
+
+        return _buffers.Depth.Writer.TryWrite(e) ? ValueTask.CompletedTask : WriteSlowAsync(_buffers.Depth.Writer, e, abort);
     }
 
     public ValueTask RouteTradeAsync(in TradeEvent e, CancellationToken abort)

@@ -1,3 +1,4 @@
+using OrderBookIngestor.Books;
 using OrderBookIngestor.Exchange;
 
 namespace OrderBookIngestor.Pipeline;
@@ -7,18 +8,31 @@ public sealed class StreamStates
 {
     private readonly Dictionary<int, RecentIdSequence> _bookTickers = [];
     private readonly Dictionary<int, TradeSequence> _trades = [];
+    private readonly Dictionary<int, DepthSequencer> _books = [];
 
     /// <param name="lastStored">Per symbol id, what the database already holds (restart continuity).</param>
-    public StreamStates(SymbolTable symbols, IReadOnlyDictionary<int, LastStored> lastStored)
+    /// <param name="depthChannel">The depth stream recorded, if any: each symbol then gets a book.</param>
+    public StreamStates(SymbolTable symbols, IReadOnlyDictionary<int, LastStored> lastStored, MarketChannel? depthChannel = null)
     {
+        DepthChannel = depthChannel;
         foreach (var name in symbols.Symbols)
         {
             symbols.TryGetId(name, out var id);
             var last = lastStored.GetValueOrDefault(id);
             _bookTickers[id] = new RecentIdSequence(id, MarketChannels.StreamName(name, MarketChannel.BookTicker), last.BookTickerTimeMs);
             _trades[id] = new TradeSequence(id, MarketChannels.StreamName(name, MarketChannel.AggTrade), last.AggTradeId, last.TradeTimeMs);
+            if (depthChannel is { } depth)
+            {
+                _books[id] = new DepthSequencer(id, name, MarketChannels.StreamName(name, depth));
+            }
         }
     }
+
+    public MarketChannel? DepthChannel { get; }
+
+    public DepthSequencer Book(int symbolId) => _books[symbolId];
+
+    public IReadOnlyList<DepthSequencer> Books => [.. _books.Values];
 
     public RecentIdSequence BookTicker(int symbolId) => _bookTickers[symbolId];
 

@@ -14,6 +14,7 @@ public sealed class SimulatedMarket
     private readonly TimeProvider _time;
 
     private readonly int _tradeHistory;
+    private readonly Dictionary<string, SimBook> _books = new(StringComparer.Ordinal);
 
     public SimulatedMarket(IReadOnlyList<SimSymbol> symbols, int seed, TimeProvider time, int tradeHistory = 200_000)
     {
@@ -22,19 +23,37 @@ public sealed class SimulatedMarket
         Symbols = symbols;
         foreach (var s in symbols)
         {
+            _books[s.Symbol] = new SimBook(s, new Random(Mix(seed, s.Index, 1_000)));
             foreach (var channel in MarketChannels.All)
             {
                 var name = MarketChannels.StreamName(s.Symbol, channel);
-                _streams[name] = new StreamState(name, s, channel, new Random(HashCode.Combine(seed, s.Index, (int)channel)), _tradeHistory);
+                _streams[name] = new StreamState(name, s, channel, new Random(Mix(seed, s.Index, (int)channel)), _tradeHistory);
             }
         }
     }
 
     public IReadOnlyList<SimSymbol> Symbols { get; }
 
+    /// <summary>A fixed mix of seed parts. HashCode.Combine is randomised per process and would break "same seed, same data".</summary>
+    internal static int Mix(int a, int b, int c)
+    {
+        unchecked
+        {
+            var h = (uint)2166136261;
+            foreach (var part in (ReadOnlySpan<int>)[a, b, c])
+            {
+                h = (h ^ (uint)part) * 16777619;
+            }
+
+            return (int)(h & 0x7FFFFFFF);
+        }
+    }
+
     public bool IsKnownStream(string stream) => _streams.ContainsKey(stream);
 
     public IReadOnlyCollection<string> AllStreams => _streams.Keys;
+
+    public SimBook? Book(string symbol) => _books.GetValueOrDefault(symbol);
 
     public bool TryGetChannel(string stream, out MarketChannel channel)
     {
@@ -59,7 +78,13 @@ public sealed class SimulatedMarket
     {
         var s = _streams[stream];
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        return s.Channel == MarketChannel.BookTicker ? s.NextBookTicker(now) : s.NextAggTrade(now);
+        return s.Channel switch
+        {
+            MarketChannel.BookTicker => s.NextBookTicker(now),
+            MarketChannel.AggTrade => s.NextAggTrade(now),
+            // Every depth speed of a symbol is the same diff chain here; the daemon records one speed at a time.
+            _ => _books[s.Symbol].Next(stream, s.Channel, now),
+        };
     }
 
     private sealed class StreamState
@@ -87,6 +112,8 @@ public sealed class SimulatedMarket
         }
 
         public MarketChannel Channel { get; }
+
+        public string Symbol => _symbol.Symbol;
 
         public SimEvent NextBookTicker(long nowMs)
         {

@@ -45,6 +45,9 @@ public sealed class SimulatorServer : IAsyncDisposable
 
     public SimLedger Ledger { get; }
 
+    /// <summary>The exchange's own book for a symbol (tests compare it with the book rebuilt from the database).</summary>
+    public SimBook? Book(string symbol) => _market.Book(symbol);
+
     public Uri BaseUri { get; private set; } = new("http://127.0.0.1/");
 
     public string WsUrl => $"ws://{BaseUri.Authority}";
@@ -76,6 +79,19 @@ public sealed class SimulatorServer : IAsyncDisposable
         _app.MapGet("/fapi/v1/time", ctx => Json(ctx, $"{{\"serverTime\":{_time.GetUtcNow().ToUnixTimeMilliseconds()}}}"));
         _app.MapGet("/fapi/v1/exchangeInfo", ExchangeInfo);
         _app.MapGet("/fapi/v1/aggTrades", AggTrades);
+        _app.MapGet("/fapi/v1/depth", ctx =>
+        {
+            var book = _market.Book(ctx.Request.Query["symbol"].ToString());
+            if (book is null)
+            {
+                ctx.Response.StatusCode = StatusCodes.Status400BadRequest;
+                return Json(ctx, "{\"code\":-1121,\"msg\":\"Invalid symbol.\"}");
+            }
+
+            var limit = int.TryParse(ctx.Request.Query["limit"].ToString(), out var l) ? Math.Clamp(l, 5, 1000) : 500;
+            ctx.Response.Headers["X-MBX-USED-WEIGHT-1M"] = Exchange.BinanceRestClient.DepthWeight(limit).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return Json(ctx, book.SnapshotJson(limit, _time.GetUtcNow().ToUnixTimeMilliseconds()));
+        });
         _app.MapGet("/sim/ledger", async ctx =>
         {
             ctx.Response.ContentType = "application/json";

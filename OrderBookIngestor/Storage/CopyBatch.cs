@@ -43,6 +43,7 @@ public sealed class CopyBatch : IDisposable
     }
 
     /// <summary>Starts a row of <paramref name="fields"/> columns; reserves room for the whole row up front.</summary>
+    /// <param name="maxRowBytes">Fixed-width part of the row; variable-width writers (arrays) reserve their own room.</param>
     public void BeginRow(short fields, long exchangeTimeMs, int maxRowBytes)
     {
         Ensure(2 + maxRowBytes);
@@ -85,6 +86,58 @@ public sealed class CopyBatch : IDisposable
 
     /// <summary>timestamptz from Unix milliseconds (exchange times).</summary>
     public void WriteTimestampMillis(long unixMillis) => WriteInt64((unixMillis * 1000) - PostgresEpochOffsetUs);
+
+    /// <summary>A NULL field.</summary>
+    public void WriteNull()
+    {
+        Ensure(4);
+        BinaryPrimitives.WriteInt32BigEndian(_buffer.AsSpan(_length), -1);
+        _length += 4;
+    }
+
+    /// <summary>float8, or NULL when not finite (a feature of an empty side, say).</summary>
+    public void WriteNullableDouble(double value)
+    {
+        if (double.IsFinite(value))
+        {
+            WriteDouble(value);
+        }
+        else
+        {
+            WriteNull();
+        }
+    }
+
+    /// <summary>
+    /// float8[] from every <paramref name="stride"/>-th value starting at <paramref name="offset"/> (so interleaved
+    /// price/qty pairs give two arrays). Binary array: ndim, has-nulls, element OID 701, then length and lower bound.
+    /// </summary>
+    public void WriteDoubleArray(ReadOnlySpan<double> values, int offset, int stride)
+    {
+        var count = values.Length <= offset ? 0 : ((values.Length - offset - 1) / stride) + 1;
+        var payload = count == 0 ? 12 : 20 + (count * 12);
+        Ensure(4 + payload);
+        var span = _buffer.AsSpan(_length, 4 + payload);
+        BinaryPrimitives.WriteInt32BigEndian(span, payload);
+        BinaryPrimitives.WriteInt32BigEndian(span[4..], count == 0 ? 0 : 1);
+        BinaryPrimitives.WriteInt32BigEndian(span[8..], 0);
+        BinaryPrimitives.WriteInt32BigEndian(span[12..], 701);
+        var at = 16;
+        if (count > 0)
+        {
+            BinaryPrimitives.WriteInt32BigEndian(span[16..], count);
+            BinaryPrimitives.WriteInt32BigEndian(span[20..], 1);
+            at = 24;
+            for (var i = offset; i < values.Length; i += stride)
+            {
+                BinaryPrimitives.WriteInt32BigEndian(span[at..], 8);
+                BinaryPrimitives.WriteDoubleBigEndian(span[(at + 4)..], values[i]);
+                at += 12;
+            }
+        }
+
+        _length += 4 + payload;
+    }
 
     public void WriteBool(bool value)
     {

@@ -64,3 +64,77 @@ public readonly struct TradeRows : IRowEncoder<TradeEvent>
         batch.WriteBool(e.IsBackfilled);
     }
 }
+
+public readonly struct DepthRows : IRowEncoder<DepthEvent>
+{
+    public static string Table => "depth_events";
+
+    public static string CopyCommand =>
+        "COPY marketdata.depth_events (ts_exchange, ts_transaction, ts_ingest, symbol_id, first_update_id, final_update_id, prev_final_update_id, bid_prices, bid_qtys, ask_prices, ask_qtys) FROM STDIN (FORMAT BINARY)";
+
+    private const int FixedBytes = 2 + 36 + 8 + 36;
+
+    /// <summary>Encodes the event and gives its pooled level arrays back: the batch now holds the bytes.</summary>
+    public static void Encode(CopyBatch batch, in DepthEvent e)
+    {
+        batch.BeginRow(11, e.EventTimeMs, FixedBytes);
+        batch.WriteTimestampMillis(e.EventTimeMs);
+        batch.WriteTimestampMillis(e.TransactionTimeMs);
+        batch.WriteTimestampMicros(e.IngestTimeUs);
+        batch.WriteInt32(e.SymbolId);
+        batch.WriteInt64(e.FirstUpdateId);
+        batch.WriteInt64(e.FinalUpdateId);
+        batch.WriteInt64(e.PrevFinalUpdateId);
+        batch.WriteDoubleArray(e.BidSpan, 0, 2);
+        batch.WriteDoubleArray(e.BidSpan, 1, 2);
+        batch.WriteDoubleArray(e.AskSpan, 0, 2);
+        batch.WriteDoubleArray(e.AskSpan, 1, 2);
+        e.Release();
+    }
+}
+
+public readonly struct SnapshotRows : IRowEncoder<SnapshotRow>
+{
+    public static string Table => "book_snapshots";
+
+    public static string CopyCommand =>
+        "COPY marketdata.book_snapshots (ts_exchange, ts_ingest, symbol_id, last_update_id, bid_prices, bid_qtys, ask_prices, ask_qtys) FROM STDIN (FORMAT BINARY)";
+
+    public static void Encode(CopyBatch batch, in SnapshotRow s)
+    {
+        batch.BeginRow(8, s.ExchangeTimeMs, 2 + 24 + 8 + 12);
+        batch.WriteTimestampMillis(s.ExchangeTimeMs);
+        batch.WriteTimestampMicros(s.IngestTimeUs);
+        batch.WriteInt32(s.SymbolId);
+        batch.WriteInt64(s.LastUpdateId);
+        batch.WriteDoubleArray(s.Bids, 0, 2);
+        batch.WriteDoubleArray(s.Bids, 1, 2);
+        batch.WriteDoubleArray(s.Asks, 0, 2);
+        batch.WriteDoubleArray(s.Asks, 1, 2);
+    }
+}
+
+public readonly struct TopRows : IRowEncoder<TopRow>
+{
+    public static string Table => "orderbook_top";
+
+    public static string CopyCommand =>
+        "COPY marketdata.orderbook_top (ts, symbol_id, last_update_id, bid_prices, bid_qtys, ask_prices, ask_qtys, mid, spread, microprice, imbalance_l1, imbalance_l5) FROM STDIN (FORMAT BINARY)";
+
+    public static void Encode(CopyBatch batch, in TopRow t)
+    {
+        batch.BeginRow(12, t.SampledMs, 2 + 12 + 8 + 12 + (5 * 12));
+        batch.WriteTimestampMillis(t.SampledMs);
+        batch.WriteInt32(t.SymbolId);
+        batch.WriteInt64(t.LastUpdateId);
+        batch.WriteDoubleArray(t.Bids, 0, 2);
+        batch.WriteDoubleArray(t.Bids, 1, 2);
+        batch.WriteDoubleArray(t.Asks, 0, 2);
+        batch.WriteDoubleArray(t.Asks, 1, 2);
+        batch.WriteNullableDouble(t.Mid);
+        batch.WriteNullableDouble(t.Spread);
+        batch.WriteNullableDouble(t.Microprice);
+        batch.WriteNullableDouble(t.ImbalanceL1);
+        batch.WriteNullableDouble(t.ImbalanceL5);
+    }
+}

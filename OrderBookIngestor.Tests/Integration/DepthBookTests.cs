@@ -1,0 +1,152 @@
+using System.Globalization;
+using OrderBookIngestor.Pipeline;
+using OrderBookIngestor.Simulator;
+using OrderBookIngestor.Tests.Support;
+
+namespace OrderBookIngestor.Tests.Integration;
+
+/// <summary>The book rebuilt from the stored snapshot plus the stored diffs equals the exchange's own book.</summary>
+[NonParallelizable]
+public sealed class DepthBookTests
+{
+    private TestDatabase _db = null!;
+
+    [SetUp]
+    public async Task CreateDatabase() => _db = await TestDatabase.CreateAsync();
+
+    [TearDown]
+    public async Task DropDatabase()
+    {
+        if (_db is not null)
+        {
+            await _db.DisposeAsync();
+        }
+    }
+
+    private static Task<Harness> Start(TestDatabase db, SimulatorOptions sim) => Harness.StartAsync(db, sim, o =>
+    {
+        o.Channels = ["bookTicker", "aggTrade", "depth@100ms"];
+        o.TopIntervalMs = 100;
+        o.TopLevels = 5;
+    });
+
+    private static long DepthDelivered(Harness h) => h.Simulator.Ledger.Snapshot().Where(kv => kv.Key.Contains("@depth", StringComparison.Ordinal)).Sum(kv => kv.Value.Count);
+
+    [Test]
+    public async Task StoredSnapshotPlusStoredDiffs_RebuildTheExchangesBook()
+    {
+        var sim = new SimulatorOptions { Symbols = 2, Rate = 6_000, Events = 12_000, Seed = 21, WaitForStreams = 6 };
+        await using var h = await Start(_db, sim);
+        await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
+        await Harness.WaitUntilAsync(() => h.Metrics.Depth.RowsCommitted == DepthDelivered(h), TimeSpan.FromSeconds(20), () => $"{h.Metrics.Depth.RowsCommitted} depth rows");
+        Assert.That(h.Metrics.Books().Synced, Is.EqualTo(2));
+        Assert.That(h.Metrics.TotalRejects, Is.Zero);
+
+        foreach (var symbol in new[] { "BTCUSDT", "ETHUSDT" })
+        {
+            await AssertRebuiltBookMatchesAsync(symbol, h.Simulator.Book(symbol)!, fromLatestSnapshot: false);
+        }
+
+        await Harness.WaitUntilAsync(() => h.Metrics.Tops.RowsCommitted > 0, TimeSpan.FromSeconds(10), () => "no orderbook_top rows");
+        Assert.That(await _db.ScalarAsync<long>("""
+            SELECT count(*) FROM marketdata.orderbook_top
+            WHERE NOT (bid_prices[1] < ask_prices[1] AND microprice BETWEEN bid_prices[1] AND ask_prices[1]
+                       AND imbalance_l1 BETWEEN -1 AND 1 AND cardinality(bid_prices) = 5 AND spread > 0)
+            """), Is.Zero, "every sampled top of book is uncrossed and its features are in range");
+    }
+
+    [Test]
+    public async Task SkippedDiff_IsAGapRow_TheSymbolResyncs_AndTheBookStillMatches()
+    {
+        var sim = new SimulatorOptions { Symbols = 2, Rate = 6_000, Events = 12_000, Seed = 22, WaitForStreams = 6 };
+        await using var h = await Start(_db, sim);
+        await Harness.WaitUntilAsync(() => h.Metrics.Books().Synced == 2, TimeSpan.FromSeconds(20), () => "books not synced");
+        h.Simulator.WithholdNext("btcusdt@depth@100ms", 1);
+        await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
+        await Harness.WaitUntilAsync(() => h.Metrics.Depth.RowsCommitted == DepthDelivered(h) && h.Metrics.Books().Synced == 2,
+            TimeSpan.FromSeconds(20), () => $"{h.Metrics.Depth.RowsCommitted} depth rows, {h.Metrics.Books().Synced} synced");
+        var skipped = h.Simulator.Ledger.Withheld()["btcusdt@depth@100ms"].Single();
+
+        await Harness.WaitUntilAsync(() => _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps").Result == 1, TimeSpan.FromSeconds(10), () => "gap row");
+        Assert.That(await _db.ScalarAsync<string>("SELECT stream || ' ' || reason || ' ' || first_missing_id || '..' || last_missing_id FROM marketdata.feed_gaps"),
+            Is.EqualTo($"btcusdt@depth@100ms depth_sequence {skipped.FirstId}..{skipped.Id}"), "the gap names exactly the update ids of the lost diff");
+        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_snapshots s JOIN marketdata.symbols y ON y.id = s.symbol_id WHERE y.symbol = 'BTCUSDT'"),
+            Is.EqualTo(2), "initial sync and one resync; ETHUSDT untouched");
+        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_snapshots s JOIN marketdata.symbols y ON y.id = s.symbol_id WHERE y.symbol = 'ETHUSDT'"), Is.EqualTo(1));
+
+        await AssertRebuiltBookMatchesAsync("BTCUSDT", h.Simulator.Book("BTCUSDT")!, fromLatestSnapshot: true);
+        await AssertRebuiltBookMatchesAsync("ETHUSDT", h.Simulator.Book("ETHUSDT")!, fromLatestSnapshot: false);
+    }
+
+    /// <summary>Replays as a user would: one stored snapshot, then the stored diffs after it in update-id order, checking the pu chain.</summary>
+    private async Task AssertRebuiltBookMatchesAsync(string symbol, SimBook exchange, bool fromLatestSnapshot)
+    {
+        var bids = new SortedDictionary<decimal, decimal>();
+        var asks = new SortedDictionary<decimal, decimal>();
+        long lastUpdateId;
+        await using (var cmd = _db.DataSource.CreateCommand($"""
+            SELECT last_update_id, bid_prices, bid_qtys, ask_prices, ask_qtys FROM marketdata.book_snapshots s
+            JOIN marketdata.symbols y ON y.id = s.symbol_id WHERE y.symbol = '{symbol}'
+            ORDER BY last_update_id {(fromLatestSnapshot ? "DESC" : "ASC")} LIMIT 1
+            """))
+        await using (var r = await cmd.ExecuteReaderAsync())
+        {
+            Assert.That(await r.ReadAsync(), Is.True, $"{symbol}: no snapshot stored");
+            lastUpdateId = r.GetInt64(0);
+            Apply(bids, r.GetFieldValue<double[]>(1), r.GetFieldValue<double[]>(2));
+            Apply(asks, r.GetFieldValue<double[]>(3), r.GetFieldValue<double[]>(4));
+        }
+
+        var applied = 0;
+        long previous = -1;
+        await using (var cmd = _db.DataSource.CreateCommand($"""
+            SELECT first_update_id, final_update_id, prev_final_update_id, bid_prices, bid_qtys, ask_prices, ask_qtys FROM marketdata.depth_events d
+            JOIN marketdata.symbols y ON y.id = d.symbol_id WHERE y.symbol = '{symbol}' AND d.final_update_id >= {lastUpdateId}
+            ORDER BY final_update_id
+            """))
+        await using (var r = await cmd.ExecuteReaderAsync())
+        {
+            while (await r.ReadAsync())
+            {
+                if (applied == 0)
+                {
+                    Assert.That(r.GetInt64(0), Is.LessThanOrEqualTo(lastUpdateId), $"{symbol}: the first diff straddles the snapshot");
+                }
+                else
+                {
+                    Assert.That(r.GetInt64(2), Is.EqualTo(previous), $"{symbol}: pu chain after the snapshot");
+                }
+
+                previous = r.GetInt64(1);
+                Apply(bids, r.GetFieldValue<double[]>(3), r.GetFieldValue<double[]>(4));
+                Apply(asks, r.GetFieldValue<double[]>(5), r.GetFieldValue<double[]>(6));
+                applied++;
+            }
+        }
+
+        var (exchangeLast, exchangeBids, exchangeAsks) = exchange.Exact();
+        Assert.That(applied, Is.GreaterThan(0));
+        Assert.That(previous, Is.EqualTo(exchangeLast), $"{symbol}: replayed up to the exchange's last update");
+        Assert.That(bids.Reverse().Select(kv => (kv.Key, kv.Value)), Is.EqualTo(exchangeBids), $"{symbol}: bids");
+        Assert.That(asks.Select(kv => (kv.Key, kv.Value)), Is.EqualTo(exchangeAsks), $"{symbol}: asks");
+    }
+
+    private static void Apply(SortedDictionary<decimal, decimal> side, double[] prices, double[] qtys)
+    {
+        for (var i = 0; i < prices.Length; i++)
+        {
+            var price = Exact(prices[i]);
+            if (qtys[i] == 0)
+            {
+                side.Remove(price);
+            }
+            else
+            {
+                side[price] = Exact(qtys[i]);
+            }
+        }
+    }
+
+    /// <summary>The stored float8 read back through its shortest text, as psql shows it.</summary>
+    private static decimal Exact(double value) => decimal.Parse(value.ToString("R", CultureInfo.InvariantCulture), NumberStyles.Float, CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,91 @@
+using System.Text;
+
+namespace OrderBookIngestor.Simulator;
+
+/// <summary>
+/// A symbol's order book on the fake exchange. Diffs change a few levels near a fixed mid (so the book
+/// never crosses), carry U/u/pu like Binance's USD-M stream, and the REST snapshot is taken from the same
+/// book under the same lock, so a snapshot's lastUpdateId is always the u of a diff that was emitted.
+/// </summary>
+public sealed class SimBook
+{
+    private readonly SimSymbol _symbol;
+    private readonly Random _random;
+    private readonly SortedDictionary<long, long> _bids = new(Comparer<long>.Create((a, b) => b.CompareTo(a)));
+    private readonly SortedDictionary<long, long> _asks = new();
+    private readonly long _mid;
+    private long _lastU;
+
+    public SimBook(SimSymbol symbol, Random random)
+    {
+        _symbol = symbol;
+        _random = random;
+        _mid = symbol.StartPriceTicks;
+        _lastU = 3_000_000_000L + random.Next(1_000_000);
+        for (var i = 1; i <= 20; i++)
+        {
+            _bids[_mid - i] = 1 + random.Next(100_000);
+            _asks[_mid + i] = 1 + random.Next(100_000);
+        }
+    }
+
+    public SimEvent Next(string stream, Exchange.MarketChannel channel, long nowMs)
+    {
+        lock (_bids)
+        {
+            var bids = new List<(long Price, long Qty)>();
+            var asks = new List<(long Price, long Qty)>();
+            var changes = 1 + _random.Next(4);
+            for (var i = 0; i < changes; i++)
+            {
+                var bid = _random.Next(2) == 0;
+                var offset = 1 + _random.Next(30);
+                var qty = _random.Next(10) < 3 ? 0 : 1 + _random.Next(100_000);
+                var price = bid ? _mid - offset : _mid + offset;
+                var side = bid ? _bids : _asks;
+                if (qty == 0)
+                {
+                    side.Remove(price);
+                }
+                else
+                {
+                    side[price] = qty;
+                }
+
+                (bid ? bids : asks).Add((price, qty));
+            }
+
+            var first = _lastU + 1;
+            var final = first + _random.Next(3);
+            var prev = _lastU;
+            _lastU = final;
+            var transactionMs = nowMs - _random.Next(3);
+            var data = Encoding.ASCII.GetBytes(
+                $"{{\"e\":\"depthUpdate\",\"E\":{nowMs},\"T\":{transactionMs},\"s\":\"{_symbol.Symbol}\",\"U\":{first},\"u\":{final},\"pu\":{prev},\"b\":{Levels(bids)},\"a\":{Levels(asks)}}}");
+            return new SimEvent(stream, _symbol.Symbol, channel, final, nowMs, transactionMs, 0, 0, 0, 0, first, prev, false, data);
+        }
+    }
+
+    /// <summary>The book as GET /fapi/v1/depth returns it: lastUpdateId and the best <paramref name="limit"/> levels per side.</summary>
+    public string SnapshotJson(int limit, long nowMs)
+    {
+        lock (_bids)
+        {
+            return $"{{\"lastUpdateId\":{_lastU},\"E\":{nowMs},\"T\":{nowMs},\"bids\":{Levels(_bids.Take(limit).Select(kv => (kv.Key, kv.Value)))},\"asks\":{Levels(_asks.Take(limit).Select(kv => (kv.Key, kv.Value)))}}}";
+        }
+    }
+
+    /// <summary>The whole book in exact decimals, for tests that rebuild it from what was stored.</summary>
+    public (long LastUpdateId, List<(decimal Price, decimal Qty)> Bids, List<(decimal Price, decimal Qty)> Asks) Exact()
+    {
+        lock (_bids)
+        {
+            return (_lastU,
+                _bids.Select(kv => (SymbolUniverse.ToDecimal(kv.Key, _symbol.PriceDecimals), SymbolUniverse.ToDecimal(kv.Value, _symbol.QtyDecimals))).ToList(),
+                _asks.Select(kv => (SymbolUniverse.ToDecimal(kv.Key, _symbol.PriceDecimals), SymbolUniverse.ToDecimal(kv.Value, _symbol.QtyDecimals))).ToList());
+        }
+    }
+
+    private string Levels(IEnumerable<(long Price, long Qty)> levels)
+        => "[" + string.Join(",", levels.Select(l => $"[\"{SymbolUniverse.Fixed(l.Price, _symbol.PriceDecimals)}\",\"{SymbolUniverse.Fixed(l.Qty, _symbol.QtyDecimals)}\"]")) + "]";
+}

@@ -1,0 +1,56 @@
+-- 003_depth: order-book diffs, the REST snapshots they replay from, and the sampled top of book.
+
+-- Levels are typed float8 arrays, one pair per side (prices, quantities), in the order the exchange
+-- sent them. Against JSONB text they are smaller (8 bytes a number, no keys or quotes), need no
+-- parsing to query (unnest, array subscripts), and binary COPY writes them without text formatting.
+CREATE TABLE IF NOT EXISTS marketdata.depth_events (
+    ts_exchange          timestamptz NOT NULL,
+    ts_transaction       timestamptz NOT NULL,
+    ts_ingest            timestamptz NOT NULL,
+    symbol_id            integer     NOT NULL,
+    first_update_id      bigint      NOT NULL,
+    final_update_id      bigint      NOT NULL,
+    prev_final_update_id bigint      NOT NULL,
+    bid_prices           float8[]    NOT NULL,
+    bid_qtys             float8[]    NOT NULL,
+    ask_prices           float8[]    NOT NULL,
+    ask_qtys             float8[]    NOT NULL
+);
+
+-- Replays walk one symbol's diffs in update-id order from a snapshot.
+CREATE INDEX IF NOT EXISTS depth_events_symbol_update_idx ON marketdata.depth_events (symbol_id, final_update_id);
+
+-- GET /fapi/v1/depth responses that a book was (re)synced from: replay = snapshot + diffs with
+-- final_update_id >= last_update_id, the first with first_update_id <= last_update_id.
+CREATE TABLE IF NOT EXISTS marketdata.book_snapshots (
+    ts_exchange    timestamptz NOT NULL,
+    ts_ingest      timestamptz NOT NULL,
+    symbol_id      integer     NOT NULL,
+    last_update_id bigint      NOT NULL,
+    bid_prices     float8[]    NOT NULL,
+    bid_qtys       float8[]    NOT NULL,
+    ask_prices     float8[]    NOT NULL,
+    ask_qtys       float8[]    NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS book_snapshots_symbol_update_idx ON marketdata.book_snapshots (symbol_id, last_update_id);
+
+-- The in-memory book sampled at a fixed cadence: top N levels and the features models use.
+-- microprice = (bid·ask_qty + ask·bid_qty) / (bid_qty + ask_qty); imbalance = (bid_qty − ask_qty) / (bid_qty + ask_qty)
+-- at level 1, and over levels 1..5 summed.
+CREATE TABLE IF NOT EXISTS marketdata.orderbook_top (
+    ts             timestamptz NOT NULL,
+    symbol_id      integer     NOT NULL,
+    last_update_id bigint      NOT NULL,
+    bid_prices     float8[]    NOT NULL,
+    bid_qtys       float8[]    NOT NULL,
+    ask_prices     float8[]    NOT NULL,
+    ask_qtys       float8[]    NOT NULL,
+    mid            float8,
+    spread         float8,
+    microprice     float8,
+    imbalance_l1   float8,
+    imbalance_l5   float8
+);
+
+CREATE INDEX IF NOT EXISTS orderbook_top_symbol_ts_idx ON marketdata.orderbook_top (symbol_id, ts);
