@@ -23,9 +23,17 @@ public static class BenchCommand
         command.SetAction(parse =>
         {
             var duration = TimeSpan.FromSeconds(Math.Clamp(parse.GetValue(seconds), 0.5, 600));
-            var (frames, symbols) = Frames(50);
+            var (frames, symbols) = Frames(50, [MarketChannel.BookTicker, MarketChannel.AggTrade]);
             var parser = new FrameParser(symbols);
             Report("parser (combined frames, bookTicker+aggTrade)", Measure(duration, frames, f => parser.Parse(f, 1, out _)));
+            var (depthFrames, _) = Frames(50, [MarketChannel.Depth100ms]);
+            Report("parser (combined frames, depth@100ms, levels returned to the pool as the flusher does)", Measure(duration, depthFrames, f =>
+            {
+                if (parser.Parse(f, 1, out var r) == FrameKind.Depth)
+                {
+                    r.Depth.Release();
+                }
+            }));
 
             var events = frames.Select(f => { parser.Parse(f, 1, out var r); return r; }).ToArray();
             using var batch = new CopyBatch(10_000);
@@ -51,7 +59,7 @@ public static class BenchCommand
         return command;
     }
 
-    private static (byte[][] Frames, SymbolTable Symbols) Frames(int symbolCount)
+    private static (byte[][] Frames, SymbolTable Symbols) Frames(int symbolCount, MarketChannel[] channels)
     {
         var universe = SymbolUniverse.Create(symbolCount);
         var market = new SimulatedMarket(universe, 1, TimeProvider.System);
@@ -60,7 +68,7 @@ public static class BenchCommand
         {
             foreach (var s in universe)
             {
-                foreach (var channel in MarketChannels.All)
+                foreach (var channel in channels)
                 {
                     var e = market.Next(MarketChannels.StreamName(s.Symbol, channel));
                     frames.Add([.. Encoding.ASCII.GetBytes($"{{\"stream\":\"{e.Stream}\",\"data\":"), .. e.Data, (byte)'}']);
