@@ -134,4 +134,77 @@ public sealed class FidelityTests
             Is.Zero, "trades stay contiguous across the restart");
         Assert.That(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades WHERE is_backfilled"), Is.EqualTo(h.Metrics.TradesBackfilled));
     }
+
+    [Test]
+    public async Task PlannedRotation_BeforeTheExchangesCutoff_LeavesNoGapAndNoDuplicate()
+    {
+        // The exchange cuts connections at 3 s; the daemon replaces them at about 2 s, overlapping.
+        var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Events = 16_000, Seed = 16, WaitForStreams = 4, MaxConnectionLifetimeSeconds = 3 };
+        await using var h = await Harness.StartAsync(_db, sim, o => o.MaxConnectionLifetimeSeconds = 2);
+        await Harness.WaitUntilAsync(() => h.Simulator.Ledger.Generated == 16_000, TimeSpan.FromSeconds(60), () => $"{h.Simulator.Ledger.Generated} generated");
+        var generated = h.Simulator.Ledger.GeneratedPerStream();
+        await Harness.WaitUntilAsync(() => h.RowsCommitted == 16_000, TimeSpan.FromSeconds(20), () => $"{h.RowsCommitted} of 16000 committed");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(h.Metrics.Shards.All(s => s.Rotations >= 2), Is.True, "each shard rotated at least twice");
+            Assert.That(h.Metrics.Shards.Sum(s => s.Reconnects), Is.Zero, "no connection was lost");
+            Assert.That(h.Metrics.Duplicates(MarketChannel.BookTicker, false) + h.Metrics.Duplicates(MarketChannel.AggTrade, false), Is.GreaterThan(0),
+                "the overlap delivered frames twice, and they were dropped");
+            Assert.That(h.Metrics.TradesBackfilled, Is.Zero, "nothing had to be recovered");
+        });
+        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps"), Is.Zero);
+        foreach (var (stream, count) in generated)
+        {
+            Assert.That(MarketChannels.TryParseStreamName(stream, out var symbol, out var channel), Is.True, stream);
+            var table = channel == MarketChannel.BookTicker ? "book_ticker" : "trades";
+            var id = channel == MarketChannel.BookTicker ? "update_id" : "agg_trade_id";
+            Assert.That(await _db.ScalarAsync<string>($"SELECT count(*) || '/' || count(DISTINCT {id}) FROM marketdata.{table} t JOIN marketdata.symbols s ON s.id = t.symbol_id WHERE s.symbol = '{symbol}'"),
+                Is.EqualTo($"{count}/{count}"), $"{stream}: every generated event once");
+        }
+    }
+
+    [Test]
+    public async Task ExchangeCutsTheConnection_WithoutRotation_TradesAreRecoveredAndTheRestIsInTheLedger()
+    {
+        var sim = new SimulatorOptions { Symbols = 1, Rate = 1_000, Events = 6_000, Seed = 17, WaitForStreams = 2, MaxConnectionLifetimeSeconds = 2 };
+        await using var h = await Harness.StartAsync(_db, sim, o => o.ReconnectMinDelayMs = 200);
+        await Harness.WaitUntilAsync(() => h.Simulator.Ledger.Generated == 6_000, TimeSpan.FromSeconds(60), () => $"{h.Simulator.Ledger.Generated} generated");
+        await Harness.WaitUntilAsync(() => h.Metrics.Shards.All(s => s.Reconnects >= 1), TimeSpan.FromSeconds(10), () => "no reconnect");
+        var generated = h.Simulator.Ledger.GeneratedPerStream();
+        await Harness.WaitUntilAsync(() => h.Metrics.Trades.RowsCommitted == generated["btcusdt@aggTrade"], TimeSpan.FromSeconds(30),
+            () => $"{h.Metrics.Trades.RowsCommitted} of {generated["btcusdt@aggTrade"]} trades");
+        Assert.That(await _db.ScalarAsync<long>("SELECT count(DISTINCT agg_trade_id) FROM marketdata.trades"), Is.EqualTo(generated["btcusdt@aggTrade"]),
+            "every trade of the cut windows came back from REST");
+
+        // bookTicker has no contiguous ids: what was sent during the cut is covered by 'disconnected' rows.
+        await Harness.WaitUntilAsync(() => _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE stream = 'btcusdt@bookTicker'").Result
+            == h.Metrics.Shards.Single(s => s.Plan.Route == BinanceRoute.Public).Reconnects, TimeSpan.FromSeconds(10), () => "gap rows");
+        var stored = await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_ticker");
+        var missing = generated["btcusdt@bookTicker"] - stored;
+        Assert.That(missing, Is.GreaterThanOrEqualTo(0));
+        if (missing > 0)
+        {
+            Assert.That(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'disconnected' AND gap_end > gap_start"), Is.GreaterThan(0),
+                "bookTicker events were lost in the cut, and the ledger says when");
+        }
+    }
+
+    [Test]
+    public async Task SilentSubscription_IsReportedInMetricsAndHealth_WhileItsSiblingsFlow()
+    {
+        var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Seed = 18, WaitForStreams = 4 };
+        await using var h = await Harness.StartAsync(_db, sim, o => o.SilentStreamSeconds = 1);
+        // Acknowledged like the others, but the exchange never sends it anything.
+        h.Simulator.WithholdNext("ethusdt@bookTicker", int.MaxValue);
+        await Harness.WaitUntilAsync(() => h.Metrics.SilentStreams().Contains("ethusdt@bookTicker"), TimeSpan.FromSeconds(20), () => "not reported");
+        Assert.That(h.Metrics.SilentStreams(), Is.EqualTo(new[] { "ethusdt@bookTicker" }), "only the silent one; its siblings flow");
+
+        using var http = new HttpClient { BaseAddress = new Uri("http://" + h.Options.Http) };
+        using var health = await http.GetAsync("/health");
+        var body = await health.Content.ReadAsStringAsync();
+        Assert.That((int)health.StatusCode, Is.EqualTo(200));
+        Assert.That(body, Does.Contain("\"status\": \"degraded\"").And.Contain("ethusdt@bookTicker"));
+        Assert.That(await http.GetStringAsync("/metrics"), Does.Contain("orderbook_silent_streams 1\n"));
+    }
 }

@@ -42,11 +42,19 @@ public sealed class DepthSequencer
     private long _snapshotId;
     private bool _snapshotRequested;
 
-    public DepthSequencer(int symbolId, string symbol, string stream)
+    private long _storedBeforeStart;
+    private long _storedBeforeStartTimeMs;
+
+    /// <param name="lastStoredUpdateId">The highest final_update_id already stored (0 when none): older diffs are
+    /// duplicates, and the first diff after a restart dates the downtime's hole in the gap ledger.</param>
+    public DepthSequencer(int symbolId, string symbol, string stream, long lastStoredUpdateId = 0, long lastStoredTimeMs = 0)
     {
         SymbolId = symbolId;
         Symbol = symbol;
         Stream = stream;
+        _highestSeen = lastStoredUpdateId;
+        _storedBeforeStart = lastStoredUpdateId;
+        _storedBeforeStartTimeMs = lastStoredTimeMs;
     }
 
     public int SymbolId { get; }
@@ -54,6 +62,9 @@ public sealed class DepthSequencer
     public string Symbol { get; }
 
     public string Stream { get; }
+
+    /// <summary>Local time (Unix ms) a frame of this stream last arrived, duplicates included: the stream is alive.</summary>
+    public StreamActivity Activity { get; } = new();
 
     public OrderBook Book { get; } = new();
 
@@ -84,6 +95,18 @@ public sealed class DepthSequencer
             if (e.FinalUpdateId <= _highestSeen)
             {
                 return Decision.Duplicate;
+            }
+
+            if (_storedBeforeStart > 0)
+            {
+                // First diff since the daemon started on a database that already had this stream.
+                if (e.FirstUpdateId > _storedBeforeStart + 1)
+                {
+                    gap = new GapRecord(SymbolId, Stream, Math.Min(_storedBeforeStartTimeMs, e.EventTimeMs), e.EventTimeMs, _storedBeforeStart + 1,
+                        e.FirstUpdateId - 1, GapReason.DaemonDown, nowMs, "diffs sent while the daemon was not running");
+                }
+
+                _storedBeforeStart = 0;
             }
 
             _highestSeen = e.FinalUpdateId;

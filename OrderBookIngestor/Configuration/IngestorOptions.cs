@@ -52,6 +52,16 @@ public sealed class IngestorOptions
     /// <summary>A connection up this long counts as stable and resets the reconnect backoff.</summary>
     public int StableConnectionSeconds { get; set; } = 60;
 
+    /// <summary>Connections are replaced (overlapping, no gap) after this long, staggered up to 18% earlier per shard.
+    /// Binance closes a connection at 24 hours; the default rotates at 23.5.</summary>
+    public int MaxConnectionLifetimeSeconds { get; set; } = 84_600;
+
+    /// <summary>How long a replacement connection may take to stream before the rotation is abandoned and retried.</summary>
+    public int RotationTimeoutSeconds { get; set; } = 30;
+
+    /// <summary>A subscribed stream with no data for this long, while other streams on its route flow, is reported silent.</summary>
+    public int SilentStreamSeconds { get; set; } = 300;
+
     /// <summary>Largest frame accepted; Binance market frames are well under 64 kB.</summary>
     public int MaxFrameBytes { get; set; } = 1 << 20;
 

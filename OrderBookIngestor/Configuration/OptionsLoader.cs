@@ -27,6 +27,7 @@ public static class OptionsLoader
         nameof(IngestorOptions.LogFile), nameof(IngestorOptions.LogRetainedFiles), nameof(IngestorOptions.LogLevel),
         nameof(IngestorOptions.MaxBackfillTrades), nameof(IngestorOptions.RestWeightPerMinute), nameof(IngestorOptions.RestMaxInFlight),
         nameof(IngestorOptions.TopLevels), nameof(IngestorOptions.TopIntervalMs), nameof(IngestorOptions.SnapshotLimit),
+        nameof(IngestorOptions.MaxConnectionLifetimeSeconds), nameof(IngestorOptions.RotationTimeoutSeconds), nameof(IngestorOptions.SilentStreamSeconds),
     ];
 
     public static IngestorOptions Load(
@@ -165,6 +166,9 @@ public static class OptionsLoader
             case nameof(IngestorOptions.TopLevels): o.TopLevels = Int(value, source); break;
             case nameof(IngestorOptions.TopIntervalMs): o.TopIntervalMs = Int(value, source); break;
             case nameof(IngestorOptions.SnapshotLimit): o.SnapshotLimit = Int(value, source); break;
+            case nameof(IngestorOptions.MaxConnectionLifetimeSeconds): o.MaxConnectionLifetimeSeconds = Int(value, source); break;
+            case nameof(IngestorOptions.RotationTimeoutSeconds): o.RotationTimeoutSeconds = Int(value, source); break;
+            case nameof(IngestorOptions.SilentStreamSeconds): o.SilentStreamSeconds = Int(value, source); break;
             default: throw new ConfigurationException($"{source}: unknown setting.");
         }
     }

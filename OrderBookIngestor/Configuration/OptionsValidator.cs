@@ -61,6 +61,9 @@ public static class OptionsValidator
         Range(errors, nameof(o.TopLevels), o.TopLevels, 1, 100);
         Range(errors, nameof(o.TopIntervalMs), o.TopIntervalMs, 0, 3_600_000);
         Range(errors, nameof(o.SnapshotLimit), o.SnapshotLimit, 5, 1000);
+        Range(errors, nameof(o.MaxConnectionLifetimeSeconds), o.MaxConnectionLifetimeSeconds, 1, 86_000);
+        Range(errors, nameof(o.RotationTimeoutSeconds), o.RotationTimeoutSeconds, 1, 600);
+        Range(errors, nameof(o.SilentStreamSeconds), o.SilentStreamSeconds, 1, 86_400);
         Range(errors, nameof(o.MaxStreamsPerConnection), o.MaxStreamsPerConnection, 1, 1024);
         Range(errors, nameof(o.StreamsPerSubscribe), o.StreamsPerSubscribe, 1, 200);
         Range(errors, nameof(o.SubscribeMessagesPerSecond), o.SubscribeMessagesPerSecond, 1, 9);

@@ -31,7 +31,6 @@ public sealed class ShardReader
     private readonly Backoff _backoff;
     private readonly LogLimiter _rejectLog;
     private long _nextControlId = 1;
-    private long _lastSubscribeId;
 
     public ShardReader(ShardPlan plan, IngestorOptions options, FrameParser parser, EventRouter router,
         ShardStats stats, IngestorMetrics metrics, TimeProvider time, ILogger log, Random random)
@@ -51,59 +50,163 @@ public sealed class ShardReader
 
     public ShardPlan Plan => _plan;
 
+    /// <summary>
+    /// Supervises the shard's connection: keeps one streaming, reconnects with backoff when it fails, and
+    /// replaces it before the exchange's 24-hour cut-off by opening and subscribing the replacement first,
+    /// then closing the old one once the new one delivers data (the overlap is deduplicated downstream).
+    /// </summary>
     /// <param name="stopReading">Cancelled at shutdown: stop receiving.</param>
     /// <param name="abort">Cancelled only at the drain deadline: give up handing an already received event to a full buffer.</param>
     public async Task RunAsync(CancellationToken stopReading, CancellationToken abort)
     {
+        Connection? current = null;
+        var retryRotationSoon = false;
         while (!stopReading.IsCancellationRequested)
         {
-            var started = _time.GetTimestamp();
-            string reason;
-            try
-            {
-                await RunConnectionAsync(stopReading, abort).ConfigureAwait(false);
-                reason = "closed";
-            }
-            catch (OperationCanceledException) when (stopReading.IsCancellationRequested)
-            {
-                break;
-            }
-            catch (OperationCanceledException)
-            {
-                reason = $"no data for {_options.NoDataTimeoutSeconds}s (half-open connection)";
-            }
-            catch (Exception ex) when (ex is WebSocketException or HttpRequestException or IOException or SocketException
-                                           or TimeoutException or ServerClosedException)
-            {
-                reason = ex.Message;
-            }
-
-            // bookTicker ids are not contiguous: the window until the first frame after reconnecting is a gap.
-            _router.Interrupted(_bookTickerSymbols);
-            var lived = _time.GetElapsedTime(started);
-            if (lived >= TimeSpan.FromSeconds(_options.StableConnectionSeconds))
-            {
-                _backoff.Reset();
-            }
-
-            var delay = _backoff.Next();
-            _stats.OnReconnect();
-            Log.ConnectionLost(_log, _plan.Name, lived.TotalSeconds, reason, (long)delay.TotalMilliseconds);
-            SetState(ConnectionState.Backoff);
-            try
-            {
-                await Task.Delay(delay, _time, stopReading).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
+            current ??= Start(stopReading, abort);
+            var rotateIn = retryRotationSoon ? TimeSpan.FromSeconds(Math.Min(60, _options.MaxConnectionLifetimeSeconds)) : Lifetime();
+            using var rotation = CancellationTokenSource.CreateLinkedTokenSource(stopReading);
+            var rotateAt = Task.Delay(rotateIn, _time, rotation.Token);
+            var finished = await Task.WhenAny(current.Run, rotateAt).ConfigureAwait(false);
+            await rotation.CancelAsync().ConfigureAwait(false);
+            if (stopReading.IsCancellationRequested)
             {
                 break;
             }
+
+            if (finished == current.Run)
+            {
+                var reason = await current.Run.ConfigureAwait(false);
+                var stopping = await ReconnectDelayAsync(current, reason, stopReading).ConfigureAwait(false);
+                current.Dispose();
+                current = null;
+                if (stopping)
+                {
+                    break;
+                }
+
+                retryRotationSoon = false;
+                continue;
+            }
+
+            var replacement = Start(stopReading, abort);
+            var ready = await Task.WhenAny(replacement.Streaming.Task, replacement.Run,
+                Task.Delay(TimeSpan.FromSeconds(_options.RotationTimeoutSeconds), _time, stopReading)).ConfigureAwait(false);
+            if (ready == replacement.Streaming.Task)
+            {
+                current.Retire();
+                await current.Run.ConfigureAwait(false);
+                Log.Rotated(_log, _plan.Name, current.Age(_time).TotalHours);
+                current.Dispose();
+                _stats.OnRotation();
+                current = replacement;
+                retryRotationSoon = false;
+            }
+            else
+            {
+                replacement.Retire();
+                var why = await replacement.Run.ConfigureAwait(false);
+                replacement.Dispose();
+                Log.RotationFailed(_log, _plan.Name, why);
+                retryRotationSoon = true;
+            }
+        }
+
+        if (current is not null)
+        {
+            await current.Run.ConfigureAwait(false);
+            current.Dispose();
         }
 
         SetState(ConnectionState.Stopped);
     }
 
-    private async Task RunConnectionAsync(CancellationToken stopReading, CancellationToken abort)
+    /// <summary>Planned lifetime of this shard's connections, staggered so shards do not all rotate at once.</summary>
+    private TimeSpan Lifetime()
+        => TimeSpan.FromSeconds(_options.MaxConnectionLifetimeSeconds * (1 - (0.02 * (_plan.Index % 10))));
+
+    /// <returns>True when shutting down.</returns>
+    private async Task<bool> ReconnectDelayAsync(Connection failed, string reason, CancellationToken stopReading)
+    {
+        // bookTicker ids are not contiguous: the window until the first frame after reconnecting is a gap.
+        _router.Interrupted(_bookTickerSymbols);
+        var lived = failed.Age(_time);
+        if (lived >= TimeSpan.FromSeconds(_options.StableConnectionSeconds))
+        {
+            _backoff.Reset();
+        }
+
+        var delay = _backoff.Next();
+        _stats.OnReconnect();
+        Log.ConnectionLost(_log, _plan.Name, lived.TotalSeconds, reason, (long)delay.TotalMilliseconds);
+        SetState(ConnectionState.Backoff);
+        try
+        {
+            await Task.Delay(delay, _time, stopReading).ConfigureAwait(false);
+            return false;
+        }
+        catch (OperationCanceledException)
+        {
+            return true;
+        }
+    }
+
+    private Connection Start(CancellationToken stopReading, CancellationToken abort)
+    {
+        var connection = new Connection(_time.GetTimestamp());
+        connection.Run = Task.Run(() => RunGuardedAsync(connection, stopReading, abort), CancellationToken.None);
+        return connection;
+    }
+
+    /// <summary>Runs one connection to its end and says why it ended; connection faults are results, not exceptions.</summary>
+    private async Task<string> RunGuardedAsync(Connection connection, CancellationToken stopReading, CancellationToken abort)
+    {
+        try
+        {
+            await RunConnectionAsync(connection, stopReading, abort).ConfigureAwait(false);
+            return "closed";
+        }
+        catch (OperationCanceledException) when (stopReading.IsCancellationRequested || connection.Retired)
+        {
+            return "stopped";
+        }
+        catch (OperationCanceledException)
+        {
+            return $"no data for {_options.NoDataTimeoutSeconds}s (half-open connection)";
+        }
+        catch (Exception ex) when (ex is WebSocketException or HttpRequestException or IOException or SocketException
+                                       or TimeoutException or ServerClosedException)
+        {
+            return ex.Message;
+        }
+    }
+
+    /// <summary>One WebSocket connection's lifecycle, as the supervisor sees it.</summary>
+    private sealed class Connection(long startedTimestamp) : IDisposable
+    {
+        private readonly CancellationTokenSource _retire = new();
+
+        public Task<string> Run { get; set; } = Task.FromResult("not started");
+
+        /// <summary>Completes once every SUBSCRIBE is acknowledged and the first data frame has arrived.</summary>
+        public TaskCompletionSource Streaming { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public CancellationToken RetireToken => _retire.Token;
+
+        public bool Retired => _retire.IsCancellationRequested;
+
+        public long LastSubscribeId;
+
+        public bool Acknowledged;
+
+        public TimeSpan Age(TimeProvider time) => time.GetElapsedTime(startedTimestamp);
+
+        public void Retire() => _retire.Cancel();
+
+        public void Dispose() => _retire.Dispose();
+    }
+
+    private async Task RunConnectionAsync(Connection connection, CancellationToken stopReading, CancellationToken abort)
     {
         var noData = TimeSpan.FromSeconds(_options.NoDataTimeoutSeconds);
         using var ws = new ClientWebSocket();
@@ -111,7 +214,7 @@ public sealed class ShardReader
         // the server are answered by the WebSocket implementation itself.
         ws.Options.KeepAliveInterval = TimeSpan.FromSeconds(30);
         using var watchdog = new CancellationTokenSource(noData, _time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stopReading, watchdog.Token);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stopReading, watchdog.Token, connection.RetireToken);
         var token = linked.Token;
 
         var uri = BinanceProtocol.CombinedStreamUri(_options.WsUrl, _plan.Route);
@@ -122,7 +225,7 @@ public sealed class ShardReader
         watchdog.CancelAfter(noData);
 
         // Sending SUBSCRIBEs runs beside receiving: acknowledgements and data arrive while we still subscribe.
-        var subscribing = SubscribeAsync(ws, token);
+        var subscribing = SubscribeAsync(ws, connection, token);
         var buffer = ArrayPool<byte>.Shared.Rent(InitialBufferBytes);
         try
         {
@@ -172,11 +275,26 @@ public sealed class ShardReader
                 {
                     Reject(RejectReason.BinaryFrame, default);
                 }
-                else
+                else if (await DispatchAsync(connection, buffer, filled, ToUnixMicros(now), abort).ConfigureAwait(false) && connection.Acknowledged)
                 {
-                    await DispatchAsync(buffer, filled, ToUnixMicros(now), abort).ConfigureAwait(false);
+                    connection.Streaming.TrySetResult();
                 }
             }
+        }
+        catch (OperationCanceledException) when (connection.Retired && !stopReading.IsCancellationRequested)
+        {
+            // Planned rotation: say goodbye properly, briefly; the replacement is already streaming.
+            using var bye = new CancellationTokenSource(TimeSpan.FromSeconds(2), _time);
+            try
+            {
+                await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "rotating", bye.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
+            {
+                // the old connection is being dropped either way
+            }
+
+            throw;
         }
         finally
         {
@@ -185,34 +303,39 @@ public sealed class ShardReader
         }
     }
 
-    private ValueTask DispatchAsync(byte[] buffer, int length, long ingestUs, CancellationToken abort)
+    /// <returns>True when the frame was market data (not a control reply or a rejected frame).</returns>
+    private async ValueTask<bool> DispatchAsync(Connection connection, byte[] buffer, int length, long ingestUs, CancellationToken abort)
     {
         switch (_parser.Parse(buffer.AsSpan(0, length), ingestUs, out var frame))
         {
             case FrameKind.BookTicker:
-                return _router.RouteBookTickerAsync(frame.BookTicker, abort);
+                await _router.RouteBookTickerAsync(frame.BookTicker, abort).ConfigureAwait(false);
+                return true;
             case FrameKind.Trade:
-                return _router.RouteTradeAsync(frame.Trade, abort);
+                await _router.RouteTradeAsync(frame.Trade, abort).ConfigureAwait(false);
+                return true;
             case FrameKind.Depth:
-                return _router.RouteDepthAsync(frame.Depth, abort);
+                await _router.RouteDepthAsync(frame.Depth, abort).ConfigureAwait(false);
+                return true;
             case FrameKind.ControlResult:
-                if (frame.ControlId == Interlocked.Read(ref _lastSubscribeId))
+                if (frame.ControlId == Interlocked.Read(ref connection.LastSubscribeId))
                 {
+                    connection.Acknowledged = true;
                     SetState(ConnectionState.Streaming);
                     Log.Subscribed(_log, _plan.Name, _plan.Streams.Count);
                 }
 
-                return ValueTask.CompletedTask;
+                return false;
             case FrameKind.ControlError:
                 Log.ControlRefused(_log, _plan.Name, frame.ControlId, Preview(buffer.AsSpan(0, length)));
-                return ValueTask.CompletedTask;
+                return false;
             default:
                 Reject(frame.Reason, buffer.AsSpan(0, length));
-                return ValueTask.CompletedTask;
+                return false;
         }
     }
 
-    private async Task SubscribeAsync(ClientWebSocket ws, CancellationToken token)
+    private async Task SubscribeAsync(ClientWebSocket ws, Connection connection, CancellationToken token)
     {
         // Binance closes a connection that sends more than 10 messages a second; stay well under.
         var spacing = TimeSpan.FromSeconds(1.0 / _options.SubscribeMessagesPerSecond);
@@ -227,7 +350,7 @@ public sealed class ShardReader
             var id = Interlocked.Increment(ref _nextControlId);
             if (i == chunks.Count - 1)
             {
-                Interlocked.Exchange(ref _lastSubscribeId, id);
+                Interlocked.Exchange(ref connection.LastSubscribeId, id);
             }
 
             var message = BinanceProtocol.Subscribe(chunks[i], id);

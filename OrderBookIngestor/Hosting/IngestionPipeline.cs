@@ -106,6 +106,10 @@ public sealed class IngestionPipeline : BackgroundService
         var snapshots = Task.Run(() => fetcher.RunAsync(stopBackfill.Token, abort.Token), CancellationToken.None);
         var sampler = Task.Run(() => new Books.TopSampler(states.Books, buffers, _time, _options.TopLevels, TimeSpan.FromMilliseconds(_options.TopIntervalMs)).RunAsync(stopBackfill.Token, abort.Token), CancellationToken.None);
 
+        var silence = new SilenceMonitor(states.Activities(channels), _time, feedLog, TimeSpan.FromSeconds(_options.SilentStreamSeconds));
+        _metrics.SilentStreams = () => silence.Silent;
+        var silenceWatch = Task.Run(() => silence.RunAsync(stopBackfill.Token), CancellationToken.None);
+
         var parser = new FrameParser(symbols);
         var readers = plans.Select(plan =>
         {
@@ -133,6 +137,7 @@ public sealed class IngestionPipeline : BackgroundService
         await Quietly(backfill).ConfigureAwait(false);
         await Quietly(snapshots).ConfigureAwait(false);
         await Quietly(sampler).ConfigureAwait(false);
+        await Quietly(silenceWatch).ConfigureAwait(false);
         buffers.Complete();
         await Task.WhenAll(flushers.Select(Quietly)).ConfigureAwait(false);
         gaps.Complete();

@@ -46,6 +46,19 @@ public static class HealthReport
             status = HealthStatus.Degraded;
         }
 
+        var silent = m.SilentStreams();
+        if (silent.Count > 0)
+        {
+            reasons.Add($"{silent.Count} silent stream(s): {string.Join(", ", silent.Take(10))}");
+            status = Max(status, HealthStatus.Degraded);
+        }
+
+        var (synced, books, _) = m.Books();
+        if (synced < books)
+        {
+            reasons.Add($"{books - synced} of {books} order books resyncing");
+        }
+
         foreach (var t in m.Tables)
         {
             var depth = t.BufferDepth();
@@ -87,6 +100,19 @@ public static class HealthReport
         w.WriteString("version", ThisAssembly.Version);
         w.WriteNumber("uptimeSeconds", (now - m.StartedUnixMs) / 1000.0);
         w.WriteString("storageTier", m.StorageTier);
+        w.WriteStartArray("silentStreams");
+        foreach (var stream in m.SilentStreams())
+        {
+            w.WriteStringValue(stream);
+        }
+
+        w.WriteEndArray();
+        var (synced, books, resyncs) = m.Books();
+        w.WriteStartObject("books");
+        w.WriteNumber("synced", synced);
+        w.WriteNumber("total", books);
+        w.WriteNumber("resyncs", resyncs);
+        w.WriteEndObject();
         w.WriteStartArray("shards");
         foreach (var s in m.Shards)
         {

@@ -74,6 +74,9 @@ public sealed class IngestorMetrics
     /// <summary>The gap ledger, once the pipeline runs (for per-reason counts).</summary>
     public Pipeline.GapLedger? Gaps { get; set; }
 
+    /// <summary>Streams subscribed but silent while their route flows, once the pipeline runs.</summary>
+    public Func<IReadOnlyList<string>> SilentStreams { get; set; } = () => [];
+
     /// <summary>REST weight used this minute, once the pipeline runs.</summary>
     public Func<int> RestWeightUsed { get; set; } = () => 0;
 

@@ -42,6 +42,18 @@ internal static partial class Log
     [LoggerMessage(1011, LogLevel.Information, "Backfill of {Symbol} ids {From}..{To} done; {Missing} ids could not be recovered and are in the gap ledger")]
     public static partial void BackfillFinished(ILogger logger, string symbol, long from, long to, long missing);
 
+    [LoggerMessage(1012, LogLevel.Information, "Shard {Shard}: rotated to a fresh connection after {Hours:F2} h (replacement streaming before the old one closed)")]
+    public static partial void Rotated(ILogger logger, string shard, double hours);
+
+    [LoggerMessage(1013, LogLevel.Warning, "Shard {Shard}: rotation abandoned ({Reason}); keeping the current connection and retrying shortly")]
+    public static partial void RotationFailed(ILogger logger, string shard, string reason);
+
+    [LoggerMessage(1014, LogLevel.Warning, "Stream {Stream} is silent: subscribed but no data for {Seconds}s while other {Route} streams flow")]
+    public static partial void StreamSilent(ILogger logger, string stream, long seconds, string route);
+
+    [LoggerMessage(1015, LogLevel.Information, "Stream {Stream} is flowing again")]
+    public static partial void StreamFlowing(ILogger logger, string stream);
+
     // 2xxx parsing
     [LoggerMessage(2001, LogLevel.Warning, "Shard {Shard}: frame rejected ({Reason}, {Suppressed} more since the last sample): {Frame}")]
     public static partial void FrameRejected(ILogger logger, string shard, string reason, long suppressed, string frame);

@@ -35,6 +35,12 @@ public static class PrometheusWriter
             Sample(sb, "orderbook_reconnects_total", ShardLabels(s), s.Reconnects);
         }
 
+        Header(sb, "orderbook_rotations_total", "counter", "Planned connection replacements before the exchange's 24 h cut-off.");
+        foreach (var s in shards)
+        {
+            Sample(sb, "orderbook_rotations_total", ShardLabels(s), s.Rotations);
+        }
+
         Header(sb, "orderbook_connection_streaming", "gauge", "1 when the connection is subscribed and streaming.");
         foreach (var s in shards)
         {
@@ -65,6 +71,16 @@ public static class PrometheusWriter
         {
             Sample(sb, "orderbook_gaps_total", $"reason=\"{Pipeline.GapReasons.Label(r)}\"", m.Gaps?.Count(r) ?? 0);
         }
+
+        Header(sb, "orderbook_silent_streams", "gauge", "Subscribed streams with no data while others on their route flow.");
+        Sample(sb, "orderbook_silent_streams", null, m.SilentStreams().Count);
+        var (synced, books, resyncs) = m.Books();
+        Header(sb, "orderbook_books_synced", "gauge", "Order books in sync with the exchange's diff stream.");
+        Sample(sb, "orderbook_books_synced", null, synced);
+        Header(sb, "orderbook_books", "gauge", "Order books kept (symbols with a depth stream).");
+        Sample(sb, "orderbook_books", null, books);
+        Header(sb, "orderbook_book_resyncs_total", "counter", "Order book resyncs after a sequence break.");
+        Sample(sb, "orderbook_book_resyncs_total", null, resyncs);
 
         Header(sb, "orderbook_trades_backfilled_total", "counter", "aggTrades recovered from REST after an id discontinuity.");
         Sample(sb, "orderbook_trades_backfilled_total", null, m.TradesBackfilled);

@@ -8,6 +8,7 @@ public sealed class ShardStats
     private long _messages;
     private long _bytes;
     private long _reconnects;
+    private long _rotations;
     private long _lastMessageUnixMs;
     private int _state;
 
@@ -36,6 +37,10 @@ public sealed class ShardStats
     }
 
     public void OnReconnect() => Interlocked.Increment(ref _reconnects);
+
+    public long Rotations => Interlocked.Read(ref _rotations);
+
+    public void OnRotation() => Interlocked.Increment(ref _rotations);
 
     public void SetState(ConnectionState state) => Volatile.Write(ref _state, (int)state);
 }

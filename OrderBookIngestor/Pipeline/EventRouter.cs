@@ -40,7 +40,9 @@ public sealed class EventRouter
 
     public ValueTask RouteBookTickerAsync(in BookTickerEvent e, CancellationToken abort)
     {
-        switch (_states.BookTicker(e.SymbolId).Offer(e.UpdateId, e.EventTimeMs, out var gap, NowMs()))
+        var sequence = _states.BookTicker(e.SymbolId);
+        sequence.Activity.Seen(e.IngestTimeUs);
+        switch (sequence.Offer(e.UpdateId, e.EventTimeMs, out var gap, NowMs()))
         {
             case RecentIdSequence.Decision.Accept:
                 if (gap is not null)
@@ -62,6 +64,7 @@ public sealed class EventRouter
     public ValueTask RouteDepthAsync(in DepthEvent e, CancellationToken abort)
     {
         var book = _states.Book(e.SymbolId);
+        book.Activity.Seen(e.IngestTimeUs);
         if (book.Offer(e, NowMs(), out var gap, out var needSnapshot) == Books.DepthSequencer.Decision.Duplicate)
         {
             _metrics.Duplicate(_states.DepthChannel ?? MarketChannel.Depth, stale: false);
@@ -85,6 +88,7 @@ public sealed class EventRouter
     public ValueTask RouteTradeAsync(in TradeEvent e, CancellationToken abort)
     {
         var sequence = _states.Trades(e.SymbolId);
+        sequence.Activity.Seen(e.IngestTimeUs);
         var previousTimeMs = sequence.HighestTimeMs;
         switch (sequence.Offer(e.AggTradeId, e.TradeTimeMs, out var from, out var to))
         {

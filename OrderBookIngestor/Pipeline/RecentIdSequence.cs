@@ -29,6 +29,9 @@ public sealed class RecentIdSequence
 
     public string Stream { get; }
 
+    /// <summary>Local time (Unix ms) a frame of this stream last arrived, duplicates included: the stream is alive.</summary>
+    public StreamActivity Activity { get; } = new();
+
     /// <summary>Exchange time of the last accepted frame.</summary>
     public long LastTimeMs { get; private set; }
 

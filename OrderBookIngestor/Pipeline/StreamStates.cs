@@ -23,7 +23,7 @@ public sealed class StreamStates
             _trades[id] = new TradeSequence(id, MarketChannels.StreamName(name, MarketChannel.AggTrade), last.AggTradeId, last.TradeTimeMs);
             if (depthChannel is { } depth)
             {
-                _books[id] = new DepthSequencer(id, name, MarketChannels.StreamName(name, depth));
+                _books[id] = new DepthSequencer(id, name, MarketChannels.StreamName(name, depth), last.DepthUpdateId, last.DepthTimeMs);
             }
         }
     }
@@ -39,7 +39,25 @@ public sealed class StreamStates
     public TradeSequence Trades(int symbolId) => _trades[symbolId];
 
     public IEnumerable<RecentIdSequence> AllBookTickers => _bookTickers.Values;
+
+    /// <summary>Every subscribed stream with its route and activity, for the silence monitor.</summary>
+    public IReadOnlyList<(string Stream, BinanceRoute Route, StreamActivity Activity)> Activities(IReadOnlyCollection<MarketChannel> channels)
+    {
+        var list = new List<(string, BinanceRoute, StreamActivity)>();
+        if (channels.Contains(MarketChannel.BookTicker))
+        {
+            list.AddRange(_bookTickers.Values.Select(s => (s.Stream, BinanceRoute.Public, s.Activity)));
+        }
+
+        if (channels.Contains(MarketChannel.AggTrade))
+        {
+            list.AddRange(_trades.Values.Select(s => (s.Stream, BinanceRoute.Market, s.Activity)));
+        }
+
+        list.AddRange(_books.Values.Select(s => (s.Stream, BinanceRoute.Public, s.Activity)));
+        return list;
+    }
 }
 
 /// <summary>The newest data stored for a symbol before this start. Zero where the table has none.</summary>
-public readonly record struct LastStored(long BookTickerTimeMs, long AggTradeId, long TradeTimeMs);
+public readonly record struct LastStored(long BookTickerTimeMs, long AggTradeId, long TradeTimeMs, long DepthUpdateId = 0, long DepthTimeMs = 0);

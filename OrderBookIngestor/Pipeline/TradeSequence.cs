@@ -35,6 +35,9 @@ public sealed class TradeSequence
 
     public string Stream { get; }
 
+    /// <summary>Local time (Unix ms) a frame of this stream last arrived, duplicates included: the stream is alive.</summary>
+    public StreamActivity Activity { get; } = new();
+
     /// <summary>Trade time of the highest id seen, to date a gap's start.</summary>
     public long HighestTimeMs { get; private set; }
 

@@ -29,7 +29,26 @@ public sealed class SimLedger
         }
     }
 
-    public void OnGenerated() => Interlocked.Increment(ref _generated);
+    private readonly Dictionary<string, long> _generatedPerStream = new(StringComparer.Ordinal);
+
+    /// <summary>An event happened on the market, whoever receives it.</summary>
+    public void OnGenerated(SimEvent e)
+    {
+        Interlocked.Increment(ref _generated);
+        lock (_gate)
+        {
+            _generatedPerStream[e.Stream] = _generatedPerStream.GetValueOrDefault(e.Stream) + 1;
+        }
+    }
+
+    /// <summary>Distinct events generated per stream: with overlapping connections, deliveries can count one event twice; this does not.</summary>
+    public IReadOnlyDictionary<string, long> GeneratedPerStream()
+    {
+        lock (_gate)
+        {
+            return new Dictionary<string, long>(_generatedPerStream, StringComparer.Ordinal);
+        }
+    }
 
     public void OnDroppedForSlowClient(long frames) => Interlocked.Add(ref _droppedSlowClients, frames);
 

@@ -51,7 +51,12 @@ public sealed class SimulatedMarket
 
     public bool IsKnownStream(string stream) => _streams.ContainsKey(stream);
 
-    public IReadOnlyCollection<string> AllStreams => _streams.Keys;
+    /// <summary>Every stream that generates events: one diff chain per symbol stands for all three depth speeds.</summary>
+    public IReadOnlyCollection<string> AllStreams => [.. _streams.Keys.Select(Canonical).Distinct(StringComparer.Ordinal)];
+
+    /// <summary>The name events are generated and counted under: depth speeds collapse to "&lt;symbol&gt;@depth".</summary>
+    public string Canonical(string stream)
+        => _streams.TryGetValue(stream, out var s) && s.Channel.IsDepth() ? MarketChannels.StreamName(s.Symbol, MarketChannel.Depth) : stream;
 
     public SimBook? Book(string symbol) => _books.GetValueOrDefault(symbol);
 
@@ -82,8 +87,8 @@ public sealed class SimulatedMarket
         {
             MarketChannel.BookTicker => s.NextBookTicker(now),
             MarketChannel.AggTrade => s.NextAggTrade(now),
-            // Every depth speed of a symbol is the same diff chain here; the daemon records one speed at a time.
-            _ => _books[s.Symbol].Next(stream, s.Channel, now),
+            // Every depth speed of a symbol is one diff chain here, delivered under the speed each client subscribed.
+            _ => _books[s.Symbol].Next(MarketChannels.StreamName(s.Symbol, MarketChannel.Depth), MarketChannel.Depth, now),
         };
     }
 

@@ -28,6 +28,9 @@ public sealed class SimulatorOptions
     /// (a recorder's downtime then really misses events). Off: only subscribed streams are generated.</summary>
     public bool AllStreamsActive { get; set; }
 
+    /// <summary>The server closes a connection this long after it opened, as Binance does at 24 h (0: never).</summary>
+    public double MaxConnectionLifetimeSeconds { get; set; }
+
     /// <summary>Fault: every Nth frame to a client is sent twice (0: never).</summary>
     public int DuplicateEvery { get; set; }
 

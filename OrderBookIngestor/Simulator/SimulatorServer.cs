@@ -167,7 +167,7 @@ public sealed class SimulatorServer : IAsyncDisposable
             {
                 if (_market.TryGetChannel(s, out var channel) && channel.Route() == c.Route)
                 {
-                    set.Add(s);
+                    set.Add(_market.Canonical(s));
                 }
             }
         }
@@ -181,6 +181,7 @@ public sealed class SimulatorServer : IAsyncDisposable
     /// <summary>Fault: the next <paramref name="count"/> events of <paramref name="stream"/> are generated but sent to nobody.</summary>
     public void WithholdNext(string stream, int count)
     {
+        stream = _market.Canonical(stream);
         lock (_withholdNext)
         {
             _withholdNext[stream] = _withholdNext.GetValueOrDefault(stream) + count;
@@ -203,7 +204,7 @@ public sealed class SimulatorServer : IAsyncDisposable
 
     private void Broadcast(SimEvent e)
     {
-        Ledger.OnGenerated();
+        Ledger.OnGenerated(e);
         if (TakeWithheld(e.Stream))
         {
             Ledger.OnWithheld(e);
@@ -213,12 +214,13 @@ public sealed class SimulatorServer : IAsyncDisposable
         foreach (var c in Connections)
         {
             // A stream subscribed on the wrong route is acknowledged and then silent, as on the real exchange.
-            if (!c.IsSubscribed(e.Stream) || e.Channel.Route() != c.Route)
+            var name = SubscribedName(c, e);
+            if (name is null || e.Channel.Route() != c.Route)
             {
                 continue;
             }
 
-            var frame = c.Combined ? Wrap(e) : e.Data;
+            var frame = c.Combined ? Wrap(name, e.Data) : e.Data;
             var duplicate = _options.DuplicateEvery > 0 && Interlocked.Increment(ref _framesSent) % _options.DuplicateEvery == 0;
             if (!c.TryEnqueue(e, frame) || (duplicate && !c.TryEnqueue(null, frame)))
             {
@@ -252,12 +254,32 @@ public sealed class SimulatorServer : IAsyncDisposable
         }
     }
 
-    private static byte[] Wrap(SimEvent e)
+    /// <summary>The stream name under which <paramref name="c"/> receives <paramref name="e"/>, or null when it does not.</summary>
+    private static string? SubscribedName(SimConnection c, SimEvent e)
     {
-        var prefix = Encoding.ASCII.GetBytes($"{{\"stream\":\"{e.Stream}\",\"data\":");
-        var frame = new byte[prefix.Length + e.Data.Length + 1];
+        if (!e.Channel.IsDepth())
+        {
+            return c.IsSubscribed(e.Stream) ? e.Stream : null;
+        }
+
+        foreach (var speed in (ReadOnlySpan<MarketChannel>)[MarketChannel.Depth, MarketChannel.Depth100ms, MarketChannel.Depth500ms])
+        {
+            var name = MarketChannels.StreamName(e.Symbol, speed);
+            if (c.IsSubscribed(name))
+            {
+                return name;
+            }
+        }
+
+        return null;
+    }
+
+    private static byte[] Wrap(string stream, byte[] data)
+    {
+        var prefix = Encoding.ASCII.GetBytes($"{{\"stream\":\"{stream}\",\"data\":");
+        var frame = new byte[prefix.Length + data.Length + 1];
         prefix.CopyTo(frame, 0);
-        e.Data.CopyTo(frame, prefix.Length);
+        data.CopyTo(frame, prefix.Length);
         frame[^1] = (byte)'}';
         return frame;
     }
@@ -285,6 +307,11 @@ public sealed class SimulatorServer : IAsyncDisposable
 
         CheckSubscribed();
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted, _stop.Token);
+        if (_options.MaxConnectionLifetimeSeconds > 0)
+        {
+            _ = CloseAfterAsync(connection, TimeSpan.FromSeconds(_options.MaxConnectionLifetimeSeconds), linked.Token);
+        }
+
         var sender = Task.Run(() => SendLoopAsync(connection, linked.Token), CancellationToken.None);
         try
         {
@@ -311,6 +338,37 @@ public sealed class SimulatorServer : IAsyncDisposable
             {
                 // the socket is gone
             }
+        }
+    }
+
+    /// <summary>The exchange's connection lifetime: a close frame, then the socket is gone.</summary>
+    private async Task CloseAfterAsync(SimConnection c, TimeSpan lifetime, CancellationToken ct)
+    {
+        try
+        {
+            await Task.Delay(lifetime, _time, ct).ConfigureAwait(false);
+            // Stop delivering first: frames queued after the close would be lost, as on the real exchange.
+            lock (_gate)
+            {
+                _connections.Remove(c);
+            }
+
+            await c.SendLock.WaitAsync(ct).ConfigureAwait(false);
+            try
+            {
+                await c.Socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "connection lifetime reached", ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                c.SendLock.Release();
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(1), _time, ct).ConfigureAwait(false);
+            c.Socket.Abort();
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or ObjectDisposedException or IOException)
+        {
+            // the client left first
         }
     }
 

@@ -5,7 +5,7 @@ namespace OrderBookIngestor.Storage;
 
 /// <summary>
 /// At start, what each symbol already has in the database: the last bookTicker time and the highest
-/// aggTrade id. The first live event then reveals the daemon's own downtime (a gap row for bookTicker,
+/// aggTrade id and depth update id. The first live event then reveals the daemon's own downtime (a gap row for bookTicker,
 /// a backfill for trades). Each lookup is one index probe on (symbol_id, ts_exchange).
 /// </summary>
 public static class LastStoredReader
@@ -18,10 +18,13 @@ public static class LastStoredReader
         {
             await using var cmd = new NpgsqlCommand("""
                 SELECT (SELECT (extract(epoch FROM max(ts_exchange)) * 1000)::bigint FROM marketdata.book_ticker WHERE symbol_id = $1),
-                       t.agg_trade_id, (extract(epoch FROM t.ts_trade) * 1000)::bigint
+                       t.agg_trade_id, (extract(epoch FROM t.ts_trade) * 1000)::bigint,
+                       d.final_update_id, (extract(epoch FROM d.ts_exchange) * 1000)::bigint
                 FROM (SELECT 1) one
                 LEFT JOIN LATERAL (SELECT agg_trade_id, ts_trade FROM marketdata.trades WHERE symbol_id = $1
                                    ORDER BY ts_exchange DESC, agg_trade_id DESC LIMIT 1) t ON true
+                LEFT JOIN LATERAL (SELECT final_update_id, ts_exchange FROM marketdata.depth_events WHERE symbol_id = $1
+                                   ORDER BY final_update_id DESC LIMIT 1) d ON true
                 """, connection);
             cmd.Parameters.Add(new NpgsqlParameter { Value = id });
             await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
@@ -29,7 +32,9 @@ public static class LastStoredReader
             result[id] = new LastStored(
                 reader.IsDBNull(0) ? 0 : reader.GetInt64(0),
                 reader.IsDBNull(1) ? 0 : reader.GetInt64(1),
-                reader.IsDBNull(2) ? 0 : reader.GetInt64(2));
+                reader.IsDBNull(2) ? 0 : reader.GetInt64(2),
+                reader.IsDBNull(3) ? 0 : reader.GetInt64(3),
+                reader.IsDBNull(4) ? 0 : reader.GetInt64(4));
         }
 
         return result;
