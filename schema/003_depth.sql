@@ -1,8 +1,11 @@
 -- 003_depth: order-book diffs, the REST snapshots they replay from, and the sampled top of book.
 
 -- Levels are typed float8 arrays, one pair per side (prices, quantities), in the order the exchange
--- sent them. Against JSONB text they are smaller (8 bytes a number, no keys or quotes), need no
--- parsing to query (unnest, array subscripts), and binary COPY writes them without text formatting.
+-- sent them. Measured with pg_column_size against JSONB holding the exchange's [["price","qty"],...]
+-- text (both sides): 1 level/side 116 vs 92 bytes, 3 levels 180 vs 204, 10 levels 404 vs 596,
+-- 50 levels 1696 vs 2836. The fixed array headers lose on one-level diffs and win from three levels
+-- on, which is where liquid symbols' diffs live; arrays also need no parsing to query (unnest,
+-- subscripts) and binary COPY writes them without formatting text.
 CREATE TABLE IF NOT EXISTS marketdata.depth_events (
     ts_exchange          timestamptz NOT NULL,
     ts_transaction       timestamptz NOT NULL,
