@@ -94,7 +94,8 @@ public sealed class FidelityTests
     [Test]
     public async Task Disconnect_TradesAreBackfilled_BookTickerWindowIsInTheGapLedger()
     {
-        var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Seed = 14, WaitForStreams = 4 };
+        // The market trades on while the recorder is disconnected, as the real one does.
+        var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Seed = 14, WaitForStreams = 4, AllStreamsActive = true };
         await using var h = await Harness.StartAsync(_db, sim, o => o.ReconnectMinDelayMs = 300);
         await StartedAsync(h);
         h.Simulator.DisconnectAll();
