@@ -14,10 +14,12 @@ namespace OrderBookIngestor.Tests.Support;
 public sealed class Harness : IAsyncDisposable
 {
     private readonly TimeProvider? _daemonTime;
+    private readonly Func<string, string?>? _environment;
 
-    private Harness(TestDatabase db, SimulatorServer simulator, IHost daemon, IngestorOptions options, TimeProvider? daemonTime)
+    private Harness(TestDatabase db, SimulatorServer simulator, IHost daemon, IngestorOptions options, TimeProvider? daemonTime, Func<string, string?>? environment)
     {
         _daemonTime = daemonTime;
+        _environment = environment;
         Db = db;
         Simulator = simulator;
         Daemon = daemon;
@@ -34,7 +36,8 @@ public sealed class Harness : IAsyncDisposable
 
     public IngestorMetrics Metrics => Daemon.Services.GetRequiredService<IngestorMetrics>();
 
-    public static async Task<Harness> StartAsync(TestDatabase db, SimulatorOptions sim, Action<IngestorOptions>? configure = null, TimeProvider? daemonTime = null)
+    public static async Task<Harness> StartAsync(TestDatabase db, SimulatorOptions sim, Action<IngestorOptions>? configure = null, TimeProvider? daemonTime = null,
+        Func<string, string?>? environment = null)
     {
         sim.Port = 0;
         var loggers = LoggerFactory.Create(b => b.AddProvider(new TestContextLoggerProvider()).SetMinimumLevel(LogLevel.Information));
@@ -53,9 +56,11 @@ public sealed class Harness : IAsyncDisposable
         };
         configure?.Invoke(options);
         Assert.That(OptionsValidator.Validate(options), Is.Empty);
-        var daemon = IngestorHost.Build(options, new TestContextLoggerProvider(), daemonTime);
+        // Never the test runner's own environment: a stray NOTIFY_SOCKET must not reach the daemon under test.
+        environment ??= _ => null;
+        var daemon = IngestorHost.Build(options, new TestContextLoggerProvider(), daemonTime, environment);
         await daemon.StartAsync();
-        return new Harness(db, simulator, daemon, options, daemonTime);
+        return new Harness(db, simulator, daemon, options, daemonTime, environment);
     }
 
     /// <summary>Stops the daemon (an orderly SIGTERM-like stop), waits, and starts a fresh one on the same database.</summary>
@@ -64,7 +69,7 @@ public sealed class Harness : IAsyncDisposable
         await Daemon.StopAsync();
         Daemon.Dispose();
         await Task.Delay(downtime);
-        Daemon = IngestorHost.Build(Options, new TestContextLoggerProvider(), _daemonTime);
+        Daemon = IngestorHost.Build(Options, new TestContextLoggerProvider(), _daemonTime, _environment);
         await Daemon.StartAsync();
     }
 

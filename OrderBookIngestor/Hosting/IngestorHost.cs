@@ -14,15 +14,17 @@ namespace OrderBookIngestor.Hosting;
 /// <summary>Builds the daemon's host: the pipeline, the summary line, and Kestrel for /health and /metrics.</summary>
 public static class IngestorHost
 {
-    public static IHost Build(IngestorOptions options, ILoggerProvider loggerProvider, TimeProvider? time = null)
+    /// <param name="environment">Where NOTIFY_SOCKET and WATCHDOG_USEC come from (tests pass their own).</param>
+    public static IHost Build(IngestorOptions options, ILoggerProvider loggerProvider, TimeProvider? time = null, Func<string, string?>? environment = null)
     {
         time ??= TimeProvider.System;
+        environment ??= Environment.GetEnvironmentVariable;
         var metrics = new IngestorMetrics(time);
         var httpEnabled = !string.Equals(options.Http, "none", StringComparison.OrdinalIgnoreCase);
         if (httpEnabled)
         {
             var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
-            Configure(builder.Services, builder.Logging, options, loggerProvider, metrics, time);
+            Configure(builder.Services, builder.Logging, options, loggerProvider, metrics, time, environment);
             if (!OptionsValidator.TryParseHostPort(options.Http, out var host, out var port))
             {
                 throw new ConfigurationException($"Http: '{options.Http}' is not host:port.");
@@ -49,12 +51,12 @@ public static class IngestorHost
         }
 
         var plain = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], DisableDefaults = true });
-        Configure(plain.Services, plain.Logging, options, loggerProvider, metrics, time);
+        Configure(plain.Services, plain.Logging, options, loggerProvider, metrics, time, environment);
         return plain.Build();
     }
 
     private static void Configure(IServiceCollection services, ILoggingBuilder logging, IngestorOptions options,
-        ILoggerProvider loggerProvider, IngestorMetrics metrics, TimeProvider time)
+        ILoggerProvider loggerProvider, IngestorMetrics metrics, TimeProvider time, Func<string, string?> environment)
     {
         logging.ClearProviders();
         logging.AddProvider(loggerProvider);
@@ -73,6 +75,10 @@ public static class IngestorHost
         services.AddHostedService(sp => new IngestionPipeline(options, sp.GetRequiredService<NpgsqlDataSource>(), metrics, time,
             sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<HttpClient>()));
         services.AddHostedService(sp => new SummaryReporter(options, metrics, time, sp.GetRequiredService<ILoggerFactory>()));
+        services.AddSingleton(_ => new SystemdNotifier(environment("NOTIFY_SOCKET")));
+        services.AddHostedService(sp => new SystemdService(sp.GetRequiredService<SystemdNotifier>(),
+            SystemdNotifier.WatchdogInterval(environment, Environment.ProcessId), metrics, options, time,
+            sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<IHostApplicationLifetime>()));
     }
 
     public static NpgsqlDataSource CreateDataSource(string database)

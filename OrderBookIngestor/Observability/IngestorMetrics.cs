@@ -42,8 +42,22 @@ public sealed class IngestorMetrics
     /// <summary>Books in sync / all books with a depth stream, once the pipeline runs.</summary>
     public Func<(int Synced, int Total, long Resyncs)> Books { get; set; } = () => (0, 0, 0);
 
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     /// <summary>Set once the pipeline is reading and flushing.</summary>
-    public bool Ready { get; set; }
+    public bool Ready
+    {
+        get => _ready.Task.IsCompleted;
+        set
+        {
+            if (value)
+            {
+                _ready.TrySetResult();
+            }
+        }
+    }
+
+    public Task ReadyTask => _ready.Task;
 
     public string StorageTier { get; set; } = "unknown";
 

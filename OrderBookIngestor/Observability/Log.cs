@@ -116,6 +116,12 @@ internal static partial class Log
     [LoggerMessage(9005, LogLevel.Information, "{Summary}")]
     public static partial void Summary(ILogger logger, string summary);
 
+    [LoggerMessage(9007, LogLevel.Information, "Told systemd READY=1 (watchdog every {Seconds}s, 0 = off)")]
+    public static partial void NotifiedReady(ILogger logger, double seconds);
+
+    [LoggerMessage(9008, LogLevel.Error, "Pipeline stalled, withholding the systemd watchdog ping: {Stall}")]
+    public static partial void WatchdogWithheld(ILogger logger, string stall);
+
     [LoggerMessage(9006, LogLevel.Critical, "Startup failed: {Error}")]
     public static partial void StartupFailed(ILogger logger, string error);
 }

@@ -8,6 +8,7 @@ public sealed class TableStats
     private long _copyFailures;
     private long _lastCommitUnixMs;
     private long _rowsAbandoned;
+    private long _lastAttemptUnixMs;
 
     public TableStats(string table) => Table = table;
 
@@ -23,6 +24,11 @@ public sealed class TableStats
     public long RowsAbandoned => Interlocked.Read(ref _rowsAbandoned);
 
     public long LastCommitUnixMs => Interlocked.Read(ref _lastCommitUnixMs);
+
+    /// <summary>When the flusher last finished a COPY attempt, successful or not: it is alive and trying.</summary>
+    public long LastAttemptUnixMs => Interlocked.Read(ref _lastAttemptUnixMs);
+
+    public void OnAttemptFinished(long unixMs) => Interlocked.Exchange(ref _lastAttemptUnixMs, unixMs);
 
     public Func<int> BufferDepth { get; set; } = () => 0;
 

@@ -120,6 +120,7 @@ public sealed class BatchFlusher<T, TEncoder>
             }
             catch (Exception ex) when (IsTransient(ex) && !abort.IsCancellationRequested)
             {
+                _stats.OnAttemptFinished(_time.GetUtcNow().ToUnixTimeMilliseconds());
                 failures++;
                 var delay = _retry.Next();
                 var message = DescribeError(ex);
@@ -131,6 +132,7 @@ public sealed class BatchFlusher<T, TEncoder>
 
             var elapsed = _time.GetElapsedTime(started);
             var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+            _stats.OnAttemptFinished(now);
             foreach (var exchangeMs in batch.ExchangeTimesMs)
             {
                 _stats.CommitLatencySeconds.Observe(Math.Max(0, now - exchangeMs) / 1000.0);
