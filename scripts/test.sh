@@ -98,12 +98,36 @@ check "daemon stored all 10000 simulated events (got $rows)" test "$rows" = 1000
 check "no duplicates" test "$(psql_db "SELECT count(*) - count(DISTINCT (symbol_id, update_id)) FROM marketdata.book_ticker")" = 0
 check "/health answers 200 with status" bash -c "curl -fs http://127.0.0.1:$http_port/health | grep -q '\"status\"'"
 check "/metrics exposes rows written" bash -c "curl -fs http://127.0.0.1:$http_port/metrics | grep -q '^orderbook_rows_written_total{table=\"trades\"} 5000$'"
+curl -fs "http://127.0.0.1:$http_port/metrics" >"$work/metrics.txt" || true
+missing_metrics=""
+for name in $(grep -ohE 'orderbook_[a-z_]+' "$root/monitoring/alerts.yml" "$root/monitoring/grafana-dashboard.json" | sed -E 's/_(bucket|sum|count)$//' | sort -u); do
+  grep -q "^# TYPE $name " "$work/metrics.txt" || missing_metrics="$missing_metrics $name"
+done
+check "every metric the dashboard and alerts use is exported${missing_metrics:+ (missing:$missing_metrics)}" test -z "$missing_metrics"
 check "the password never reaches the command line" bash -c "! tr '\0' ' ' </proc/$daemon/cmdline | grep -q 'Host='"
 kill -TERM "$daemon"
 code=0; wait "$daemon" || code=$?
 check "SIGTERM drains and exits 0 (exit $code)" test "$code" = 0
 check "the log shows the ordered drain" grep -q "Stopped: 5000 book_ticker rows and 5000 trades" "$work/daemon.log"
 check "the periodic summary line is logged" grep -q "msgs .* rows book_ticker" "$work/daemon.log"
+
+stage="$work/install-root"
+check "install.sh stages binary, unit, config and a 0640 secrets file" bash -c "'$root/scripts/install.sh' --root '$stage' --binary '$bin' --no-systemctl >/dev/null \
+  && test -x '$stage/usr/local/bin/orderbook-ingestor' && test -f '$stage/etc/systemd/system/orderbook-ingestor.service' \
+  && test -f '$stage/etc/orderbook-ingestor/appsettings.json' && test \$(stat -c %a '$stage/etc/orderbook-ingestor/environment') = 640"
+echo '{"Ingestor":{"Shards":3}}' >"$stage/etc/orderbook-ingestor/appsettings.json" 2>/dev/null || true
+check "install.sh again is idempotent and keeps the operator's config" bash -c "'$root/scripts/install.sh' --root '$stage' --binary '$bin' --no-systemctl >/dev/null \
+  && grep -q '\"Shards\":3' '$stage/etc/orderbook-ingestor/appsettings.json'"
+check "uninstall.sh removes the service and keeps configuration" bash -c "'$root/scripts/uninstall.sh' --root '$stage' --no-systemctl >/dev/null \
+  && test ! -e '$stage/usr/local/bin/orderbook-ingestor' && test -f '$stage/etc/orderbook-ingestor/environment'"
+check "uninstall.sh --purge removes configuration too" bash -c "'$root/scripts/uninstall.sh' --root '$stage' --no-systemctl --purge >/dev/null && test ! -e '$stage/etc/orderbook-ingestor'"
+if command -v systemd-analyze >/dev/null 2>&1; then
+  mkdir -p "$work/unit"
+  sed "s|/usr/local/bin/orderbook-ingestor|$bin|" "$root/systemd/orderbook-ingestor.service" >"$work/unit/orderbook-ingestor.service"
+  check "systemd-analyze verify accepts the unit" systemd-analyze verify "$work/unit/orderbook-ingestor.service"
+else
+  echo "  skip systemd-analyze verify (systemd not installed)"; skipped=$((skipped + 1))
+fi
 
 echo
 totals
