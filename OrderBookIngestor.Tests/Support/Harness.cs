@@ -15,9 +15,12 @@ public sealed class Harness : IAsyncDisposable
 {
     private readonly TimeProvider? _daemonTime;
     private readonly Func<string, string?>? _environment;
+    private readonly Func<IngestorOptions>? _reloadSource;
 
-    private Harness(TestDatabase db, SimulatorServer simulator, IHost daemon, IngestorOptions options, TimeProvider? daemonTime, Func<string, string?>? environment)
+    private Harness(TestDatabase db, SimulatorServer simulator, IHost daemon, IngestorOptions options, TimeProvider? daemonTime,
+        Func<string, string?>? environment, Func<IngestorOptions>? reloadSource)
     {
+        _reloadSource = reloadSource;
         _daemonTime = daemonTime;
         _environment = environment;
         Db = db;
@@ -37,7 +40,7 @@ public sealed class Harness : IAsyncDisposable
     public IngestorMetrics Metrics => Daemon.Services.GetRequiredService<IngestorMetrics>();
 
     public static async Task<Harness> StartAsync(TestDatabase db, SimulatorOptions sim, Action<IngestorOptions>? configure = null, TimeProvider? daemonTime = null,
-        Func<string, string?>? environment = null)
+        Func<string, string?>? environment = null, Func<IngestorOptions>? reloadSource = null)
     {
         sim.Port = 0;
         var loggers = LoggerFactory.Create(b => b.AddProvider(new TestContextLoggerProvider()).SetMinimumLevel(LogLevel.Information));
@@ -58,9 +61,9 @@ public sealed class Harness : IAsyncDisposable
         Assert.That(OptionsValidator.Validate(options), Is.Empty);
         // Never the test runner's own environment: a stray NOTIFY_SOCKET must not reach the daemon under test.
         environment ??= _ => null;
-        var daemon = IngestorHost.Build(options, new TestContextLoggerProvider(), daemonTime, environment);
+        var daemon = IngestorHost.Build(options, new TestContextLoggerProvider(), daemonTime, environment, reloadSource);
         await daemon.StartAsync();
-        return new Harness(db, simulator, daemon, options, daemonTime, environment);
+        return new Harness(db, simulator, daemon, options, daemonTime, environment, reloadSource);
     }
 
     /// <summary>Stops the daemon (an orderly SIGTERM-like stop), waits, and starts a fresh one on the same database.</summary>
@@ -69,7 +72,7 @@ public sealed class Harness : IAsyncDisposable
         await Daemon.StopAsync();
         Daemon.Dispose();
         await Task.Delay(downtime);
-        Daemon = IngestorHost.Build(Options, new TestContextLoggerProvider(), _daemonTime, _environment);
+        Daemon = IngestorHost.Build(Options, new TestContextLoggerProvider(), _daemonTime, _environment, _reloadSource);
         await Daemon.StartAsync();
     }
 

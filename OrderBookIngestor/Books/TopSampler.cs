@@ -5,13 +5,14 @@ namespace OrderBookIngestor.Books;
 /// <summary>Samples every synced book at a fixed cadence into marketdata.orderbook_top: top N levels plus features.</summary>
 public sealed class TopSampler
 {
-    private readonly IReadOnlyList<DepthSequencer> _books;
+    private readonly Func<IReadOnlyList<DepthSequencer>> _books;
     private readonly EventBuffers _buffers;
     private readonly TimeProvider _time;
     private readonly int _levels;
     private readonly TimeSpan _interval;
 
-    public TopSampler(IReadOnlyList<DepthSequencer> books, EventBuffers buffers, TimeProvider time, int levels, TimeSpan interval)
+    /// <param name="books">The books to sample now (a reload can add some).</param>
+    public TopSampler(Func<IReadOnlyList<DepthSequencer>> books, EventBuffers buffers, TimeProvider time, int levels, TimeSpan interval)
     {
         _books = books;
         _buffers = buffers;
@@ -22,7 +23,7 @@ public sealed class TopSampler
 
     public async Task RunAsync(CancellationToken stop, CancellationToken abort)
     {
-        if (_interval <= TimeSpan.Zero || _books.Count == 0)
+        if (_interval <= TimeSpan.Zero)
         {
             return;
         }
@@ -33,7 +34,7 @@ public sealed class TopSampler
             while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
             {
                 var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-                foreach (var book in _books)
+                foreach (var book in _books())
                 {
                     if (Sample(book, now, _levels) is { } row)
                     {

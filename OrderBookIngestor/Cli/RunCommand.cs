@@ -17,7 +17,9 @@ public static class RunCommand
         // The host owns SIGTERM/SIGINT handling and the ordered drain; the parser's token is not passed on
         // so that a signal starts a drain instead of cancelling it.
         _ = ct;
-        return await IngestorHost.RunAsync(options, CancellationToken.None).ConfigureAwait(false);
+        var configFile = parse.GetValue(flags.Config);
+        var values = flags.Values(parse);
+        return await IngestorHost.RunAsync(options, () => OptionsLoader.Load(configFile, values), CancellationToken.None).ConfigureAwait(false);
     }
 
     /// <summary>Loads and validates options; prints every problem to stderr and returns null when any.</summary>

@@ -62,6 +62,9 @@ public sealed class IngestorOptions
     /// <summary>A subscribed stream with no data for this long, while other streams on its route flow, is reported silent.</summary>
     public int SilentStreamSeconds { get; set; } = 300;
 
+    /// <summary>With --symbols ALL: how often exchangeInfo is read again to follow new listings and delistings.</summary>
+    public int ExchangeInfoRefreshSeconds { get; set; } = 600;
+
     /// <summary>Largest frame accepted; Binance market frames are well under 64 kB.</summary>
     public int MaxFrameBytes { get; set; } = 1 << 20;
 

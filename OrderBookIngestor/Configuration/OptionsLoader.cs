@@ -28,6 +28,7 @@ public static class OptionsLoader
         nameof(IngestorOptions.MaxBackfillTrades), nameof(IngestorOptions.RestWeightPerMinute), nameof(IngestorOptions.RestMaxInFlight),
         nameof(IngestorOptions.TopLevels), nameof(IngestorOptions.TopIntervalMs), nameof(IngestorOptions.SnapshotLimit),
         nameof(IngestorOptions.MaxConnectionLifetimeSeconds), nameof(IngestorOptions.RotationTimeoutSeconds), nameof(IngestorOptions.SilentStreamSeconds),
+        nameof(IngestorOptions.ExchangeInfoRefreshSeconds),
     ];
 
     public static IngestorOptions Load(
@@ -169,6 +170,7 @@ public static class OptionsLoader
             case nameof(IngestorOptions.MaxConnectionLifetimeSeconds): o.MaxConnectionLifetimeSeconds = Int(value, source); break;
             case nameof(IngestorOptions.RotationTimeoutSeconds): o.RotationTimeoutSeconds = Int(value, source); break;
             case nameof(IngestorOptions.SilentStreamSeconds): o.SilentStreamSeconds = Int(value, source); break;
+            case nameof(IngestorOptions.ExchangeInfoRefreshSeconds): o.ExchangeInfoRefreshSeconds = Int(value, source); break;
             default: throw new ConfigurationException($"{source}: unknown setting.");
         }
     }

@@ -23,7 +23,10 @@ public sealed class ShardReader
     private readonly IngestorOptions _options;
     private readonly FrameParser _parser;
     private readonly EventRouter _router;
-    private readonly IReadOnlyList<int> _bookTickerSymbols;
+    private readonly Lock _streamsGate = new();
+    private readonly List<string> _streams;
+    private readonly List<Connection> _live = [];
+    private volatile IReadOnlyList<int> _bookTickerSymbols;
     private readonly ShardStats _stats;
     private readonly IngestorMetrics _metrics;
     private readonly TimeProvider _time;
@@ -39,7 +42,9 @@ public sealed class ShardReader
         _options = options;
         _parser = parser;
         _router = router;
-        _bookTickerSymbols = router.BookTickerSymbols(plan.Streams);
+        _streams = [.. plan.Streams];
+        _bookTickerSymbols = router.BookTickerSymbols(_streams);
+        stats.StreamCount = _streams.Count;
         _stats = stats;
         _metrics = metrics;
         _time = time;
@@ -49,6 +54,67 @@ public sealed class ShardReader
     }
 
     public ShardPlan Plan => _plan;
+
+    /// <summary>The streams this shard records now (the plan's, plus and minus reloads).</summary>
+    public IReadOnlyList<string> Streams
+    {
+        get
+        {
+            lock (_streamsGate)
+            {
+                return [.. _streams];
+            }
+        }
+    }
+
+    /// <summary>Subscribes more streams on the live connection(s), and on every later one.</summary>
+    public void AddStreams(IReadOnlyCollection<string> streams) => Change(streams, add: true);
+
+    /// <summary>Unsubscribes streams on the live connection(s); later connections do not subscribe them.</summary>
+    public void RemoveStreams(IReadOnlyCollection<string> streams) => Change(streams, add: false);
+
+    private void Change(IReadOnlyCollection<string> streams, bool add)
+    {
+        lock (_streamsGate)
+        {
+            var changed = add ? streams.Where(s => !_streams.Contains(s)).ToList() : streams.Where(_streams.Contains).ToList();
+            if (changed.Count == 0)
+            {
+                return;
+            }
+
+            if (add)
+            {
+                _streams.AddRange(changed);
+            }
+            else
+            {
+                _streams.RemoveAll(changed.Contains);
+            }
+
+            foreach (var connection in _live)
+            {
+                EnqueueControl(connection, changed, add);
+            }
+
+            _bookTickerSymbols = _router.BookTickerSymbols(_streams);
+            _stats.StreamCount = _streams.Count;
+            Log.StreamsChanged(_log, _plan.Name, add ? "+" : "-", changed.Count, _streams.Count);
+        }
+    }
+
+    /// <summary>Queues SUBSCRIBE or UNSUBSCRIBE messages of at most StreamsPerSubscribe streams; returns the last id.</summary>
+    private long EnqueueControl(Connection connection, IReadOnlyList<string> streams, bool subscribe)
+    {
+        long id = 0;
+        foreach (var chunk in streams.Chunk(_options.StreamsPerSubscribe))
+        {
+            id = Interlocked.Increment(ref _nextControlId);
+            connection.Control.Writer.TryWrite(subscribe ? BinanceProtocol.Subscribe(chunk, id) : BinanceProtocol.Unsubscribe(chunk, id));
+        }
+
+        return id;
+    }
 
     /// <summary>
     /// Supervises the shard's connection: keeps one streaming, reconnects with backoff when it fails, and
@@ -154,12 +220,35 @@ public sealed class ShardReader
     private Connection Start(CancellationToken stopReading, CancellationToken abort)
     {
         var connection = new Connection(_time.GetTimestamp());
+        lock (_streamsGate)
+        {
+            // Under the lock: a reload either lands in this initial subscription or is queued after it.
+            connection.LastSubscribeId = EnqueueControl(connection, _streams, subscribe: true);
+            connection.Acknowledged = _streams.Count == 0;
+            _live.Add(connection);
+        }
+
         connection.Run = Task.Run(() => RunGuardedAsync(connection, stopReading, abort), CancellationToken.None);
         return connection;
     }
 
     /// <summary>Runs one connection to its end and says why it ended; connection faults are results, not exceptions.</summary>
     private async Task<string> RunGuardedAsync(Connection connection, CancellationToken stopReading, CancellationToken abort)
+    {
+        try
+        {
+            return await RunAndDescribeAsync(connection, stopReading, abort).ConfigureAwait(false);
+        }
+        finally
+        {
+            lock (_streamsGate)
+            {
+                _live.Remove(connection);
+            }
+        }
+    }
+
+    private async Task<string> RunAndDescribeAsync(Connection connection, CancellationToken stopReading, CancellationToken abort)
     {
         try
         {
@@ -199,6 +288,9 @@ public sealed class ShardReader
 
         public bool Acknowledged;
 
+        /// <summary>SUBSCRIBE/UNSUBSCRIBE messages waiting to be sent, paced, in order.</summary>
+        public System.Threading.Channels.Channel<byte[]> Control { get; } = System.Threading.Channels.Channel.CreateUnbounded<byte[]>();
+
         public TimeSpan Age(TimeProvider time) => time.GetElapsedTime(startedTimestamp);
 
         public void Retire() => _retire.Cancel();
@@ -225,7 +317,11 @@ public sealed class ShardReader
         watchdog.CancelAfter(noData);
 
         // Sending SUBSCRIBEs runs beside receiving: acknowledgements and data arrive while we still subscribe.
-        var subscribing = SubscribeAsync(ws, connection, token);
+        var subscribing = SendControlAsync(ws, connection, token);
+        if (connection.Acknowledged)
+        {
+            SetState(ConnectionState.Streaming);
+        }
         var buffer = ArrayPool<byte>.Shared.Rent(InitialBufferBytes);
         try
         {
@@ -299,6 +395,8 @@ public sealed class ShardReader
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+            // The control sender reads its queue until the queue ends: end it, or this connection never finishes.
+            connection.Control.Writer.TryComplete();
             await ObserveAsync(subscribing).ConfigureAwait(false);
         }
     }
@@ -335,25 +433,20 @@ public sealed class ShardReader
         }
     }
 
-    private async Task SubscribeAsync(ClientWebSocket ws, Connection connection, CancellationToken token)
+    /// <summary>Sends the connection's control messages in order, no faster than SubscribeMessagesPerSecond
+    /// (Binance closes a connection that sends more than 10 messages a second).</summary>
+    private async Task SendControlAsync(ClientWebSocket ws, Connection connection, CancellationToken token)
     {
-        // Binance closes a connection that sends more than 10 messages a second; stay well under.
         var spacing = TimeSpan.FromSeconds(1.0 / _options.SubscribeMessagesPerSecond);
-        var chunks = _plan.Streams.Chunk(_options.StreamsPerSubscribe).ToList();
-        for (var i = 0; i < chunks.Count; i++)
+        var first = true;
+        await foreach (var message in connection.Control.Reader.ReadAllAsync(token).ConfigureAwait(false))
         {
-            if (i > 0)
+            if (!first)
             {
                 await Task.Delay(spacing, _time, token).ConfigureAwait(false);
             }
 
-            var id = Interlocked.Increment(ref _nextControlId);
-            if (i == chunks.Count - 1)
-            {
-                Interlocked.Exchange(ref connection.LastSubscribeId, id);
-            }
-
-            var message = BinanceProtocol.Subscribe(chunks[i], id);
+            first = false;
             await ws.SendAsync(message, WebSocketMessageType.Text, endOfMessage: true, token).ConfigureAwait(false);
         }
     }

@@ -12,7 +12,7 @@ namespace OrderBookIngestor.Feeds;
 /// </summary>
 public sealed class SilenceMonitor
 {
-    private readonly IReadOnlyList<(string Stream, BinanceRoute Route, StreamActivity Activity)> _streams;
+    private readonly Func<IReadOnlyList<(string Stream, BinanceRoute Route, StreamActivity Activity)>> _streams;
     private readonly TimeProvider _time;
     private readonly ILogger _log;
     private readonly long _thresholdMs;
@@ -20,7 +20,8 @@ public sealed class SilenceMonitor
     private readonly HashSet<string> _silent = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
 
-    public SilenceMonitor(IReadOnlyList<(string Stream, BinanceRoute Route, StreamActivity Activity)> streams, TimeProvider time, ILogger log, TimeSpan threshold)
+    /// <param name="streams">The streams recorded now (a reload can change them).</param>
+    public SilenceMonitor(Func<IReadOnlyList<(string Stream, BinanceRoute Route, StreamActivity Activity)>> streams, TimeProvider time, ILogger log, TimeSpan threshold)
     {
         _streams = streams;
         _time = time;
@@ -59,9 +60,16 @@ public sealed class SilenceMonitor
     public void Check()
     {
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        foreach (var route in _streams.Select(s => s.Route).Distinct())
+        var streams = _streams();
+        lock (_gate)
         {
-            var onRoute = _streams.Where(s => s.Route == route).ToList();
+            // Streams that are no longer recorded are not silent.
+            _silent.RemoveWhere(s => !streams.Any(x => x.Stream == s));
+        }
+
+        foreach (var route in streams.Select(s => s.Route).Distinct())
+        {
+            var onRoute = streams.Where(s => s.Route == route).ToList();
             var routeFlows = onRoute.Any(s => now - s.Activity.LastSeenMs < _thresholdMs);
             foreach (var (stream, _, activity) in onRoute)
             {

@@ -16,7 +16,7 @@ namespace OrderBookIngestor.Hosting;
 /// table and one reader per shard, and on shutdown drains in order — stop readers, complete the buffers,
 /// let the flushers commit what is left — within the configured drain time.
 /// </summary>
-public sealed class IngestionPipeline : BackgroundService
+public sealed partial class IngestionPipeline : BackgroundService
 {
     private readonly IngestorOptions _options;
     private readonly NpgsqlDataSource _dataSource;
@@ -26,10 +26,16 @@ public sealed class IngestionPipeline : BackgroundService
     private readonly ILogger _log;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly HttpClient _http;
+    private readonly Func<IngestorOptions>? _reloadSource;
+    private readonly System.Threading.Channels.Channel<bool> _reloads = System.Threading.Channels.Channel.CreateBounded<bool>(
+        new System.Threading.Channels.BoundedChannelOptions(1) { FullMode = System.Threading.Channels.BoundedChannelFullMode.DropWrite });
+    private Running? _running;
 
+    /// <param name="reloadSource">Reads the configuration again (files and environment; flags still win) on SIGHUP.</param>
     public IngestionPipeline(IngestorOptions options, NpgsqlDataSource dataSource, IngestorMetrics metrics, TimeProvider time,
-        ILoggerFactory loggers, IHostApplicationLifetime lifetime, HttpClient http)
+        ILoggerFactory loggers, IHostApplicationLifetime lifetime, HttpClient http, Func<IngestorOptions>? reloadSource = null)
     {
+        _reloadSource = reloadSource;
         _options = options;
         _dataSource = dataSource;
         _metrics = metrics;
@@ -104,36 +110,46 @@ public sealed class IngestionPipeline : BackgroundService
         var fetcher = new Books.SnapshotFetcher(rest, buffers, gaps, _time, _loggers.CreateLogger("OrderBookIngestor.Books"), _options.SnapshotLimit);
         router.UseSnapshots(fetcher);
         var snapshots = Task.Run(() => fetcher.RunAsync(stopBackfill.Token, abort.Token), CancellationToken.None);
-        var sampler = Task.Run(() => new Books.TopSampler(states.Books, buffers, _time, _options.TopLevels, TimeSpan.FromMilliseconds(_options.TopIntervalMs)).RunAsync(stopBackfill.Token, abort.Token), CancellationToken.None);
+        var running = new Running(symbols, states, router, new FrameParser(symbols), channels, feedLog, random, stoppingToken, abort.Token);
+        var sampler = Task.Run(() => new Books.TopSampler(running.CurrentBooks, buffers, _time, _options.TopLevels, TimeSpan.FromMilliseconds(_options.TopIntervalMs)).RunAsync(stopBackfill.Token, abort.Token), CancellationToken.None);
 
-        var silence = new SilenceMonitor(states.Activities(channels), _time, feedLog, TimeSpan.FromSeconds(_options.SilentStreamSeconds));
+        var silence = new SilenceMonitor(running.CurrentActivities, _time, feedLog, TimeSpan.FromSeconds(_options.SilentStreamSeconds));
         _metrics.SilentStreams = () => silence.Silent;
         var silenceWatch = Task.Run(() => silence.RunAsync(stopBackfill.Token), CancellationToken.None);
 
-        var parser = new FrameParser(symbols);
-        var readers = plans.Select(plan =>
+        foreach (var plan in plans)
         {
-            var reader = new ShardReader(plan, _options, parser, router, _metrics.AddShard(plan), _metrics, _time, feedLog, new Random(random.Next()));
-            return Task.Run(() => reader.RunAsync(stoppingToken, abort.Token), CancellationToken.None);
-        }).ToArray();
+            StartReader(running, plan);
+        }
 
+        _running = running;
+        var reloads = Task.Run(() => ReloadLoopAsync(running, stopBackfill.Token), CancellationToken.None);
         _metrics.Ready = true;
-        Log.Running(_log, readers.Length, _options.Http);
+        Log.Running(_log, plans.Count, _options.Http);
 
         // Readers and the other loops only end on shutdown; one that ends earlier is a bug, and the safe
         // reaction is to stop (systemd restarts us) rather than to run on with a dead part.
-        var all = readers.Concat(flushers).Append(backfill).Append(gapWriter).Append(snapshots).ToList();
-        var first = await Task.WhenAny(all.Append(Task.Delay(Timeout.InfiniteTimeSpan, _time, stoppingToken))).ConfigureAwait(false);
-        if (!stoppingToken.IsCancellationRequested)
+        var fixedTasks = flushers.Append(backfill).Append(gapWriter).Append(snapshots).Append(reloads).ToList();
+        while (!stoppingToken.IsCancellationRequested)
         {
+            // Readers can be added by a reload: watch the current set, and look again when it grows.
+            var watched = fixedTasks.Concat(running.ReaderTasks).Append(running.ReadersChanged).Append(Task.Delay(Timeout.InfiniteTimeSpan, _time, stoppingToken)).ToList();
+            var first = await Task.WhenAny(watched).ConfigureAwait(false);
+            if (first == running.ReadersChanged || stoppingToken.IsCancellationRequested)
+            {
+                continue;
+            }
+
             Fail($"a pipeline task ended unexpectedly: {first.Exception?.GetBaseException().Message ?? "no error"}");
+            break;
         }
 
         // Ordered drain: readers → REST helpers (unfinished backfill goes to the ledger) and the sampler → table buffers → gap ledger.
         Log.Draining(_log);
         abort.CancelAfter(TimeSpan.FromSeconds(_options.DrainTimeoutSeconds));
-        await Task.WhenAll(readers.Select(Quietly)).ConfigureAwait(false);
+        await Task.WhenAll(running.ReaderTasks.Select(Quietly)).ConfigureAwait(false);
         await stopBackfill.CancelAsync().ConfigureAwait(false);
+        await Quietly(reloads).ConfigureAwait(false);
         await Quietly(backfill).ConfigureAwait(false);
         await Quietly(snapshots).ConfigureAwait(false);
         await Quietly(sampler).ConfigureAwait(false);
@@ -190,7 +206,15 @@ public sealed class IngestionPipeline : BackgroundService
 
     private async Task<SymbolTable> RegisterSymbolsAsync(CancellationToken ct)
     {
-        var wantAll = _options.Symbols.Count == 1 && OptionsValidator.IsAll(_options.Symbols[0]);
+        var chosen = await ResolveSymbolsAsync(_options.Symbols, retryForAll: true, ct).ConfigureAwait(false);
+        var ids = await new SymbolStore(_dataSource).RegisterAsync(chosen, ct).ConfigureAwait(false);
+        return new SymbolTable(ids);
+    }
+
+    /// <summary>The symbols to record: every TRADING USDT perpetual for ALL, else the given names with their assets from exchangeInfo.</summary>
+    private async Task<List<SymbolInfo>> ResolveSymbolsAsync(List<string> requested, bool retryForAll, CancellationToken ct)
+    {
+        var wantAll = requested.Count == 1 && OptionsValidator.IsAll(requested[0]);
         var client = new ExchangeInfoClient(_http, _options.RestUrl);
         IReadOnlyList<SymbolInfo>? listed = null;
         var backoff = new Backoff(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30), new Random());
@@ -208,6 +232,11 @@ public sealed class IngestionPipeline : BackgroundService
                     break;
                 }
 
+                if (!retryForAll)
+                {
+                    throw;
+                }
+
                 // --symbols ALL cannot start without the list.
                 var delay = backoff.Next();
                 Log.ExchangeInfoUnavailable(_log, $"{ex.Message}; retrying in {delay.TotalSeconds:F0}s");
@@ -215,29 +244,22 @@ public sealed class IngestionPipeline : BackgroundService
             }
         }
 
-        List<SymbolInfo> chosen;
         if (wantAll)
         {
-            chosen = listed!.Where(s => s.IsTradingUsdtPerpetual).ToList();
-            if (chosen.Count == 0)
-            {
-                throw new ConfigurationException("Symbols: ALL, but exchangeInfo lists no TRADING USDT perpetuals.");
-            }
-        }
-        else
-        {
-            var byName = (listed ?? []).ToDictionary(s => s.Symbol, StringComparer.Ordinal);
-            chosen = _options.Symbols.Select(s => s.ToUpperInvariant()).Distinct(StringComparer.Ordinal).Select(s =>
-                byName.TryGetValue(s, out var info) ? info : FromName(s)).ToList();
-            var unlisted = listed is null ? [] : chosen.Where(s => !byName.TryGetValue(s.Symbol, out var i) || !i.IsTradingUsdtPerpetual).Select(s => s.Symbol).ToList();
-            if (unlisted.Count > 0)
-            {
-                Log.SymbolsNotListed(_log, string.Join(",", unlisted));
-            }
+            var all = listed!.Where(s => s.IsTradingUsdtPerpetual).ToList();
+            return all.Count > 0 ? all : throw new ConfigurationException("Symbols: ALL, but exchangeInfo lists no TRADING USDT perpetuals.");
         }
 
-        var ids = await new SymbolStore(_dataSource).RegisterAsync(chosen, ct).ConfigureAwait(false);
-        return new SymbolTable(ids);
+        var byName = (listed ?? []).ToDictionary(s => s.Symbol, StringComparer.Ordinal);
+        var chosen = requested.Select(s => s.ToUpperInvariant()).Distinct(StringComparer.Ordinal).Select(s =>
+            byName.TryGetValue(s, out var info) ? info : FromName(s)).ToList();
+        var unlisted = listed is null ? [] : chosen.Where(s => !byName.TryGetValue(s.Symbol, out var i) || !i.IsTradingUsdtPerpetual).Select(s => s.Symbol).ToList();
+        if (unlisted.Count > 0)
+        {
+            Log.SymbolsNotListed(_log, string.Join(",", unlisted));
+        }
+
+        return chosen;
     }
 
     private static SymbolInfo FromName(string symbol)

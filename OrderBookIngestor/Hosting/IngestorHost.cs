@@ -15,7 +15,9 @@ namespace OrderBookIngestor.Hosting;
 public static class IngestorHost
 {
     /// <param name="environment">Where NOTIFY_SOCKET and WATCHDOG_USEC come from (tests pass their own).</param>
-    public static IHost Build(IngestorOptions options, ILoggerProvider loggerProvider, TimeProvider? time = null, Func<string, string?>? environment = null)
+    /// <param name="reloadSource">Re-reads the configuration on SIGHUP; null re-uses <paramref name="options"/> (listing refresh only).</param>
+    public static IHost Build(IngestorOptions options, ILoggerProvider loggerProvider, TimeProvider? time = null, Func<string, string?>? environment = null,
+        Func<IngestorOptions>? reloadSource = null)
     {
         time ??= TimeProvider.System;
         environment ??= Environment.GetEnvironmentVariable;
@@ -24,7 +26,7 @@ public static class IngestorHost
         if (httpEnabled)
         {
             var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
-            Configure(builder.Services, builder.Logging, options, loggerProvider, metrics, time, environment);
+            Configure(builder.Services, builder.Logging, options, loggerProvider, metrics, time, environment, reloadSource);
             if (!OptionsValidator.TryParseHostPort(options.Http, out var host, out var port))
             {
                 throw new ConfigurationException($"Http: '{options.Http}' is not host:port.");
@@ -51,12 +53,12 @@ public static class IngestorHost
         }
 
         var plain = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], DisableDefaults = true });
-        Configure(plain.Services, plain.Logging, options, loggerProvider, metrics, time, environment);
+        Configure(plain.Services, plain.Logging, options, loggerProvider, metrics, time, environment, reloadSource);
         return plain.Build();
     }
 
     private static void Configure(IServiceCollection services, ILoggingBuilder logging, IngestorOptions options,
-        ILoggerProvider loggerProvider, IngestorMetrics metrics, TimeProvider time, Func<string, string?> environment)
+        ILoggerProvider loggerProvider, IngestorMetrics metrics, TimeProvider time, Func<string, string?> environment, Func<IngestorOptions>? reloadSource)
     {
         logging.ClearProviders();
         logging.AddProvider(loggerProvider);
@@ -72,8 +74,9 @@ public static class IngestorHost
         services.AddSingleton(time);
         services.AddSingleton(_ => CreateDataSource(options.Database!));
         services.AddSingleton(_ => new HttpClient { Timeout = TimeSpan.FromSeconds(30) });
-        services.AddHostedService(sp => new IngestionPipeline(options, sp.GetRequiredService<NpgsqlDataSource>(), metrics, time,
-            sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<HttpClient>()));
+        services.AddSingleton(sp => new IngestionPipeline(options, sp.GetRequiredService<NpgsqlDataSource>(), metrics, time,
+            sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<HttpClient>(), reloadSource));
+        services.AddHostedService(sp => sp.GetRequiredService<IngestionPipeline>());
         services.AddHostedService(sp => new SummaryReporter(options, metrics, time, sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton(_ => new SystemdNotifier(environment("NOTIFY_SOCKET")));
         services.AddHostedService(sp => new SystemdService(sp.GetRequiredService<SystemdNotifier>(),
@@ -88,13 +91,20 @@ public static class IngestorHost
         return builder.Build();
     }
 
-    public static async Task<int> RunAsync(IngestorOptions options, CancellationToken ct)
+    public static async Task<int> RunAsync(IngestorOptions options, Func<IngestorOptions>? reloadSource, CancellationToken ct)
     {
         using var serilog = LoggingSetup.Create(options);
         using var provider = new SerilogLoggerProvider(serilog);
         Log.Starting(provider.CreateLogger("OrderBookIngestor"), ThisAssembly.Version,
             options.Symbols.Count <= 10 ? string.Join(",", options.Symbols) : $"{options.Symbols.Count} given", string.Join(",", options.Channels), DatabaseConnection.Redact(options.Database));
-        using var host = Build(options, provider);
+        using var host = Build(options, provider, reloadSource: reloadSource);
+        var pipeline = host.Services.GetRequiredService<IngestionPipeline>();
+        // SIGHUP re-reads the configuration (systemctl reload); cancelling keeps the default action (exit) away.
+        using var hangup = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, context =>
+        {
+            context.Cancel = true;
+            pipeline.RequestReload();
+        });
         await host.RunAsync(ct).ConfigureAwait(false);
         return Environment.ExitCode;
     }

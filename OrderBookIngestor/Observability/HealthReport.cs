@@ -119,7 +119,7 @@ public static class HealthReport
             w.WriteStartObject();
             w.WriteString("name", s.Plan.Name);
             w.WriteString("route", s.Plan.Route.ToString().ToLowerInvariant());
-            w.WriteNumber("streams", s.Plan.Streams.Count);
+            w.WriteNumber("streams", s.StreamCount);
             w.WriteString("state", s.State.ToString().ToLowerInvariant());
             w.WriteNumber("messages", s.Messages);
             w.WriteNumber("reconnects", s.Reconnects);

@@ -54,6 +54,15 @@ internal static partial class Log
     [LoggerMessage(1015, LogLevel.Information, "Stream {Stream} is flowing again")]
     public static partial void StreamFlowing(ILogger logger, string stream);
 
+    [LoggerMessage(1016, LogLevel.Information, "Shard {Shard}: {Sign}{Changed} streams, now {Total}")]
+    public static partial void StreamsChanged(ILogger logger, string shard, string sign, int changed, int total);
+
+    [LoggerMessage(1017, LogLevel.Information, "Reload: {Added} streams added, {Removed} removed, {NewSymbols} new symbols, {NewShards} new connections")]
+    public static partial void Reloaded(ILogger logger, int added, int removed, int newSymbols, int newShards);
+
+    [LoggerMessage(1018, LogLevel.Error, "Reload refused, keeping the running configuration: {Error}")]
+    public static partial void ReloadRefused(ILogger logger, string error);
+
     // 2xxx parsing
     [LoggerMessage(2001, LogLevel.Warning, "Shard {Shard}: frame rejected ({Reason}, {Suppressed} more since the last sample): {Frame}")]
     public static partial void FrameRejected(ILogger logger, string shard, string reason, long suppressed, string frame);

@@ -16,6 +16,9 @@ public sealed class ShardStats
 
     public ShardPlan Plan { get; }
 
+    /// <summary>Streams the shard records now (its plan changed by reloads).</summary>
+    public int StreamCount { get; set; }
+
     public long Messages => Interlocked.Read(ref _messages);
 
     public long Bytes => Interlocked.Read(ref _bytes);

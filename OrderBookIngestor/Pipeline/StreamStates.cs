@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using OrderBookIngestor.Books;
 using OrderBookIngestor.Exchange;
 
@@ -6,9 +7,10 @@ namespace OrderBookIngestor.Pipeline;
 /// <summary>Per-symbol sequencing state, shared by every reader (a symbol can be on two connections during rotation).</summary>
 public sealed class StreamStates
 {
-    private readonly Dictionary<int, RecentIdSequence> _bookTickers = [];
-    private readonly Dictionary<int, TradeSequence> _trades = [];
-    private readonly Dictionary<int, DepthSequencer> _books = [];
+    // Concurrent: a reload adds symbols while readers look them up (reads are lock-free).
+    private readonly ConcurrentDictionary<int, RecentIdSequence> _bookTickers = new();
+    private readonly ConcurrentDictionary<int, TradeSequence> _trades = new();
+    private readonly ConcurrentDictionary<int, DepthSequencer> _books = new();
 
     /// <param name="lastStored">Per symbol id, what the database already holds (restart continuity).</param>
     /// <param name="depthChannel">The depth stream recorded, if any: each symbol then gets a book.</param>
@@ -18,17 +20,25 @@ public sealed class StreamStates
         foreach (var name in symbols.Symbols)
         {
             symbols.TryGetId(name, out var id);
-            var last = lastStored.GetValueOrDefault(id);
-            _bookTickers[id] = new RecentIdSequence(id, MarketChannels.StreamName(name, MarketChannel.BookTicker), last.BookTickerTimeMs);
-            _trades[id] = new TradeSequence(id, MarketChannels.StreamName(name, MarketChannel.AggTrade), last.AggTradeId, last.TradeTimeMs);
-            if (depthChannel is { } depth)
-            {
-                _books[id] = new DepthSequencer(id, name, MarketChannels.StreamName(name, depth), last.DepthUpdateId, last.DepthTimeMs);
-            }
+            Add(name, id, lastStored.GetValueOrDefault(id));
         }
     }
 
-    public MarketChannel? DepthChannel { get; }
+    /// <summary>Creates the state of a symbol (at start, or when a reload adds it). Existing state is kept.</summary>
+    public void Add(string name, int id, LastStored last)
+    {
+        _bookTickers.TryAdd(id, new RecentIdSequence(id, MarketChannels.StreamName(name, MarketChannel.BookTicker), last.BookTickerTimeMs));
+        _trades.TryAdd(id, new TradeSequence(id, MarketChannels.StreamName(name, MarketChannel.AggTrade), last.AggTradeId, last.TradeTimeMs));
+        if (DepthChannel is { } depth)
+        {
+            _books.TryAdd(id, new DepthSequencer(id, name, MarketChannels.StreamName(name, depth), last.DepthUpdateId, last.DepthTimeMs));
+        }
+    }
+
+    public bool Has(int symbolId) => _trades.ContainsKey(symbolId);
+
+    /// <summary>The depth speed recorded. Set at start, or once by the first reload that adds depth.</summary>
+    public MarketChannel? DepthChannel { get; set; }
 
     public DepthSequencer Book(int symbolId) => _books[symbolId];
 
@@ -41,20 +51,23 @@ public sealed class StreamStates
     public IEnumerable<RecentIdSequence> AllBookTickers => _bookTickers.Values;
 
     /// <summary>Every subscribed stream with its route and activity, for the silence monitor.</summary>
-    public IReadOnlyList<(string Stream, BinanceRoute Route, StreamActivity Activity)> Activities(IReadOnlyCollection<MarketChannel> channels)
+    public IReadOnlyList<(string Stream, BinanceRoute Route, StreamActivity Activity)> Activities(IReadOnlyCollection<MarketChannel> channels, IReadOnlySet<int>? symbolIds = null)
     {
         var list = new List<(string, BinanceRoute, StreamActivity)>();
         if (channels.Contains(MarketChannel.BookTicker))
         {
-            list.AddRange(_bookTickers.Values.Select(s => (s.Stream, BinanceRoute.Public, s.Activity)));
+            list.AddRange(_bookTickers.Values.Where(s => symbolIds?.Contains(s.SymbolId) ?? true).Select(s => (s.Stream, BinanceRoute.Public, s.Activity)));
         }
 
         if (channels.Contains(MarketChannel.AggTrade))
         {
-            list.AddRange(_trades.Values.Select(s => (s.Stream, BinanceRoute.Market, s.Activity)));
+            list.AddRange(_trades.Values.Where(s => symbolIds?.Contains(s.SymbolId) ?? true).Select(s => (s.Stream, BinanceRoute.Market, s.Activity)));
         }
 
-        list.AddRange(_books.Values.Select(s => (s.Stream, BinanceRoute.Public, s.Activity)));
+        if (channels.Any(c => c.IsDepth()))
+        {
+            list.AddRange(_books.Values.Where(s => symbolIds?.Contains(s.SymbolId) ?? true).Select(s => (s.Stream, BinanceRoute.Public, s.Activity)));
+        }
         return list;
     }
 }

@@ -3,27 +3,22 @@ using System.Text;
 namespace OrderBookIngestor.Pipeline;
 
 /// <summary>
-/// Maps exchange symbols to the database's symbol ids. Built once at start and then read-only, so readers on
-/// any thread look symbols up straight from the frame's UTF-8 bytes without allocating a string.
+/// Maps exchange symbols to the database's symbol ids. Readers look symbols up straight from the frame's
+/// UTF-8 bytes without allocating. Symbols added at a reload (SIGHUP, new listings) replace the whole
+/// snapshot (copy-on-write), so a lookup never takes a lock.
 /// </summary>
 public sealed class SymbolTable
 {
-    private readonly Dictionary<string, int> _ids;
-    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _lookup;
-    private readonly Dictionary<int, string> _names;
+    private readonly Lock _gate = new();
+    private volatile Snapshot _current;
 
-    public SymbolTable(IReadOnlyDictionary<string, int> ids)
-    {
-        _ids = new Dictionary<string, int>(ids, StringComparer.Ordinal);
-        _lookup = _ids.GetAlternateLookup<ReadOnlySpan<char>>();
-        _names = _ids.ToDictionary(kv => kv.Value, kv => kv.Key);
-    }
+    public SymbolTable(IReadOnlyDictionary<string, int> ids) => _current = new Snapshot(new Dictionary<string, int>(ids, StringComparer.Ordinal));
 
-    public int Count => _ids.Count;
+    public int Count => _current.Ids.Count;
 
-    public IReadOnlyCollection<string> Symbols => _ids.Keys;
+    public IReadOnlyCollection<string> Symbols => _current.Ids.Keys;
 
-    public bool TryGetId(string symbol, out int id) => _ids.TryGetValue(symbol, out id);
+    public bool TryGetId(string symbol, out int id) => _current.Ids.TryGetValue(symbol, out id);
 
     public bool TryGetId(ReadOnlySpan<byte> utf8Symbol, out int id)
     {
@@ -39,8 +34,39 @@ public sealed class SymbolTable
             return false;
         }
 
-        return _lookup.TryGetValue(chars[..written], out id);
+        return _current.Lookup.TryGetValue(chars[..written], out id);
     }
 
-    public string NameOf(int id) => _names.TryGetValue(id, out var name) ? name : $"#{id}";
+    public string NameOf(int id) => _current.Names.TryGetValue(id, out var name) ? name : $"#{id}";
+
+    /// <summary>Adds symbols (a reload); existing entries keep their ids.</summary>
+    public void Add(IReadOnlyDictionary<string, int> more)
+    {
+        lock (_gate)
+        {
+            var ids = new Dictionary<string, int>(_current.Ids, StringComparer.Ordinal);
+            foreach (var (name, id) in more)
+            {
+                ids[name] = id;
+            }
+
+            _current = new Snapshot(ids);
+        }
+    }
+
+    private sealed class Snapshot
+    {
+        public Snapshot(Dictionary<string, int> ids)
+        {
+            Ids = ids;
+            Lookup = ids.GetAlternateLookup<ReadOnlySpan<char>>();
+            Names = ids.ToDictionary(kv => kv.Value, kv => kv.Key);
+        }
+
+        public Dictionary<string, int> Ids { get; }
+
+        public Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> Lookup { get; }
+
+        public Dictionary<int, string> Names { get; }
+    }
 }

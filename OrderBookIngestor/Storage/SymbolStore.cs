@@ -42,4 +42,15 @@ public sealed class SymbolStore
         await tx.CommitAsync(ct).ConfigureAwait(false);
         return ids;
     }
+
+    /// <summary>Marks symbols no longer recorded (removed from the configuration, or delisted).</summary>
+    public async Task DeactivateAsync(IReadOnlyCollection<int> symbolIds, CancellationToken ct)
+    {
+        foreach (var id in symbolIds)
+        {
+            await using var cmd = _dataSource.CreateCommand("UPDATE marketdata.symbols SET is_active = false, updated_at = now() WHERE id = $1");
+            cmd.Parameters.Add(new NpgsqlParameter { Value = id });
+            await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+    }
 }

@@ -1,0 +1,91 @@
+using Microsoft.Extensions.DependencyInjection;
+using OrderBookIngestor.Configuration;
+using OrderBookIngestor.Hosting;
+using OrderBookIngestor.Simulator;
+using OrderBookIngestor.Tests.Support;
+
+namespace OrderBookIngestor.Tests.Integration;
+
+/// <summary>A reload changes what is recorded on the running daemon, by SUBSCRIBE/UNSUBSCRIBE on live connections.</summary>
+[NonParallelizable]
+public sealed class ReloadTests
+{
+    private TestDatabase _db = null!;
+
+    [SetUp]
+    public async Task CreateDatabase() => _db = await TestDatabase.CreateAsync();
+
+    [TearDown]
+    public async Task DropDatabase()
+    {
+        if (_db is not null)
+        {
+            await _db.DisposeAsync();
+        }
+    }
+
+    private static IngestorOptions With(IngestorOptions o, string symbols, string channels)
+    {
+        var copy = System.Text.Json.JsonSerializer.Deserialize(System.Text.Json.JsonSerializer.Serialize(o, ConfigJsonContext.Default.IngestorOptions), ConfigJsonContext.Default.IngestorOptions)!;
+        copy.Symbols = OptionsLoader.SplitList(symbols);
+        copy.Channels = OptionsLoader.SplitList(channels);
+        return copy;
+    }
+
+    private static HashSet<string> Subscribed(Harness h) => h.Simulator.Connections.SelectMany(c => c.Subscriptions()).ToHashSet();
+
+    private async Task<long> Rows(string table, string symbol) => await _db.ScalarAsync<long>(
+        $"SELECT count(*) FROM marketdata.{table} t JOIN marketdata.symbols s ON s.id = t.symbol_id WHERE s.symbol = '{symbol}'");
+
+    [Test]
+    public async Task Reload_AddsAndRemovesStreamsOnLiveConnections()
+    {
+        var sim = new SimulatorOptions { Symbols = 4, Rate = 2_000, Seed = 41, WaitForStreams = 2 };
+        IngestorOptions? next = null;
+        await using var h = await Harness.StartAsync(_db, sim, o =>
+        {
+            o.Symbols = ["BTCUSDT"];
+            o.MaxStreamsPerConnection = 2;
+        }, reloadSource: () => next!);
+        var pipeline = h.Daemon.Services.GetRequiredService<IngestionPipeline>();
+        await Harness.WaitUntilAsync(() => h.RowsCommitted > 100, TimeSpan.FromSeconds(20), () => "BTC not recorded");
+        Assert.That(Subscribed(h), Is.EquivalentTo(new[] { "btcusdt@bookTicker", "btcusdt@aggTrade" }));
+
+        // Add two symbols: ETH fills the existing connections (2 streams each at most), BNB needs new ones.
+        next = With(h.Options, "BTCUSDT,ETHUSDT,BNBUSDT", "bookTicker,aggTrade");
+        pipeline.RequestReload();
+        await Harness.WaitUntilAsync(() => Subscribed(h).SetEquals(["btcusdt@bookTicker", "btcusdt@aggTrade", "ethusdt@bookTicker", "ethusdt@aggTrade", "bnbusdt@bookTicker", "bnbusdt@aggTrade"]),
+            TimeSpan.FromSeconds(20), () => string.Join(",", Subscribed(h)));
+        await Harness.WaitUntilAsync(() => Rows("trades", "BNBUSDT").Result > 0 && Rows("book_ticker", "ETHUSDT").Result > 0, TimeSpan.FromSeconds(20), () => "new symbols not recorded");
+        Assert.That(h.Metrics.Shards, Has.Count.EqualTo(4), "one more connection per route, opened only because the others were full");
+        Assert.That(h.Metrics.Shards.Sum(s => s.Reconnects), Is.Zero, "nothing was reconnected to change subscriptions");
+
+        // Drop BTC and the aggTrade channel: UNSUBSCRIBE, and BTC is marked inactive.
+        next = With(h.Options, "ETHUSDT,BNBUSDT", "bookTicker");
+        pipeline.RequestReload();
+        await Harness.WaitUntilAsync(() => Subscribed(h).SetEquals(["ethusdt@bookTicker", "bnbusdt@bookTicker"]), TimeSpan.FromSeconds(20), () => string.Join(",", Subscribed(h)));
+        var tradesAfter = await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades");
+        var btcAfter = await Rows("book_ticker", "BTCUSDT");
+        await Harness.WaitUntilAsync(() => Rows("book_ticker", "ETHUSDT").Result > 300, TimeSpan.FromSeconds(20), () => "ETH stopped");
+        await Harness.WaitUntilAsync(() => h.Metrics.Trades.BufferDepth() == 0 && h.Metrics.BookTicker.BufferDepth() == 0, TimeSpan.FromSeconds(10), () => "drain");
+        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades"), Is.LessThanOrEqualTo(tradesAfter + 50), "trades stop once unsubscribed (a few in flight)");
+        Assert.That(await Rows("book_ticker", "BTCUSDT"), Is.LessThanOrEqualTo(btcAfter + 50));
+        Assert.That(await _db.ScalarAsync<string>("SELECT string_agg(symbol || '=' || is_active, ',' ORDER BY symbol) FROM marketdata.symbols"),
+            Is.EqualTo("BNBUSDT=true,BTCUSDT=false,ETHUSDT=true"));
+        Assert.That(h.Metrics.SilentStreams(), Is.Empty, "removed streams are not reported silent");
+    }
+
+    [Test]
+    public async Task Reload_WithABadConfiguration_IsRefusedAndRecordingGoesOn()
+    {
+        var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Seed = 42, WaitForStreams = 2 };
+        IngestorOptions? next = null;
+        await using var h = await Harness.StartAsync(_db, sim, o => o.Symbols = ["BTCUSDT"], reloadSource: () => next!);
+        await Harness.WaitUntilAsync(() => h.RowsCommitted > 100, TimeSpan.FromSeconds(20), () => "not recording");
+        next = With(h.Options, "BTC-USDT", "bookTicker");
+        h.Daemon.Services.GetRequiredService<IngestionPipeline>().RequestReload();
+        var before = h.RowsCommitted;
+        await Harness.WaitUntilAsync(() => h.RowsCommitted > before + 500, TimeSpan.FromSeconds(20), () => "recording stopped");
+        Assert.That(Subscribed(h), Is.EquivalentTo(new[] { "btcusdt@bookTicker", "btcusdt@aggTrade" }), "the running configuration stays");
+    }
+}
