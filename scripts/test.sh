@@ -111,6 +111,27 @@ check "SIGTERM drains and exits 0 (exit $code)" test "$code" = 0
 check "the log shows the ordered drain" grep -q "Stopped: 5000 book_ticker rows and 5000 trades" "$work/daemon.log"
 check "the periodic summary line is logged" grep -q "msgs .* rows book_ticker" "$work/daemon.log"
 
+# SIGHUP: a running daemon re-reads its config file and starts recording a symbol it did not have.
+cat >"$work/reload.json" <<'EOF2'
+{ "Ingestor": { "Symbols": ["BTCUSDT"], "Channels": ["bookTicker", "aggTrade"] } }
+EOF2
+sim_port=$(free_port); http_port=$(free_port)
+pg_ensure_db reload
+"$bin" simulate --port "$sim_port" --symbols 3 --rate 2000 --seed 8 >"$work/sim-reload.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null && break; sleep 0.1; done
+ORDERBOOK_DATABASE=$(pg_conn reload) "$bin" --config "$work/reload.json" --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" \
+  --http "127.0.0.1:$http_port" --summary-interval 0 >"$work/daemon-reload.log" 2>&1 &
+daemon=$!; pids+=("$daemon")
+reload_rows() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d reload -Atqc \
+  "SELECT count(*) FROM marketdata.book_ticker b JOIN marketdata.symbols s ON s.id = b.symbol_id WHERE s.symbol = '$1'" 2>/dev/null || echo 0; }
+for _ in $(seq 1 200); do [ "$(reload_rows BTCUSDT)" -gt 0 ] && break; sleep 0.1; done
+sed -i 's/\["BTCUSDT"\]/["BTCUSDT", "ETHUSDT"]/' "$work/reload.json"
+kill -HUP "$daemon"
+for _ in $(seq 1 200); do [ "$(reload_rows ETHUSDT)" -gt 0 ] && break; sleep 0.1; done
+check "SIGHUP adds a symbol on the running daemon ($(reload_rows ETHUSDT) ETHUSDT rows)" bash -c "[ $(reload_rows ETHUSDT) -gt 0 ] && kill -0 $daemon"
+kill -TERM "$daemon"; wait "$daemon" 2>/dev/null || true
+
 stage="$work/install-root"
 check "install.sh stages binary, unit, config and a 0640 secrets file" bash -c "'$root/scripts/install.sh' --root '$stage' --binary '$bin' --no-systemctl >/dev/null \
   && test -x '$stage/usr/local/bin/orderbook-ingestor' && test -f '$stage/etc/systemd/system/orderbook-ingestor.service' \
