@@ -232,6 +232,8 @@ public sealed partial class EndToEndTests
         Assert.That(text, Does.Contain("orderbook_rows_written_total{table=\"book_ticker\"} 500\n"));
         Assert.That(text, Does.Contain("orderbook_rows_written_total{table=\"trades\"} 500\n"));
         Assert.That(text, Does.Contain("orderbook_exchange_to_commit_seconds_count{table=\"trades\"} 500\n"));
+        Assert.That(text, Does.Contain("orderbook_stream_messages_total{route=\"public\",stream=\"btcusdt@bookTicker\"} 250\n"));
+        Assert.That(doc.RootElement.GetProperty("database").GetProperty("reachable").GetBoolean(), Is.True);
     }
 
     [GeneratedRegex("""^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{[a-z_]+="[^"\n]*"(,[a-z_]+="[^"\n]*")*\})? (-?[0-9.eE+-]+|\+Inf|NaN))$""")]

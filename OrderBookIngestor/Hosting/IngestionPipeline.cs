@@ -115,6 +115,7 @@ public sealed partial class IngestionPipeline : BackgroundService
 
         var silence = new SilenceMonitor(running.CurrentActivities, _time, feedLog, TimeSpan.FromSeconds(_options.SilentStreamSeconds));
         _metrics.SilentStreams = () => silence.Silent;
+        _metrics.Streams = running.CurrentActivities;
         var silenceWatch = Task.Run(() => silence.RunAsync(stopBackfill.Token), CancellationToken.None);
 
         foreach (var plan in plans)

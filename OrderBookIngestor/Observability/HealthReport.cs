@@ -137,6 +137,8 @@ public static class HealthReport
 
         w.WriteEndArray();
         w.WriteStartObject("database");
+        // Reachable as far as the last COPY attempts tell: any table whose last attempt failed says no.
+        w.WriteBoolean("reachable", m.Tables.All(t => t.LastError is null));
         foreach (var t in m.Tables)
         {
             w.WriteStartObject(t.Table);

@@ -23,6 +23,12 @@ public static class PrometheusWriter
             Sample(sb, "orderbook_messages_received_total", ShardLabels(s), s.Messages);
         }
 
+        Header(sb, "orderbook_stream_messages_total", "counter", "Market data frames received, by stream (duplicates included).");
+        foreach (var (stream, route, activity) in m.Streams())
+        {
+            Sample(sb, "orderbook_stream_messages_total", $"route=\"{route.PathSegment()}\",stream=\"{stream}\"", activity.Messages);
+        }
+
         Header(sb, "orderbook_bytes_received_total", "counter", "WebSocket payload bytes received.");
         foreach (var s in shards)
         {

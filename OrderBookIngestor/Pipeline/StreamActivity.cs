@@ -4,8 +4,16 @@ namespace OrderBookIngestor.Pipeline;
 public sealed class StreamActivity
 {
     private long _lastSeenMs;
+    private long _messages;
 
     public long LastSeenMs => Volatile.Read(ref _lastSeenMs);
 
-    public void Seen(long ingestTimeUs) => Volatile.Write(ref _lastSeenMs, ingestTimeUs / 1000);
+    /// <summary>Frames of this stream received, duplicates included.</summary>
+    public long Messages => Interlocked.Read(ref _messages);
+
+    public void Seen(long ingestTimeUs)
+    {
+        Volatile.Write(ref _lastSeenMs, ingestTimeUs / 1000);
+        Interlocked.Increment(ref _messages);
+    }
 }
