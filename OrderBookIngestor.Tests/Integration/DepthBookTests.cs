@@ -6,23 +6,8 @@ using OrderBookIngestor.Tests.Support;
 namespace OrderBookIngestor.Tests.Integration;
 
 /// <summary>The book rebuilt from the stored snapshot plus the stored diffs equals the exchange's own book.</summary>
-[NonParallelizable]
-public sealed class DepthBookTests
+public sealed class DepthBookTests : DatabaseTest
 {
-    private TestDatabase _db = null!;
-
-    [SetUp]
-    public async Task CreateDatabase() => _db = await TestDatabase.CreateAsync();
-
-    [TearDown]
-    public async Task DropDatabase()
-    {
-        if (_db is not null)
-        {
-            await _db.DisposeAsync();
-        }
-    }
-
     private static Task<Harness> Start(TestDatabase db, SimulatorOptions sim) => Harness.StartAsync(db, sim, o =>
     {
         o.Channels = ["bookTicker", "aggTrade", "depth@100ms"];
@@ -36,7 +21,7 @@ public sealed class DepthBookTests
     public async Task StoredSnapshotPlusStoredDiffs_RebuildTheExchangesBook()
     {
         var sim = new SimulatorOptions { Symbols = 2, Rate = 6_000, Events = 12_000, Seed = 21, WaitForStreams = 6 };
-        await using var h = await Start(_db, sim);
+        await using var h = await Start(Db, sim);
         await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
         await Harness.WaitUntilAsync(() => h.Metrics.Depth.RowsCommitted == DepthDelivered(h), TimeSpan.FromSeconds(20), () => $"{h.Metrics.Depth.RowsCommitted} depth rows");
         Assert.That(h.Metrics.Books().Synced, Is.EqualTo(2));
@@ -48,7 +33,7 @@ public sealed class DepthBookTests
         }
 
         await Harness.WaitUntilAsync(() => h.Metrics.Tops.RowsCommitted > 0, TimeSpan.FromSeconds(10), () => "no orderbook_top rows");
-        Assert.That(await _db.ScalarAsync<long>("""
+        Assert.That(await Db.ScalarAsync<long>("""
             SELECT count(*) FROM marketdata.orderbook_top
             WHERE NOT (bid_prices[1] < ask_prices[1] AND microprice BETWEEN bid_prices[1] AND ask_prices[1]
                        AND imbalance_l1 BETWEEN -1 AND 1 AND cardinality(bid_prices) = 5 AND spread > 0)
@@ -59,7 +44,7 @@ public sealed class DepthBookTests
     public async Task SkippedDiff_IsAGapRow_TheSymbolResyncs_AndTheBookStillMatches()
     {
         var sim = new SimulatorOptions { Symbols = 2, Rate = 6_000, Events = 12_000, Seed = 22, WaitForStreams = 6 };
-        await using var h = await Start(_db, sim);
+        await using var h = await Start(Db, sim);
         await Harness.WaitUntilAsync(() => h.Metrics.Books().Synced == 2, TimeSpan.FromSeconds(20), () => "books not synced");
         h.Simulator.WithholdNext("btcusdt@depth@100ms", 1);
         await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
@@ -67,12 +52,12 @@ public sealed class DepthBookTests
             TimeSpan.FromSeconds(20), () => $"{h.Metrics.Depth.RowsCommitted} depth rows, {h.Metrics.Books().Synced} synced");
         var skipped = h.Simulator.Ledger.Withheld()["btcusdt@depth"].Single();
 
-        await Harness.WaitUntilAsync(() => _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps").Result == 1, TimeSpan.FromSeconds(10), () => "gap row");
-        Assert.That(await _db.ScalarAsync<string>("SELECT stream || ' ' || reason || ' ' || first_missing_id || '..' || last_missing_id FROM marketdata.feed_gaps"),
+        await Harness.WaitUntilAsync(() => Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps").Result == 1, TimeSpan.FromSeconds(10), () => "gap row");
+        Assert.That(await Db.ScalarAsync<string>("SELECT stream || ' ' || reason || ' ' || first_missing_id || '..' || last_missing_id FROM marketdata.feed_gaps"),
             Is.EqualTo($"btcusdt@depth@100ms depth_sequence {skipped.FirstId}..{skipped.Id}"), "the gap names exactly the update ids of the lost diff");
-        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_snapshots s JOIN marketdata.symbols y ON y.id = s.symbol_id WHERE y.symbol = 'BTCUSDT'"),
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_snapshots s JOIN marketdata.symbols y ON y.id = s.symbol_id WHERE y.symbol = 'BTCUSDT'"),
             Is.EqualTo(2), "initial sync and one resync; ETHUSDT untouched");
-        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_snapshots s JOIN marketdata.symbols y ON y.id = s.symbol_id WHERE y.symbol = 'ETHUSDT'"), Is.EqualTo(1));
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_snapshots s JOIN marketdata.symbols y ON y.id = s.symbol_id WHERE y.symbol = 'ETHUSDT'"), Is.EqualTo(1));
 
         await AssertRebuiltBookMatchesAsync("BTCUSDT", h.Simulator.Book("BTCUSDT")!, fromLatestSnapshot: true);
         await AssertRebuiltBookMatchesAsync("ETHUSDT", h.Simulator.Book("ETHUSDT")!, fromLatestSnapshot: false);
@@ -82,30 +67,30 @@ public sealed class DepthBookTests
     public async Task Restart_TheDiffsMissedWhileDownAreAGapRow_AndTheBookIsResynced()
     {
         var sim = new SimulatorOptions { Symbols = 1, Rate = 3_000, Events = 15_000, Seed = 23, WaitForStreams = 3, AllStreamsActive = true };
-        await using var h = await Start(_db, sim);
+        await using var h = await Start(Db, sim);
         await Harness.WaitUntilAsync(() => h.Metrics.Books().Synced == 1 && h.Metrics.Depth.RowsCommitted > 300, TimeSpan.FromSeconds(20), () => "first run");
         await h.RestartDaemonAsync(TimeSpan.FromSeconds(1));
         await Harness.WaitUntilAsync(() => h.Simulator.Ledger.Generated == 15_000, TimeSpan.FromSeconds(60), () => "generation");
         var generatedDepth = h.Simulator.Ledger.GeneratedPerStream()["btcusdt@depth"];
-        await Harness.WaitUntilAsync(() => h.Metrics.Books().Synced == 1 && _db.ScalarAsync<long>(
+        await Harness.WaitUntilAsync(() => h.Metrics.Books().Synced == 1 && Db.ScalarAsync<long>(
                 "SELECT count(*) FROM marketdata.feed_gaps WHERE stream = 'btcusdt@depth@100ms'").Result == 1,
             TimeSpan.FromSeconds(20), () => "no resync or no gap row");
 
-        Assert.That(await _db.ScalarAsync<string>("SELECT reason FROM marketdata.feed_gaps WHERE stream = 'btcusdt@depth@100ms'"), Is.EqualTo("daemon_down"));
-        Assert.That(await _db.ScalarAsync<long>("""
+        Assert.That(await Db.ScalarAsync<string>("SELECT reason FROM marketdata.feed_gaps WHERE stream = 'btcusdt@depth@100ms'"), Is.EqualTo("daemon_down"));
+        Assert.That(await Db.ScalarAsync<long>("""
             SELECT count(*) FROM marketdata.depth_events d, marketdata.feed_gaps g
             WHERE g.stream = 'btcusdt@depth@100ms' AND d.final_update_id BETWEEN g.first_missing_id AND g.last_missing_id
             """), Is.Zero, "nothing stored inside the recorded hole");
-        Assert.That(await _db.ScalarAsync<long>("""
+        Assert.That(await Db.ScalarAsync<long>("""
             SELECT count(*) FROM marketdata.depth_events d, marketdata.feed_gaps g
             WHERE g.stream = 'btcusdt@depth@100ms' AND (d.final_update_id = g.first_missing_id - 1 OR d.first_update_id = g.last_missing_id + 1)
             """), Is.EqualTo(2), "the hole is bounded exactly by the last diff before and the first diff after");
         // Drained when the newest stored diff is the exchange's last one.
         var last = h.Simulator.Book("BTCUSDT")!.Exact().LastUpdateId;
-        await Harness.WaitUntilAsync(() => _db.ScalarAsync<long>("SELECT coalesce(max(final_update_id), 0) FROM marketdata.depth_events").Result == last,
+        await Harness.WaitUntilAsync(() => Db.ScalarAsync<long>("SELECT coalesce(max(final_update_id), 0) FROM marketdata.depth_events").Result == last,
             TimeSpan.FromSeconds(10), () => "last diff not stored");
-        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) - count(DISTINCT final_update_id) FROM marketdata.depth_events"), Is.Zero, "no diff stored twice");
-        Assert.That(generatedDepth, Is.GreaterThan(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.depth_events")), "the downtime really missed diffs");
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) - count(DISTINCT final_update_id) FROM marketdata.depth_events"), Is.Zero, "no diff stored twice");
+        Assert.That(generatedDepth, Is.GreaterThan(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.depth_events")), "the downtime really missed diffs");
         await AssertRebuiltBookMatchesAsync("BTCUSDT", h.Simulator.Book("BTCUSDT")!, fromLatestSnapshot: true);
     }
 
@@ -115,7 +100,7 @@ public sealed class DepthBookTests
         var bids = new SortedDictionary<decimal, decimal>();
         var asks = new SortedDictionary<decimal, decimal>();
         long lastUpdateId;
-        await using (var cmd = _db.DataSource.CreateCommand($"""
+        await using (var cmd = Db.DataSource.CreateCommand($"""
             SELECT last_update_id, bid_prices, bid_qtys, ask_prices, ask_qtys FROM marketdata.book_snapshots s
             JOIN marketdata.symbols y ON y.id = s.symbol_id WHERE y.symbol = '{symbol}'
             ORDER BY last_update_id {(fromLatestSnapshot ? "DESC" : "ASC")} LIMIT 1
@@ -130,7 +115,7 @@ public sealed class DepthBookTests
 
         var applied = 0;
         long previous = -1;
-        await using (var cmd = _db.DataSource.CreateCommand($"""
+        await using (var cmd = Db.DataSource.CreateCommand($"""
             SELECT first_update_id, final_update_id, prev_final_update_id, bid_prices, bid_qtys, ask_prices, ask_qtys FROM marketdata.depth_events d
             JOIN marketdata.symbols y ON y.id = d.symbol_id WHERE y.symbol = '{symbol}' AND d.final_update_id >= {lastUpdateId}
             ORDER BY final_update_id

@@ -9,28 +9,13 @@ using OrderBookIngestor.Tests.Support;
 namespace OrderBookIngestor.Tests.Integration;
 
 /// <summary>Simulator → daemon → PostgreSQL over real sockets: every event sent is stored exactly once, with identical values.</summary>
-[NonParallelizable]
-public sealed partial class EndToEndTests
+public sealed partial class EndToEndTests : DatabaseTest
 {
-    private TestDatabase _db = null!;
-
-    [SetUp]
-    public async Task CreateDatabase() => _db = await TestDatabase.CreateAsync();
-
-    [TearDown]
-    public async Task DropDatabase()
-    {
-        if (_db is not null)
-        {
-            await _db.DisposeAsync();
-        }
-    }
-
     [Test]
     public async Task EveryEventTheSimulatorSent_IsStoredExactlyOnceWithIdenticalValues()
     {
         var sim = new SimulatorOptions { Symbols = 6, Rate = 20_000, Events = 30_000, Seed = 42, WaitForStreams = 12, RecordEvents = true };
-        await using (var h = await Harness.StartAsync(_db, sim, o => o.Shards = 2))
+        await using (var h = await Harness.StartAsync(Db, sim, o => o.Shards = 2))
         {
             await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
             Assert.That(h.Simulator.Ledger.Delivered, Is.EqualTo(30_000));
@@ -42,8 +27,8 @@ public sealed partial class EndToEndTests
             await AssertRowsMatchAsync(ledger);
         }
 
-        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_ticker"), Is.EqualTo(15_000));
-        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades"), Is.EqualTo(15_000));
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_ticker"), Is.EqualTo(15_000));
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades"), Is.EqualTo(15_000));
     }
 
     /// <summary>Per stream: count, id sums and exact decimal sums, computed independently in SQL and by the simulator.</summary>
@@ -62,7 +47,7 @@ public sealed partial class EndToEndTests
             FROM marketdata.trades t JOIN marketdata.symbols s ON s.id = t.symbol_id GROUP BY s.symbol
             """;
         var seen = new HashSet<string>();
-        await using var cmd = _db.DataSource.CreateCommand(sql);
+        await using var cmd = Db.DataSource.CreateCommand(sql);
         await using var reader = await cmd.ExecuteReaderAsync();
         while (await reader.ReadAsync())
         {
@@ -93,7 +78,7 @@ public sealed partial class EndToEndTests
     {
         var expected = ledger.Values.SelectMany(t => t.Events).Where(e => e.Channel == MarketChannel.BookTicker)
             .ToDictionary(e => (e.Symbol, e.Id));
-        await using var cmd = _db.DataSource.CreateCommand("""
+        await using var cmd = Db.DataSource.CreateCommand("""
             SELECT s.symbol, b.update_id, b.best_bid::text, b.bid_qty::text, b.best_ask::text, b.ask_qty::text,
                    (extract(epoch FROM b.ts_exchange) * 1000)::bigint, b.ts_ingest >= b.ts_exchange - interval '1 minute'
             FROM marketdata.book_ticker b JOIN marketdata.symbols s ON s.id = b.symbol_id
@@ -121,7 +106,7 @@ public sealed partial class EndToEndTests
     public async Task GarbageFramesOnTheWire_AreCountedAndSkippedAndInventNoRows()
     {
         var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Events = 2_000, Seed = 5, WaitForStreams = 4 };
-        await using var h = await Harness.StartAsync(_db, sim);
+        await using var h = await Harness.StartAsync(Db, sim);
         await Harness.WaitUntilAsync(() => h.Simulator.Connections.Count == 2, TimeSpan.FromSeconds(20), () => "connections");
         string[] garbage =
         [
@@ -157,7 +142,7 @@ public sealed partial class EndToEndTests
         // 30 symbols, one stream per SUBSCRIBE: 30 control messages per connection. The simulator, like
         // Binance, drops a connection that sends more than 10 messages in a second.
         var sim = new SimulatorOptions { Symbols = 30, Rate = 3_000, Events = 3_000, Seed = 9, WaitForStreams = 60 };
-        await using var h = await Harness.StartAsync(_db, sim, o =>
+        await using var h = await Harness.StartAsync(Db, sim, o =>
         {
             o.StreamsPerSubscribe = 1;
             o.SubscribeMessagesPerSecond = 8;
@@ -171,14 +156,14 @@ public sealed partial class EndToEndTests
     public async Task AbruptDisconnect_IsFollowedByAReconnectAndDataKeepsFlowing()
     {
         var sim = new SimulatorOptions { Symbols = 2, Rate = 1_000, Seed = 3, WaitForStreams = 4 };
-        await using var h = await Harness.StartAsync(_db, sim);
+        await using var h = await Harness.StartAsync(Db, sim);
         await Harness.WaitUntilAsync(() => h.RowsCommitted > 200, TimeSpan.FromSeconds(30), () => $"{h.RowsCommitted} rows");
         h.Simulator.DisconnectAll();
         await Harness.WaitUntilAsync(() => h.Metrics.Shards.All(s => s.Reconnects >= 1), TimeSpan.FromSeconds(30), () => "reconnects");
         var after = h.RowsCommitted;
         await Harness.WaitUntilAsync(() => h.RowsCommitted > after + 200, TimeSpan.FromSeconds(30), () => $"{h.RowsCommitted} rows after reconnect");
         Assert.That(h.Metrics.Shards.All(s => s.State == Feeds.ConnectionState.Streaming), Is.True);
-        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) - count(DISTINCT (symbol_id, update_id)) FROM marketdata.book_ticker"), Is.Zero);
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) - count(DISTINCT (symbol_id, update_id)) FROM marketdata.book_ticker"), Is.Zero);
     }
 
     [Test]
@@ -188,7 +173,7 @@ public sealed partial class EndToEndTests
         // then nothing arrives, like a half-open connection. The daemon's clock is driven by hand.
         var time = new ManualTimeProvider(DateTimeOffset.UtcNow);
         var sim = new SimulatorOptions { Symbols = 1, Rate = 1_000, Seed = 1, WaitForStreams = 1_000 };
-        await using var h = await Harness.StartAsync(_db, sim, o => o.NoDataTimeoutSeconds = 30, time);
+        await using var h = await Harness.StartAsync(Db, sim, o => o.NoDataTimeoutSeconds = 30, time);
         await Harness.WaitUntilAsync(() => h.Metrics.Shards.Count == 2 && h.Metrics.Shards.All(s => s.State == Feeds.ConnectionState.Streaming),
             TimeSpan.FromSeconds(20), () => "subscribed");
         time.Advance(TimeSpan.FromSeconds(29));
@@ -211,7 +196,7 @@ public sealed partial class EndToEndTests
     public async Task HealthAndMetrics_AreServedOverHttp()
     {
         var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Events = 1_000, Seed = 4, WaitForStreams = 4 };
-        await using var h = await Harness.StartAsync(_db, sim);
+        await using var h = await Harness.StartAsync(Db, sim);
         await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
         using var http = new HttpClient { BaseAddress = new Uri("http://" + h.Options.Http) };
 

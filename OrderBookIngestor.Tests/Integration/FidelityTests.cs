@@ -6,34 +6,19 @@ using OrderBookIngestor.Tests.Support;
 namespace OrderBookIngestor.Tests.Integration;
 
 /// <summary>Faults from the simulator: every event it generated is stored exactly once or covered by a feed_gaps row.</summary>
-[NonParallelizable]
-public sealed class FidelityTests
+public sealed class FidelityTests : DatabaseTest
 {
-    private TestDatabase _db = null!;
-
-    [SetUp]
-    public async Task CreateDatabase() => _db = await TestDatabase.CreateAsync();
-
-    [TearDown]
-    public async Task DropDatabase()
-    {
-        if (_db is not null)
-        {
-            await _db.DisposeAsync();
-        }
-    }
-
     private static async Task StartedAsync(Harness h) =>
         await Harness.WaitUntilAsync(() => h.Simulator.Ledger.Delivered > 100, TimeSpan.FromSeconds(20), () => "market did not start");
 
     private async Task<long> TradeRows(string symbol, string filter = "true")
-        => await _db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.trades t JOIN marketdata.symbols s ON s.id = t.symbol_id WHERE s.symbol = '{symbol}' AND {filter}");
+        => await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.trades t JOIN marketdata.symbols s ON s.id = t.symbol_id WHERE s.symbol = '{symbol}' AND {filter}");
 
     [Test]
     public async Task WithheldAggTrades_AreBackfilledFromRest_StoredOnceAndMarked()
     {
         var sim = new SimulatorOptions { Symbols = 2, Rate = 6_000, Events = 12_000, Seed = 11, WaitForStreams = 4 };
-        await using var h = await Harness.StartAsync(_db, sim);
+        await using var h = await Harness.StartAsync(Db, sim);
         await StartedAsync(h);
         h.Simulator.WithholdNext("btcusdt@aggTrade", 25);
         h.Simulator.WithholdNext("ethusdt@aggTrade", 1_500);
@@ -50,7 +35,7 @@ public sealed class FidelityTests
             var stream = MarketChannels.StreamName(symbol, MarketChannel.AggTrade);
             var generated = h.Simulator.Ledger.Snapshot()[stream].Count + withheld[stream].Count;
             Assert.That(await TradeRows(symbol), Is.EqualTo(generated), $"{symbol}: every generated trade stored");
-            Assert.That(await _db.ScalarAsync<long>($"SELECT max(agg_trade_id) - min(agg_trade_id) + 1 - count(DISTINCT agg_trade_id) FROM marketdata.trades t JOIN marketdata.symbols s ON s.id = t.symbol_id WHERE s.symbol = '{symbol}'"),
+            Assert.That(await Db.ScalarAsync<long>($"SELECT max(agg_trade_id) - min(agg_trade_id) + 1 - count(DISTINCT agg_trade_id) FROM marketdata.trades t JOIN marketdata.symbols s ON s.id = t.symbol_id WHERE s.symbol = '{symbol}'"),
                 Is.Zero, $"{symbol}: ids contiguous and unique");
             Assert.That(await TradeRows(symbol, "is_backfilled"), Is.EqualTo(withheld[stream].Count));
             var first = withheld[stream][0];
@@ -58,23 +43,23 @@ public sealed class FidelityTests
                 Is.EqualTo(1), "backfilled values are the exchange's");
         }
 
-        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'agg_trade_ids'"), Is.Zero, "everything was recovered");
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'agg_trade_ids'"), Is.Zero, "everything was recovered");
     }
 
     [Test]
     public async Task AggTradesRestCannotReturn_AreWrittenToTheGapLedgerWithTheirIds()
     {
         var sim = new SimulatorOptions { Symbols = 1, Rate = 2_000, Events = 3_000, Seed = 12, WaitForStreams = 2, RestForgetsWithheld = true };
-        await using var h = await Harness.StartAsync(_db, sim);
+        await using var h = await Harness.StartAsync(Db, sim);
         await StartedAsync(h);
         h.Simulator.WithholdNext("btcusdt@aggTrade", 10);
         await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
         await Harness.WaitUntilAsync(() => h.Metrics.Gaps!.Count(GapReason.AggTradeIds) == 1, TimeSpan.FromSeconds(30), () => "no gap recorded");
         var missing = h.Simulator.Ledger.Withheld()["btcusdt@aggTrade"];
-        await Harness.WaitUntilAsync(() => _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps").Result == 1, TimeSpan.FromSeconds(10), () => "gap row not written");
-        Assert.That(await _db.ScalarAsync<string>("SELECT stream || ' ' || first_missing_id || '..' || last_missing_id || ' ' || reason FROM marketdata.feed_gaps"),
+        await Harness.WaitUntilAsync(() => Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps").Result == 1, TimeSpan.FromSeconds(10), () => "gap row not written");
+        Assert.That(await Db.ScalarAsync<string>("SELECT stream || ' ' || first_missing_id || '..' || last_missing_id || ' ' || reason FROM marketdata.feed_gaps"),
             Is.EqualTo($"btcusdt@aggTrade {missing[0].Id}..{missing[^1].Id} agg_trade_ids"));
-        Assert.That(await _db.ScalarAsync<bool>("SELECT gap_start <= gap_end AND gap_end - gap_start < interval '1 minute' FROM marketdata.feed_gaps"), Is.True);
+        Assert.That(await Db.ScalarAsync<bool>("SELECT gap_start <= gap_end AND gap_end - gap_start < interval '1 minute' FROM marketdata.feed_gaps"), Is.True);
         Assert.That(await TradeRows("BTCUSDT"), Is.EqualTo(h.Simulator.Ledger.Snapshot()["btcusdt@aggTrade"].Count), "nothing invented for the hole");
     }
 
@@ -82,13 +67,13 @@ public sealed class FidelityTests
     public async Task DuplicatedFrames_AreStoredOnce()
     {
         var sim = new SimulatorOptions { Symbols = 3, Rate = 6_000, Events = 6_000, Seed = 13, WaitForStreams = 6, DuplicateEvery = 3 };
-        await using var h = await Harness.StartAsync(_db, sim);
+        await using var h = await Harness.StartAsync(Db, sim);
         await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
         await Harness.WaitUntilAsync(() => h.Metrics.Duplicates(MarketChannel.BookTicker, false) + h.Metrics.Duplicates(MarketChannel.AggTrade, false) >= 1_990,
             TimeSpan.FromSeconds(10), () => "duplicates not all seen");
         Assert.That(h.RowsCommitted, Is.EqualTo(6_000));
-        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) - count(DISTINCT (symbol_id, update_id)) FROM marketdata.book_ticker"), Is.Zero);
-        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) - count(DISTINCT (symbol_id, agg_trade_id)) FROM marketdata.trades"), Is.Zero);
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) - count(DISTINCT (symbol_id, update_id)) FROM marketdata.book_ticker"), Is.Zero);
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) - count(DISTINCT (symbol_id, agg_trade_id)) FROM marketdata.trades"), Is.Zero);
     }
 
     [Test]
@@ -96,19 +81,19 @@ public sealed class FidelityTests
     {
         // The market trades on while the recorder is disconnected, as the real one does.
         var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Seed = 14, WaitForStreams = 4, AllStreamsActive = true };
-        await using var h = await Harness.StartAsync(_db, sim, o => o.ReconnectMinDelayMs = 300);
+        await using var h = await Harness.StartAsync(Db, sim, o => o.ReconnectMinDelayMs = 300);
         await StartedAsync(h);
         h.Simulator.DisconnectAll();
         await Harness.WaitUntilAsync(() => h.Metrics.Shards.All(s => s.Reconnects >= 1 && s.State == Feeds.ConnectionState.Streaming) && h.RowsCommitted > 2_000,
             TimeSpan.FromSeconds(30), () => "no reconnect");
         await Harness.WaitUntilAsync(() => h.Metrics.Gaps!.Count(GapReason.Disconnected) == 2, TimeSpan.FromSeconds(10), () => "no disconnect gap");
         Assert.That(h.Metrics.TradesBackfilled, Is.GreaterThan(0), "trades generated while disconnected came back from REST");
-        await Harness.WaitUntilAsync(() => _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'disconnected'").Result == 2,
+        await Harness.WaitUntilAsync(() => Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'disconnected'").Result == 2,
             TimeSpan.FromSeconds(10), () => "gap rows not written");
-        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'disconnected' AND stream LIKE '%@bookTicker' AND gap_end > gap_start"), Is.EqualTo(2));
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'disconnected' AND stream LIKE '%@bookTicker' AND gap_end > gap_start"), Is.EqualTo(2));
         foreach (var symbol in new[] { "BTCUSDT", "ETHUSDT" })
         {
-            Assert.That(await _db.ScalarAsync<long>($"SELECT max(agg_trade_id) - min(agg_trade_id) + 1 - count(*) FROM marketdata.trades t JOIN marketdata.symbols s ON s.id = t.symbol_id WHERE s.symbol = '{symbol}'"),
+            Assert.That(await Db.ScalarAsync<long>($"SELECT max(agg_trade_id) - min(agg_trade_id) + 1 - count(*) FROM marketdata.trades t JOIN marketdata.symbols s ON s.id = t.symbol_id WHERE s.symbol = '{symbol}'"),
                 Is.Zero, $"{symbol}: no trade lost across the disconnect");
         }
     }
@@ -118,22 +103,22 @@ public sealed class FidelityTests
     {
         // The market goes on while the recorder is down, as the real one does.
         var sim = new SimulatorOptions { Symbols = 1, Rate = 1_000, Seed = 15, WaitForStreams = 2, AllStreamsActive = true };
-        await using var h = await Harness.StartAsync(_db, sim);
+        await using var h = await Harness.StartAsync(Db, sim);
         await Harness.WaitUntilAsync(() => h.RowsCommitted > 500, TimeSpan.FromSeconds(30), () => "first run");
         await h.RestartDaemonAsync(TimeSpan.FromSeconds(1));
         await Harness.WaitUntilAsync(() => h.RowsCommitted > 500 && h.Metrics.TradesBackfilled > 0 && h.Metrics.Gaps!.Count(GapReason.DaemonDown) == 1,
             TimeSpan.FromSeconds(30), () => $"second run: {h.RowsCommitted} rows, {h.Metrics.TradesBackfilled} backfilled");
-        await Harness.WaitUntilAsync(() => _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps").Result == 1, TimeSpan.FromSeconds(10), () => "gap row");
+        await Harness.WaitUntilAsync(() => Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps").Result == 1, TimeSpan.FromSeconds(10), () => "gap row");
 
-        Assert.That(await _db.ScalarAsync<string>("SELECT stream || ' ' || reason FROM marketdata.feed_gaps"), Is.EqualTo("btcusdt@bookTicker daemon_down"));
-        Assert.That(await _db.ScalarAsync<bool>("""
+        Assert.That(await Db.ScalarAsync<string>("SELECT stream || ' ' || reason FROM marketdata.feed_gaps"), Is.EqualTo("btcusdt@bookTicker daemon_down"));
+        Assert.That(await Db.ScalarAsync<bool>("""
             SELECT g.gap_end - g.gap_start >= interval '900 milliseconds'
                AND NOT EXISTS (SELECT 1 FROM marketdata.book_ticker b WHERE b.ts_exchange > g.gap_start AND b.ts_exchange < g.gap_end)
             FROM marketdata.feed_gaps g
             """), Is.True, "the recorded window is the downtime, and nothing is stored inside it");
-        Assert.That(await _db.ScalarAsync<long>("SELECT max(agg_trade_id) - min(agg_trade_id) + 1 - count(DISTINCT agg_trade_id) FROM marketdata.trades"),
+        Assert.That(await Db.ScalarAsync<long>("SELECT max(agg_trade_id) - min(agg_trade_id) + 1 - count(DISTINCT agg_trade_id) FROM marketdata.trades"),
             Is.Zero, "trades stay contiguous across the restart");
-        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades WHERE is_backfilled"), Is.EqualTo(h.Metrics.TradesBackfilled));
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades WHERE is_backfilled"), Is.EqualTo(h.Metrics.TradesBackfilled));
     }
 
     [Test]
@@ -141,7 +126,7 @@ public sealed class FidelityTests
     {
         // The exchange cuts connections at 3 s; the daemon replaces them at about 2 s, overlapping.
         var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Events = 16_000, Seed = 16, WaitForStreams = 4, MaxConnectionLifetimeSeconds = 3 };
-        await using var h = await Harness.StartAsync(_db, sim, o => o.MaxConnectionLifetimeSeconds = 2);
+        await using var h = await Harness.StartAsync(Db, sim, o => o.MaxConnectionLifetimeSeconds = 2);
         await Harness.WaitUntilAsync(() => h.Simulator.Ledger.Generated == 16_000, TimeSpan.FromSeconds(60), () => $"{h.Simulator.Ledger.Generated} generated");
         var generated = h.Simulator.Ledger.GeneratedPerStream();
         await Harness.WaitUntilAsync(() => h.RowsCommitted == 16_000, TimeSpan.FromSeconds(20), () => $"{h.RowsCommitted} of 16000 committed");
@@ -154,13 +139,13 @@ public sealed class FidelityTests
                 "the overlap delivered frames twice, and they were dropped");
             Assert.That(h.Metrics.TradesBackfilled, Is.Zero, "nothing had to be recovered");
         });
-        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps"), Is.Zero);
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps"), Is.Zero);
         foreach (var (stream, count) in generated)
         {
             Assert.That(MarketChannels.TryParseStreamName(stream, out var symbol, out var channel), Is.True, stream);
             var table = channel == MarketChannel.BookTicker ? "book_ticker" : "trades";
             var id = channel == MarketChannel.BookTicker ? "update_id" : "agg_trade_id";
-            Assert.That(await _db.ScalarAsync<string>($"SELECT count(*) || '/' || count(DISTINCT {id}) FROM marketdata.{table} t JOIN marketdata.symbols s ON s.id = t.symbol_id WHERE s.symbol = '{symbol}'"),
+            Assert.That(await Db.ScalarAsync<string>($"SELECT count(*) || '/' || count(DISTINCT {id}) FROM marketdata.{table} t JOIN marketdata.symbols s ON s.id = t.symbol_id WHERE s.symbol = '{symbol}'"),
                 Is.EqualTo($"{count}/{count}"), $"{stream}: every generated event once");
         }
     }
@@ -169,24 +154,24 @@ public sealed class FidelityTests
     public async Task ExchangeCutsTheConnection_WithoutRotation_TradesAreRecoveredAndTheRestIsInTheLedger()
     {
         var sim = new SimulatorOptions { Symbols = 1, Rate = 1_000, Events = 6_000, Seed = 17, WaitForStreams = 2, MaxConnectionLifetimeSeconds = 2 };
-        await using var h = await Harness.StartAsync(_db, sim, o => o.ReconnectMinDelayMs = 200);
+        await using var h = await Harness.StartAsync(Db, sim, o => o.ReconnectMinDelayMs = 200);
         await Harness.WaitUntilAsync(() => h.Simulator.Ledger.Generated == 6_000, TimeSpan.FromSeconds(60), () => $"{h.Simulator.Ledger.Generated} generated");
         await Harness.WaitUntilAsync(() => h.Metrics.Shards.All(s => s.Reconnects >= 1), TimeSpan.FromSeconds(10), () => "no reconnect");
         var generated = h.Simulator.Ledger.GeneratedPerStream();
         await Harness.WaitUntilAsync(() => h.Metrics.Trades.RowsCommitted == generated["btcusdt@aggTrade"], TimeSpan.FromSeconds(30),
             () => $"{h.Metrics.Trades.RowsCommitted} of {generated["btcusdt@aggTrade"]} trades");
-        Assert.That(await _db.ScalarAsync<long>("SELECT count(DISTINCT agg_trade_id) FROM marketdata.trades"), Is.EqualTo(generated["btcusdt@aggTrade"]),
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(DISTINCT agg_trade_id) FROM marketdata.trades"), Is.EqualTo(generated["btcusdt@aggTrade"]),
             "every trade of the cut windows came back from REST");
 
         // bookTicker has no contiguous ids: what was sent during the cut is covered by 'disconnected' rows.
-        await Harness.WaitUntilAsync(() => _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE stream = 'btcusdt@bookTicker'").Result
+        await Harness.WaitUntilAsync(() => Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE stream = 'btcusdt@bookTicker'").Result
             == h.Metrics.Shards.Single(s => s.Plan.Route == BinanceRoute.Public).Reconnects, TimeSpan.FromSeconds(10), () => "gap rows");
-        var stored = await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_ticker");
+        var stored = await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_ticker");
         var missing = generated["btcusdt@bookTicker"] - stored;
         Assert.That(missing, Is.GreaterThanOrEqualTo(0));
         if (missing > 0)
         {
-            Assert.That(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'disconnected' AND gap_end > gap_start"), Is.GreaterThan(0),
+            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'disconnected' AND gap_end > gap_start"), Is.GreaterThan(0),
                 "bookTicker events were lost in the cut, and the ledger says when");
         }
     }
@@ -195,7 +180,7 @@ public sealed class FidelityTests
     public async Task SilentSubscription_IsReportedInMetricsAndHealth_WhileItsSiblingsFlow()
     {
         var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Seed = 18, WaitForStreams = 4 };
-        await using var h = await Harness.StartAsync(_db, sim, o => o.SilentStreamSeconds = 1);
+        await using var h = await Harness.StartAsync(Db, sim, o => o.SilentStreamSeconds = 1);
         // Acknowledged like the others, but the exchange never sends it anything.
         h.Simulator.WithholdNext("ethusdt@bookTicker", int.MaxValue);
         await Harness.WaitUntilAsync(() => h.Metrics.SilentStreams().Contains("ethusdt@bookTicker"), TimeSpan.FromSeconds(20), () => "not reported");

@@ -7,23 +7,8 @@ using OrderBookIngestor.Tests.Support;
 namespace OrderBookIngestor.Tests.Integration;
 
 /// <summary>A reload changes what is recorded on the running daemon, by SUBSCRIBE/UNSUBSCRIBE on live connections.</summary>
-[NonParallelizable]
-public sealed class ReloadTests
+public sealed class ReloadTests : DatabaseTest
 {
-    private TestDatabase _db = null!;
-
-    [SetUp]
-    public async Task CreateDatabase() => _db = await TestDatabase.CreateAsync();
-
-    [TearDown]
-    public async Task DropDatabase()
-    {
-        if (_db is not null)
-        {
-            await _db.DisposeAsync();
-        }
-    }
-
     private static IngestorOptions With(IngestorOptions o, string symbols, string channels)
     {
         var copy = System.Text.Json.JsonSerializer.Deserialize(System.Text.Json.JsonSerializer.Serialize(o, ConfigJsonContext.Default.IngestorOptions), ConfigJsonContext.Default.IngestorOptions)!;
@@ -34,7 +19,7 @@ public sealed class ReloadTests
 
     private static HashSet<string> Subscribed(Harness h) => h.Simulator.Connections.SelectMany(c => c.Subscriptions()).ToHashSet();
 
-    private async Task<long> Rows(string table, string symbol) => await _db.ScalarAsync<long>(
+    private async Task<long> Rows(string table, string symbol) => await Db.ScalarAsync<long>(
         $"SELECT count(*) FROM marketdata.{table} t JOIN marketdata.symbols s ON s.id = t.symbol_id WHERE s.symbol = '{symbol}'");
 
     [Test]
@@ -42,7 +27,7 @@ public sealed class ReloadTests
     {
         var sim = new SimulatorOptions { Symbols = 4, Rate = 2_000, Seed = 41, WaitForStreams = 2 };
         IngestorOptions? next = null;
-        await using var h = await Harness.StartAsync(_db, sim, o =>
+        await using var h = await Harness.StartAsync(Db, sim, o =>
         {
             o.Symbols = ["BTCUSDT"];
             o.MaxStreamsPerConnection = 2;
@@ -67,13 +52,13 @@ public sealed class ReloadTests
         // Let what was in flight at the UNSUBSCRIBE land, take the counts, let ETH flow on: the dropped streams stay still.
         var eth = await Rows("book_ticker", "ETHUSDT");
         await Harness.WaitUntilAsync(() => Rows("book_ticker", "ETHUSDT").Result > eth + 300, TimeSpan.FromSeconds(20), () => "ETH stopped");
-        var trades = await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades");
+        var trades = await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades");
         var btc = await Rows("book_ticker", "BTCUSDT");
         eth = await Rows("book_ticker", "ETHUSDT");
         await Harness.WaitUntilAsync(() => Rows("book_ticker", "ETHUSDT").Result > eth + 300, TimeSpan.FromSeconds(20), () => "ETH stopped");
-        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades"), Is.EqualTo(trades), "no trade after aggTrade was dropped");
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades"), Is.EqualTo(trades), "no trade after aggTrade was dropped");
         Assert.That(await Rows("book_ticker", "BTCUSDT"), Is.EqualTo(btc), "no BTC row after BTC was dropped");
-        Assert.That(await _db.ScalarAsync<string>("SELECT string_agg(symbol || '=' || is_active, ',' ORDER BY symbol) FROM marketdata.symbols"),
+        Assert.That(await Db.ScalarAsync<string>("SELECT string_agg(symbol || '=' || is_active, ',' ORDER BY symbol) FROM marketdata.symbols"),
             Is.EqualTo("BNBUSDT=true,BTCUSDT=false,ETHUSDT=true"));
         Assert.That(h.Metrics.SilentStreams(), Is.Empty, "removed streams are not reported silent");
     }
@@ -83,7 +68,7 @@ public sealed class ReloadTests
     {
         var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Seed = 42, WaitForStreams = 2 };
         IngestorOptions? next = null;
-        await using var h = await Harness.StartAsync(_db, sim, o => o.Symbols = ["BTCUSDT"], reloadSource: () => next!);
+        await using var h = await Harness.StartAsync(Db, sim, o => o.Symbols = ["BTCUSDT"], reloadSource: () => next!);
         await Harness.WaitUntilAsync(() => h.RowsCommitted > 100, TimeSpan.FromSeconds(20), () => "not recording");
         next = With(h.Options, "BTC-USDT", "bookTicker");
         h.Daemon.Services.GetRequiredService<IngestionPipeline>().RequestReload();

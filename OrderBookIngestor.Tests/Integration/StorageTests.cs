@@ -7,24 +7,9 @@ using OrderBookIngestor.Tests.Support;
 
 namespace OrderBookIngestor.Tests.Integration;
 
-[NonParallelizable]
-public sealed class StorageTests
+public sealed class StorageTests : DatabaseTest
 {
-    private TestDatabase _db = null!;
-
-    [SetUp]
-    public async Task CreateDatabase() => _db = await TestDatabase.CreateAsync();
-
-    [TearDown]
-    public async Task DropDatabase()
-    {
-        if (_db is not null)
-        {
-            await _db.DisposeAsync();
-        }
-    }
-
-    private Task<int> Migrate() => new SchemaMigrator(_db.DataSource, NullLogger.Instance).MigrateAsync(CancellationToken.None);
+    private Task<int> Migrate() => new SchemaMigrator(Db.DataSource, NullLogger.Instance).MigrateAsync(CancellationToken.None);
 
     private static TradeEvent Trade(long id) => new(1, id, 1_700_000_000_000 + id, 1_700_000_000_000 + id, 1_700_000_000_000_000, 100.5, 0.001, id * 10, (id * 10) + 2, id % 2 == 0);
 
@@ -36,23 +21,23 @@ public sealed class StorageTests
         foreach (var (name, sql) in SchemaMigrator.Migrations())
         {
             // Each file on its own must also be safe to re-run (operators do run them by hand).
-            await using var cmd = _db.DataSource.CreateCommand(sql);
+            await using var cmd = Db.DataSource.CreateCommand(sql);
             Assert.DoesNotThrowAsync(async () => await cmd.ExecuteNonQueryAsync(), name);
         }
 
-        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.schema_migrations"), Is.EqualTo(SchemaMigrator.Migrations().Count));
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.schema_migrations"), Is.EqualTo(SchemaMigrator.Migrations().Count));
     }
 
     [Test]
     public async Task SymbolRegistration_IsStableAcrossRestarts()
     {
         await Migrate();
-        var store = new SymbolStore(_db.DataSource);
+        var store = new SymbolStore(Db.DataSource);
         var first = await store.RegisterAsync([new("BTCUSDT", "BTC", "USDT", "TRADING", "PERPETUAL"), new("ETHUSDT", "ETH", "USDT", "TRADING", "PERPETUAL")], CancellationToken.None);
         var again = await store.RegisterAsync([new("ETHUSDT", "ETH", "USDT", "TRADING", "PERPETUAL"), new("SOLUSDT", "SOL", "USDT", "TRADING", "PERPETUAL")], CancellationToken.None);
         Assert.That(again["ETHUSDT"], Is.EqualTo(first["ETHUSDT"]));
         Assert.That(again["SOLUSDT"], Is.Not.EqualTo(first["BTCUSDT"]).And.Not.EqualTo(first["ETHUSDT"]));
-        Assert.That(await _db.ScalarAsync<string>("SELECT base_asset FROM marketdata.symbols WHERE symbol = 'SOLUSDT'"), Is.EqualTo("SOL"));
+        Assert.That(await Db.ScalarAsync<string>("SELECT base_asset FROM marketdata.symbols WHERE symbol = 'SOLUSDT'"), Is.EqualTo("SOL"));
     }
 
     [Test]
@@ -63,7 +48,7 @@ public sealed class StorageTests
         var buffers = new EventBuffers(10_000);
         var stats = new TableStats("trades");
         var options = new IngestorOptions { BatchMaxRows = 1_000, BatchMaxAgeMs = 100 };
-        var flusher = new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, _db.DataSource, options, stats, time, NullLogger.Instance, new Random(1));
+        var flusher = new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, Db.DataSource, options, stats, time, NullLogger.Instance, new Random(1));
         var run = flusher.RunAsync(CancellationToken.None);
 
         for (var i = 1; i <= 3; i++)
@@ -86,10 +71,10 @@ public sealed class StorageTests
         await Harness.WaitUntilAsync(() => stats.RowsCommitted == 1_003, TimeSpan.FromSeconds(10), () => $"{stats.RowsCommitted} committed");
         buffers.Complete();
         await run.WaitAsync(TimeSpan.FromSeconds(10));
-        Assert.That(await _db.ScalarAsync<long>("SELECT count(DISTINCT agg_trade_id) FROM marketdata.trades"), Is.EqualTo(1_003));
-        Assert.That(await _db.ScalarAsync<string>("SELECT price::text || '/' || qty::text FROM marketdata.trades WHERE agg_trade_id = 7"), Is.EqualTo("100.5/0.001"));
-        Assert.That(await _db.ScalarAsync<bool>("SELECT is_buyer_maker FROM marketdata.trades WHERE agg_trade_id = 8"), Is.True);
-        Assert.That(await _db.ScalarAsync<DateTime>("SELECT ts_exchange FROM marketdata.trades WHERE agg_trade_id = 7"),
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(DISTINCT agg_trade_id) FROM marketdata.trades"), Is.EqualTo(1_003));
+        Assert.That(await Db.ScalarAsync<string>("SELECT price::text || '/' || qty::text FROM marketdata.trades WHERE agg_trade_id = 7"), Is.EqualTo("100.5/0.001"));
+        Assert.That(await Db.ScalarAsync<bool>("SELECT is_buyer_maker FROM marketdata.trades WHERE agg_trade_id = 8"), Is.True);
+        Assert.That(await Db.ScalarAsync<DateTime>("SELECT ts_exchange FROM marketdata.trades WHERE agg_trade_id = 7"),
             Is.EqualTo(DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_007).UtcDateTime));
     }
 
@@ -101,7 +86,7 @@ public sealed class StorageTests
         var buffers = new EventBuffers(10_000);
         var stats = new TableStats("trades");
         var options = new IngestorOptions { BatchMaxRows = 5, BatchMaxAgeMs = 100 };
-        var flusher = new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, _db.DataSource, options, stats, time, NullLogger.Instance, new Random(1));
+        var flusher = new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, Db.DataSource, options, stats, time, NullLogger.Instance, new Random(1));
         var run = flusher.RunAsync(CancellationToken.None);
         for (var i = 1; i <= 5; i++)
         {
@@ -121,8 +106,8 @@ public sealed class StorageTests
 
         buffers.Complete();
         await run.WaitAsync(TimeSpan.FromSeconds(10));
-        Assert.That(await _db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades"), Is.EqualTo(5));
-        Assert.That(await _db.ScalarAsync<long>("SELECT sum(agg_trade_id) FROM marketdata.trades"), Is.EqualTo(15));
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades"), Is.EqualTo(5));
+        Assert.That(await Db.ScalarAsync<long>("SELECT sum(agg_trade_id) FROM marketdata.trades"), Is.EqualTo(15));
         Assert.That(stats.LastError, Is.Null);
     }
 }

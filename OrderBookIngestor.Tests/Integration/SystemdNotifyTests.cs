@@ -8,10 +8,8 @@ using OrderBookIngestor.Tests.Support;
 namespace OrderBookIngestor.Tests.Integration;
 
 /// <summary>The sd_notify datagrams, received on a real unix socket the way systemd receives them.</summary>
-[NonParallelizable]
-public sealed class SystemdNotifyTests : IDisposable
+public sealed class SystemdNotifyTests : DatabaseTest, IDisposable
 {
-    private TestDatabase _db = null!;
     private string _socketPath = "";
     private Socket _socket = null!;
     private readonly ConcurrentQueue<string> _received = new();
@@ -19,9 +17,8 @@ public sealed class SystemdNotifyTests : IDisposable
     private Task _listener = null!;
 
     [SetUp]
-    public async Task StartListening()
+    public void StartListening()
     {
-        _db = await TestDatabase.CreateAsync();
         _socketPath = Path.Combine(Path.GetTempPath(), $"obi-notify-{Guid.NewGuid():N}.sock");
         _socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
         _socket.Bind(new UnixDomainSocketEndPoint(_socketPath));
@@ -52,10 +49,6 @@ public sealed class SystemdNotifyTests : IDisposable
         _socket.Dispose();
         File.Delete(_socketPath);
         _stop.Dispose();
-        if (_db is not null)
-        {
-            await _db.DisposeAsync();
-        }
     }
 
     public void Dispose()
@@ -72,7 +65,7 @@ public sealed class SystemdNotifyTests : IDisposable
         var time = new ManualTimeProvider(DateTimeOffset.UtcNow);
         var env = new Dictionary<string, string> { ["NOTIFY_SOCKET"] = _socketPath, ["WATCHDOG_USEC"] = "4000000" };
         var sim = new SimulatorOptions { Symbols = 1, Rate = 1_000, Seed = 31, WaitForStreams = 2 };
-        var h = await Harness.StartAsync(_db, sim, o => o.BatchMaxAgeMs = 50, time, name => env.GetValueOrDefault(name));
+        var h = await Harness.StartAsync(Db, sim, o => o.BatchMaxAgeMs = 50, time, name => env.GetValueOrDefault(name));
         try
         {
             await Harness.WaitUntilAsync(() => Count("READY=1") == 1, TimeSpan.FromSeconds(20), () => "no READY=1");
@@ -86,7 +79,7 @@ public sealed class SystemdNotifyTests : IDisposable
             }, TimeSpan.FromSeconds(20), () => $"{Count("WATCHDOG=1")} pings");
 
             // Stuck: an exclusive lock makes the next COPY into book_ticker hang; rows pile up behind it.
-            await using var blocker = await _db.DataSource.OpenConnectionAsync();
+            await using var blocker = await Db.DataSource.OpenConnectionAsync();
             await using var tx = await blocker.BeginTransactionAsync();
             await using (var lockCmd = new NpgsqlCommand("LOCK TABLE marketdata.book_ticker IN ACCESS EXCLUSIVE MODE", blocker, tx))
             {
