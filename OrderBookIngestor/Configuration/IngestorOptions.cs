@@ -92,6 +92,15 @@ public sealed class IngestorOptions
     /// <summary>REST requests in flight at once.</summary>
     public int RestMaxInFlight { get; set; } = 2;
 
+    /// <summary>Directory of the disk spool used while the database is unavailable (relative to the working
+    /// directory: /var/lib/orderbook-ingestor under systemd). Empty turns spooling off (batches wait in memory).</summary>
+    public string SpoolDirectory { get; set; } = "spool";
+
+    /// <summary>Most disk the spool may use; past it, batches wait in memory and readers are slowed.</summary>
+    public int SpoolMaxMegabytes { get; set; } = 10_240;
+
+    public int SpoolSegmentMegabytes { get; set; } = 64;
+
     /// <summary>Apply schema migrations at start (the same as running `migrate` first).</summary>
     public bool AutoMigrate { get; set; } = true;
 

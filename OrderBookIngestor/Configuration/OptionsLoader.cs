@@ -28,7 +28,8 @@ public static class OptionsLoader
         nameof(IngestorOptions.MaxBackfillTrades), nameof(IngestorOptions.RestWeightPerMinute), nameof(IngestorOptions.RestMaxInFlight),
         nameof(IngestorOptions.TopLevels), nameof(IngestorOptions.TopIntervalMs), nameof(IngestorOptions.SnapshotLimit),
         nameof(IngestorOptions.MaxConnectionLifetimeSeconds), nameof(IngestorOptions.RotationTimeoutSeconds), nameof(IngestorOptions.SilentStreamSeconds),
-        nameof(IngestorOptions.ExchangeInfoRefreshSeconds),
+        nameof(IngestorOptions.ExchangeInfoRefreshSeconds), nameof(IngestorOptions.SpoolDirectory), nameof(IngestorOptions.SpoolMaxMegabytes),
+        nameof(IngestorOptions.SpoolSegmentMegabytes),
     ];
 
     public static IngestorOptions Load(
@@ -171,6 +172,9 @@ public static class OptionsLoader
             case nameof(IngestorOptions.RotationTimeoutSeconds): o.RotationTimeoutSeconds = Int(value, source); break;
             case nameof(IngestorOptions.SilentStreamSeconds): o.SilentStreamSeconds = Int(value, source); break;
             case nameof(IngestorOptions.ExchangeInfoRefreshSeconds): o.ExchangeInfoRefreshSeconds = Int(value, source); break;
+            case nameof(IngestorOptions.SpoolDirectory): o.SpoolDirectory = value; break;
+            case nameof(IngestorOptions.SpoolMaxMegabytes): o.SpoolMaxMegabytes = Int(value, source); break;
+            case nameof(IngestorOptions.SpoolSegmentMegabytes): o.SpoolSegmentMegabytes = Int(value, source); break;
             default: throw new ConfigurationException($"{source}: unknown setting.");
         }
     }

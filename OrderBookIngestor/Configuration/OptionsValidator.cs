@@ -65,6 +65,8 @@ public static class OptionsValidator
         Range(errors, nameof(o.RotationTimeoutSeconds), o.RotationTimeoutSeconds, 1, 600);
         Range(errors, nameof(o.SilentStreamSeconds), o.SilentStreamSeconds, 1, 86_400);
         Range(errors, nameof(o.ExchangeInfoRefreshSeconds), o.ExchangeInfoRefreshSeconds, 1, 86_400);
+        Range(errors, nameof(o.SpoolMaxMegabytes), o.SpoolMaxMegabytes, 1, 10_000_000);
+        Range(errors, nameof(o.SpoolSegmentMegabytes), o.SpoolSegmentMegabytes, 1, 4096);
         Range(errors, nameof(o.MaxStreamsPerConnection), o.MaxStreamsPerConnection, 1, 1024);
         Range(errors, nameof(o.StreamsPerSubscribe), o.StreamsPerSubscribe, 1, 200);
         Range(errors, nameof(o.SubscribeMessagesPerSecond), o.SubscribeMessagesPerSecond, 1, 9);

@@ -86,13 +86,22 @@ public sealed partial class IngestionPipeline : BackgroundService
         var random = new Random();
         var storageLog = _loggers.CreateLogger("OrderBookIngestor.Storage");
         var feedLog = _loggers.CreateLogger("OrderBookIngestor.Feeds");
+        // The disk spool takes batches while the database is away; its replayer also finishes what a crashed run left.
+        using var spool = string.IsNullOrWhiteSpace(_options.SpoolDirectory) ? null
+            : new Spool(_options.SpoolDirectory, _options.SpoolMaxMegabytes * (1L << 20), _options.SpoolSegmentMegabytes * (1L << 20), storageLog);
+        var spoolState = new SpoolState();
+        _metrics.Spool = spool;
+        _metrics.SpoolState = spoolState;
+        using var stopReplay = new CancellationTokenSource();
+        var replayer = spool is null ? Task.CompletedTask
+            : Task.Run(() => new SpoolReplayer(spool, spoolState, new BatchCommitter(_dataSource), _dataSource, _time, storageLog).RunAsync(stopReplay.Token), CancellationToken.None);
         var flushers = new[]
         {
-            Task.Run(() => new BatchFlusher<BookTickerEvent, BookTickerRows>(buffers.BookTickers.Reader, _dataSource, _options, _metrics.BookTicker, _time, storageLog, new Random(random.Next())).RunAsync(abort.Token), CancellationToken.None),
-            Task.Run(() => new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, _dataSource, _options, _metrics.Trades, _time, storageLog, new Random(random.Next())).RunAsync(abort.Token), CancellationToken.None),
-            Task.Run(() => new BatchFlusher<DepthEvent, DepthRows>(buffers.Depth.Reader, _dataSource, _options, _metrics.Depth, _time, storageLog, new Random(random.Next())).RunAsync(abort.Token), CancellationToken.None),
-            Task.Run(() => new BatchFlusher<SnapshotRow, SnapshotRows>(buffers.Snapshots.Reader, _dataSource, _options, _metrics.Snapshots, _time, storageLog, new Random(random.Next())).RunAsync(abort.Token), CancellationToken.None),
-            Task.Run(() => new BatchFlusher<TopRow, TopRows>(buffers.Tops.Reader, _dataSource, _options, _metrics.Tops, _time, storageLog, new Random(random.Next())).RunAsync(abort.Token), CancellationToken.None),
+            Task.Run(() => new BatchFlusher<BookTickerEvent, BookTickerRows>(buffers.BookTickers.Reader, _dataSource, _options, _metrics.BookTicker, _time, storageLog, new Random(random.Next()), spool, spoolState).RunAsync(abort.Token), CancellationToken.None),
+            Task.Run(() => new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, _dataSource, _options, _metrics.Trades, _time, storageLog, new Random(random.Next()), spool, spoolState).RunAsync(abort.Token), CancellationToken.None),
+            Task.Run(() => new BatchFlusher<DepthEvent, DepthRows>(buffers.Depth.Reader, _dataSource, _options, _metrics.Depth, _time, storageLog, new Random(random.Next()), spool, spoolState).RunAsync(abort.Token), CancellationToken.None),
+            Task.Run(() => new BatchFlusher<SnapshotRow, SnapshotRows>(buffers.Snapshots.Reader, _dataSource, _options, _metrics.Snapshots, _time, storageLog, new Random(random.Next()), spool, spoolState).RunAsync(abort.Token), CancellationToken.None),
+            Task.Run(() => new BatchFlusher<TopRow, TopRows>(buffers.Tops.Reader, _dataSource, _options, _metrics.Tops, _time, storageLog, new Random(random.Next()), spool, spoolState).RunAsync(abort.Token), CancellationToken.None),
         };
 
         var depthChannel = channels.Where(c => c.IsDepth()).Select(c => (MarketChannel?)c).FirstOrDefault();
@@ -130,7 +139,7 @@ public sealed partial class IngestionPipeline : BackgroundService
 
         // Readers and the other loops only end on shutdown; one that ends earlier is a bug, and the safe
         // reaction is to stop (systemd restarts us) rather than to run on with a dead part.
-        var fixedTasks = flushers.Append(backfill).Append(gapWriter).Append(snapshots).Append(reloads).ToList();
+        var fixedTasks = flushers.Append(replayer).Append(backfill).Append(gapWriter).Append(snapshots).Append(reloads).ToList();
         while (!stoppingToken.IsCancellationRequested)
         {
             // Readers can be added by a reload: watch the current set, and look again when it grows.
@@ -159,6 +168,8 @@ public sealed partial class IngestionPipeline : BackgroundService
         await Task.WhenAll(flushers.Select(Quietly)).ConfigureAwait(false);
         gaps.Complete();
         await Quietly(gapWriter).ConfigureAwait(false);
+        await stopReplay.CancelAsync().ConfigureAwait(false);
+        await Quietly(replayer).ConfigureAwait(false);
         Log.Stopped(_log, _metrics.BookTicker.RowsCommitted, _metrics.Trades.RowsCommitted);
     }
 

@@ -46,6 +46,17 @@ public static class HealthReport
             status = HealthStatus.Degraded;
         }
 
+        if (m.SpoolState?.DatabaseDown == true)
+        {
+            reasons.Add($"database unavailable: batches are spooled to disk ({m.Spool?.Bytes ?? 0} bytes)");
+            status = Max(status, HealthStatus.Degraded);
+        }
+        else if (m.Spool is { Bytes: > 0 } spooled)
+        {
+            reasons.Add($"replaying {spooled.Bytes} spooled bytes");
+            status = Max(status, HealthStatus.Degraded);
+        }
+
         var silent = m.SilentStreams();
         if (silent.Count > 0)
         {
@@ -138,7 +149,12 @@ public static class HealthReport
         w.WriteEndArray();
         w.WriteStartObject("database");
         // Reachable as far as the last COPY attempts tell: any table whose last attempt failed says no.
-        w.WriteBoolean("reachable", m.Tables.All(t => t.LastError is null));
+        w.WriteBoolean("reachable", m.SpoolState?.DatabaseDown != true && m.Tables.All(t => t.LastError is null));
+        w.WriteStartObject("spool");
+        w.WriteBoolean("enabled", m.Spool is not null);
+        w.WriteNumber("bytes", m.Spool?.Bytes ?? 0);
+        w.WriteNumber("corruptRecords", m.Spool?.CorruptRecords ?? 0);
+        w.WriteEndObject();
         foreach (var t in m.Tables)
         {
             w.WriteStartObject(t.Table);

@@ -88,6 +88,10 @@ public sealed class IngestorMetrics
     /// <summary>The gap ledger, once the pipeline runs (for per-reason counts).</summary>
     public Pipeline.GapLedger? Gaps { get; set; }
 
+    public Storage.Spool? Spool { get; set; }
+
+    public Storage.SpoolState? SpoolState { get; set; }
+
     /// <summary>Every recorded stream with its route and activity, once the pipeline runs.</summary>
     public Func<IReadOnlyList<(string Stream, Exchange.BinanceRoute Route, Pipeline.StreamActivity Activity)>> Streams { get; set; } = () => [];
 

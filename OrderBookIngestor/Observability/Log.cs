@@ -95,6 +95,18 @@ internal static partial class Log
     [LoggerMessage(3009, LogLevel.Error, "Drain deadline passed: {Rows} gap ledger rows were not written")]
     public static partial void GapRowsLost(ILogger logger, int rows);
 
+    [LoggerMessage(3010, LogLevel.Error, "Spool segment {Segment}: {Problem} at offset {Offset}; cut off {Bytes} bytes (rows there are lost)")]
+    public static partial void SpoolCorrupt(ILogger logger, string segment, long offset, long bytes, string problem);
+
+    [LoggerMessage(3011, LogLevel.Warning, "Database unavailable: {Table} batches go to the disk spool ({Error})")]
+    public static partial void SpoolingStarted(ILogger logger, string table, string error);
+
+    [LoggerMessage(3012, LogLevel.Information, "Spool replayed: {Records} batches, {Rows} rows committed ({Skipped} were already committed)")]
+    public static partial void SpoolReplayed(ILogger logger, int records, long rows, int skipped);
+
+    [LoggerMessage(3013, LogLevel.Error, "Spool full ({Bytes} bytes, cap {Cap}): holding {Table} batches in memory, readers will be slowed")]
+    public static partial void SpoolFull(ILogger logger, long bytes, long cap, string table);
+
     // 4xxx books
     [LoggerMessage(4001, LogLevel.Warning, "Depth snapshot for {Symbol} failed (attempt {Attempt}): {Error}")]
     public static partial void SnapshotFailed(ILogger logger, string symbol, int attempt, string error);

@@ -102,6 +102,16 @@ public static class PrometheusWriter
         TableCounter(sb, m, "orderbook_buffer_depth", "gauge", "Events waiting in the table's in-memory buffer.", t => t.BufferDepth());
         TableCounter(sb, m, "orderbook_buffer_capacity", "gauge", "Capacity of the table's in-memory buffer.", t => t.BufferCapacity);
 
+        TableCounter(sb, m, "orderbook_rows_spooled_total", "counter", "Rows written to the disk spool because the database did not take them.", t => t.RowsSpooled);
+        Header(sb, "orderbook_spool_bytes", "gauge", "Bytes in the disk spool waiting for the database.");
+        Sample(sb, "orderbook_spool_bytes", null, m.Spool?.Bytes ?? 0);
+        Header(sb, "orderbook_spool_records_replayed_total", "counter", "Spooled batches put into the database.");
+        Sample(sb, "orderbook_spool_records_replayed_total", null, m.SpoolState?.RecordsReplayed ?? 0);
+        Header(sb, "orderbook_spool_corrupt_records_total", "counter", "Torn or corrupt spool records cut off (their rows are lost).");
+        Sample(sb, "orderbook_spool_corrupt_records_total", null, m.Spool?.CorruptRecords ?? 0);
+        Header(sb, "orderbook_database_down", "gauge", "1 while COPY fails and batches go to the spool.");
+        Sample(sb, "orderbook_database_down", null, m.SpoolState?.DatabaseDown == true ? 1 : 0);
+
         Header(sb, "orderbook_copy_batch_duration_seconds", "histogram", "Time to send and commit one COPY batch.");
         foreach (var t in m.Tables)
         {

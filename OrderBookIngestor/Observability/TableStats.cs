@@ -57,4 +57,11 @@ public sealed class TableStats
     }
 
     public void OnAbandoned(int rows) => Interlocked.Add(ref _rowsAbandoned, rows);
+
+    private long _rowsSpooled;
+
+    /// <summary>Rows written to the disk spool because the database did not take them.</summary>
+    public long RowsSpooled => Interlocked.Read(ref _rowsSpooled);
+
+    public void OnSpooled(int rows) => Interlocked.Add(ref _rowsSpooled, rows);
 }

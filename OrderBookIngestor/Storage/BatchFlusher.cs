@@ -19,18 +19,26 @@ public sealed class BatchFlusher<T, TEncoder>
     where TEncoder : struct, IRowEncoder<T>
 {
     private readonly ChannelReader<T> _reader;
-    private readonly NpgsqlDataSource _dataSource;
+    private readonly BatchCommitter _committer;
+    private readonly Spool? _spool;
+    private readonly SpoolState? _spoolState;
+    private readonly byte _tableId = BatchCommitter.TableId(TEncoder.Table);
+    private readonly LogLimiter _spoolFullLog;
     private readonly IngestorOptions _options;
     private readonly TableStats _stats;
     private readonly TimeProvider _time;
     private readonly ILogger _log;
     private readonly Backoff _retry;
 
+    /// <param name="spool">Where batches go while the database is unavailable; null keeps them in memory and retries.</param>
     public BatchFlusher(ChannelReader<T> reader, NpgsqlDataSource dataSource, IngestorOptions options, TableStats stats,
-        TimeProvider time, ILogger log, Random random)
+        TimeProvider time, ILogger log, Random random, Spool? spool = null, SpoolState? spoolState = null)
     {
         _reader = reader;
-        _dataSource = dataSource;
+        _committer = new BatchCommitter(dataSource);
+        _spool = spool;
+        _spoolState = spool is null ? null : spoolState ?? new SpoolState();
+        _spoolFullLog = new LogLimiter(time, TimeSpan.FromSeconds(30));
         _options = options;
         _stats = stats;
         _time = time;
@@ -55,18 +63,63 @@ public sealed class BatchFlusher<T, TEncoder>
         }
         catch (OperationCanceledException) when (abort.IsCancellationRequested)
         {
-            var lost = batch.Rows;
-            while (_reader.TryRead(out _))
+            // Drain deadline: what the database did not take goes to the spool (replayed at the next start).
+            var lost = SpoolOrCount(batch);
+            while (_reader.TryRead(out var item))
             {
-                lost++;
+                TEncoder.Encode(batch, item);
+                if (batch.Rows >= _options.BatchMaxRows)
+                {
+                    lost += SpoolOrCount(batch);
+                }
             }
 
+            lost += SpoolOrCount(batch);
             if (lost > 0)
             {
                 _stats.OnAbandoned(lost);
                 Log.RowsAbandoned(_log, TEncoder.Table, lost);
             }
         }
+    }
+
+    /// <returns>Rows that could not be spooled (lost).</returns>
+    private int SpoolOrCount(CopyBatch batch)
+    {
+        var rows = batch.Rows;
+        if (rows == 0)
+        {
+            return 0;
+        }
+
+        var spooled = TrySpool(batch);
+        batch.Reset();
+        return spooled ? 0 : rows;
+    }
+
+    private bool TrySpool(CopyBatch batch)
+    {
+        if (_spool is null || batch.Rows == 0)
+        {
+            return false;
+        }
+
+        if (!_spool.TryAppend(_tableId, batch.Id, batch.Rows, batch.Payload().Span))
+        {
+            if (_spoolFullLog.TryEnter(out _))
+            {
+                Log.SpoolFull(_log, _spool.Bytes, _options.SpoolMaxMegabytes * (1L << 20), TEncoder.Table);
+            }
+
+            return false;
+        }
+
+        _stats.OnSpooled(batch.Rows);
+        _spoolState!.OnSpooled(batch.Rows);
+        // Spooling is progress: the watchdog must not mistake a database outage for a stuck pipeline.
+        _stats.OnAttemptFinished(_time.GetUtcNow().ToUnixTimeMilliseconds());
+        batch.Reset();
+        return true;
     }
 
     private async Task FillAsync(CopyBatch batch, CancellationToken abort)
@@ -113,18 +166,38 @@ public sealed class BatchFlusher<T, TEncoder>
         var failures = 0;
         while (true)
         {
+            // While the database is known to be down, do not wait on it: spool, keep memory bounded.
+            if (_spoolState?.DatabaseDown == true && TrySpool(batch))
+            {
+                return;
+            }
+
             var started = _time.GetTimestamp();
+            bool committed;
             try
             {
-                await CopyAsync(batch, abort).ConfigureAwait(false);
+                committed = await _committer.CommitAsync(_tableId, batch.Id, batch.Rows, batch.Payload(), abort).ConfigureAwait(false);
             }
             catch (Exception ex) when (IsTransient(ex) && !abort.IsCancellationRequested)
             {
                 _stats.OnAttemptFinished(_time.GetUtcNow().ToUnixTimeMilliseconds());
                 failures++;
-                var delay = _retry.Next();
                 var message = DescribeError(ex);
                 _stats.OnCopyFailed(message);
+                if (_spoolState is not null)
+                {
+                    if (_spoolState.MarkDown())
+                    {
+                        Log.SpoolingStarted(_log, TEncoder.Table, message);
+                    }
+
+                    if (TrySpool(batch))
+                    {
+                        return;
+                    }
+                }
+
+                var delay = _retry.Next();
                 Log.CopyFailed(_log, TEncoder.Table, failures, batch.Rows, (long)delay.TotalMilliseconds, message);
                 await Task.Delay(delay, _time, abort).ConfigureAwait(false);
                 continue;
@@ -133,13 +206,17 @@ public sealed class BatchFlusher<T, TEncoder>
             var elapsed = _time.GetElapsedTime(started);
             var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
             _stats.OnAttemptFinished(now);
-            foreach (var exchangeMs in batch.ExchangeTimesMs)
+            if (committed)
             {
-                _stats.CommitLatencySeconds.Observe(Math.Max(0, now - exchangeMs) / 1000.0);
+                foreach (var exchangeMs in batch.ExchangeTimesMs)
+                {
+                    _stats.CommitLatencySeconds.Observe(Math.Max(0, now - exchangeMs) / 1000.0);
+                }
+
+                _stats.OnCommitted(batch.Rows, now, elapsed.TotalSeconds);
+                Log.CopyCommitted(_log, TEncoder.Table, batch.Rows, elapsed.TotalMilliseconds);
             }
 
-            _stats.OnCommitted(batch.Rows, now, elapsed.TotalSeconds);
-            Log.CopyCommitted(_log, TEncoder.Table, batch.Rows, elapsed.TotalMilliseconds);
             if (failures > 0)
             {
                 Log.CopyRecovered(_log, TEncoder.Table, failures);
@@ -149,26 +226,6 @@ public sealed class BatchFlusher<T, TEncoder>
             batch.Reset();
             return;
         }
-    }
-
-    private async Task CopyAsync(CopyBatch batch, CancellationToken abort)
-    {
-        await using var connection = await _dataSource.OpenConnectionAsync(abort).ConfigureAwait(false);
-        var copy = await connection.BeginRawBinaryCopyAsync(TEncoder.CopyCommand, abort).ConfigureAwait(false);
-        try
-        {
-            await copy.WriteAsync(batch.Payload(), abort).ConfigureAwait(false);
-        }
-        catch
-        {
-            // Without an explicit cancel, disposing would end the COPY normally and could commit a partial batch.
-            await copy.CancelAsync().ConfigureAwait(false);
-            await copy.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
-
-        // Completing the COPY is the commit: errors in the data surface here as PostgresException.
-        await copy.DisposeAsync().ConfigureAwait(false);
     }
 
     private static bool IsTransient(Exception ex) => ex is NpgsqlException or IOException or SocketException or TimeoutException

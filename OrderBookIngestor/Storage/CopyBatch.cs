@@ -30,6 +30,9 @@ public sealed class CopyBatch : IDisposable
 
     public int Rows { get; private set; }
 
+    /// <summary>Identifies the batch in marketdata.ingest_batches: a retry or a spool replay of the same bytes is stored once.</summary>
+    public Guid Id { get; private set; }
+
     public int Length => _length;
 
     /// <summary>Exchange event times of the rows, for the exchange-to-commit latency histogram.</summary>
@@ -40,6 +43,7 @@ public sealed class CopyBatch : IDisposable
         Header.CopyTo(_buffer);
         _length = Header.Length;
         Rows = 0;
+        Id = Guid.NewGuid();
     }
 
     /// <summary>Starts a row of <paramref name="fields"/> columns; reserves room for the whole row up front.</summary>

@@ -1,0 +1,106 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+using OrderBookIngestor.Pipeline;
+using OrderBookIngestor.Simulator;
+using OrderBookIngestor.Storage;
+using OrderBookIngestor.Tests.Support;
+
+namespace OrderBookIngestor.Tests.Integration;
+
+/// <summary>Database outages: batches go to the disk spool, memory stays bounded, and every event ends up stored exactly once.</summary>
+public sealed class OutageTests : DatabaseTest
+{
+    private string _spoolDir = "";
+
+    [SetUp]
+    public void CreateSpoolDirectory() => _spoolDir = Directory.CreateTempSubdirectory("obi-spool-").FullName;
+
+    [TearDown]
+    public void RemoveSpoolDirectory() => Directory.Delete(_spoolDir, recursive: true);
+
+    private async Task<long> EventRows() => await Db.ScalarAsync<long>(
+        "SELECT (SELECT count(*) FROM marketdata.book_ticker) + (SELECT count(*) FROM marketdata.trades)");
+
+    [Test]
+    public async Task DatabaseCutMidRun_BatchesAreSpooled_ThenReplayed_EveryEventStoredOnce()
+    {
+        var pg = new NpgsqlConnectionStringBuilder(Db.ConnectionString);
+        await using var proxy = new TcpProxy(pg.Host!, pg.Port);
+        var viaProxy = new NpgsqlConnectionStringBuilder(Db.ConnectionString) { Host = "127.0.0.1", Port = proxy.Port, Timeout = 3 }.ConnectionString;
+        var sim = new SimulatorOptions { Symbols = 3, Rate = 3_000, Events = 24_000, Seed = 51, WaitForStreams = 6 };
+        await using var h = await Harness.StartAsync(Db, sim, o =>
+        {
+            o.Database = viaProxy;
+            o.SpoolDirectory = _spoolDir;
+            o.BufferCapacity = 5_000;
+            o.BatchMaxRows = 1_000;
+        });
+        await Harness.WaitUntilAsync(() => h.RowsCommitted > 1_000, TimeSpan.FromSeconds(20), () => "not recording");
+
+        proxy.Cut();
+        var maxBuffered = 0;
+        await Harness.WaitUntilAsync(() =>
+        {
+            maxBuffered = Math.Max(maxBuffered, h.Metrics.BookTicker.BufferDepth() + h.Metrics.Trades.BufferDepth());
+            return h.Metrics.BookTicker.RowsSpooled + h.Metrics.Trades.RowsSpooled > 6_000;
+        }, TimeSpan.FromSeconds(30), () => $"{h.Metrics.BookTicker.RowsSpooled + h.Metrics.Trades.RowsSpooled} rows spooled");
+        Assert.That(h.Metrics.SpoolState!.DatabaseDown, Is.True);
+        Assert.That(Directory.EnumerateFiles(_spoolDir), Is.Not.Empty, "the outage is on disk, not in memory");
+        proxy.Restore();
+
+        await h.Simulator.Finished.WaitAsync(TimeSpan.FromSeconds(60));
+        await Harness.WaitUntilAsync(() => EventRows().Result == 24_000, TimeSpan.FromSeconds(60), () => $"{EventRows().Result} of 24000 rows");
+        await Harness.WaitUntilAsync(() => h.Metrics.Spool!.IsEmpty && !h.Metrics.SpoolState.DatabaseDown, TimeSpan.FromSeconds(20), () => "spool not drained");
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(h.Simulator.Ledger.Delivered, Is.EqualTo(24_000), "the exchange side lost nothing either");
+            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) - count(DISTINCT (symbol_id, update_id)) FROM marketdata.book_ticker"), Is.Zero);
+            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) - count(DISTINCT (symbol_id, agg_trade_id)) FROM marketdata.trades"), Is.Zero);
+            Assert.That(h.Metrics.SpoolState.RecordsReplayed, Is.GreaterThan(0));
+            Assert.That(maxBuffered, Is.LessThanOrEqualTo(2 * 5_000), "memory bounded by the buffers, whatever the outage");
+            Assert.That(h.Metrics.BookTicker.RowsAbandoned + h.Metrics.Trades.RowsAbandoned, Is.Zero);
+        });
+        var ledger = h.Simulator.Ledger.Snapshot();
+        foreach (var (stream, totals) in ledger)
+        {
+            var table = stream.EndsWith("@bookTicker", StringComparison.Ordinal) ? "book_ticker" : "trades";
+            var id = table == "book_ticker" ? "update_id" : "agg_trade_id";
+            Assert.That(await Db.ScalarAsync<decimal>($"SELECT sum({id})::numeric FROM marketdata.{table} t JOIN marketdata.symbols s ON s.id = t.symbol_id WHERE lower(s.symbol) || '@' || '{(table == "book_ticker" ? "bookTicker" : "aggTrade")}' = '{stream}'"),
+                Is.EqualTo(totals.SumId), $"{stream}: the same events, not just the same count");
+        }
+    }
+
+    [Test]
+    public async Task SpoolLeftByACrash_IsReplayed_AndABatchAlreadyCommittedIsNotStoredTwice()
+    {
+        await new SchemaMigrator(Db.DataSource, NullLogger.Instance).MigrateAsync(CancellationToken.None);
+        var ids = await new SymbolStore(Db.DataSource).RegisterAsync([new("BTCUSDT", "BTC", "USDT", "TRADING", "PERPETUAL")], CancellationToken.None);
+        var committer = new BatchCommitter(Db.DataSource);
+        using var a = new CopyBatch(10);
+        using var b = new CopyBatch(10);
+        for (var i = 1; i <= 3; i++)
+        {
+            TradeRows.Encode(a, new TradeEvent(ids["BTCUSDT"], i, 1_700_000_000_000 + i, 1_700_000_000_000 + i, 1_700_000_000_000_000, 100, 1, i, i, false));
+            TradeRows.Encode(b, new TradeEvent(ids["BTCUSDT"], 10 + i, 1_700_000_000_000 + i, 1_700_000_000_000 + i, 1_700_000_000_000_000, 100, 1, i, i, false));
+        }
+
+        // The crash came after batch A committed but before its spool record was deleted.
+        var tradesId = BatchCommitter.TableId("trades");
+        Assert.That(await committer.CommitAsync(tradesId, a.Id, a.Rows, a.Payload(), CancellationToken.None), Is.True);
+        using (var spool = new Spool(_spoolDir, 1 << 20, 1 << 20, NullLogger.Instance))
+        {
+            spool.TryAppend(tradesId, a.Id, a.Rows, a.Payload().Span);
+            spool.TryAppend(tradesId, b.Id, b.Rows, b.Payload().Span);
+        }
+
+        using var reopened = new Spool(_spoolDir, 1 << 20, 1 << 20, NullLogger.Instance);
+        var state = new SpoolState();
+        await new SpoolReplayer(reopened, state, committer, Db.DataSource, TimeProvider.System, NullLogger.Instance).ReplayOnceAsync(CancellationToken.None);
+
+        Assert.That(await Db.ScalarAsync<string>("SELECT string_agg(agg_trade_id::text, ',' ORDER BY agg_trade_id) FROM marketdata.trades"), Is.EqualTo("1,2,3,11,12,13"));
+        Assert.That(reopened.IsEmpty, Is.True, "replayed segments are deleted");
+        Assert.That(state.RecordsReplayed, Is.EqualTo(2));
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.ingest_batches"), Is.EqualTo(2));
+    }
+}

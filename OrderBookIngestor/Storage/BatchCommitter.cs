@@ -1,0 +1,71 @@
+using Npgsql;
+
+namespace OrderBookIngestor.Storage;
+
+/// <summary>
+/// Commits one COPY batch exactly once: in one transaction, the batch id goes into
+/// marketdata.ingest_batches and the rows are copied. A batch whose id is already there was committed
+/// before (an uncertain outcome, or a spool replay after a crash) and is skipped.
+/// </summary>
+public sealed class BatchCommitter
+{
+    /// <summary>Table ids as stored in spool records.</summary>
+    public static readonly IReadOnlyDictionary<byte, (string Table, string CopyCommand)> Tables = new Dictionary<byte, (string, string)>
+    {
+        [1] = (BookTickerRows.Table, BookTickerRows.CopyCommand),
+        [2] = (TradeRows.Table, TradeRows.CopyCommand),
+        [3] = (DepthRows.Table, DepthRows.CopyCommand),
+        [4] = (SnapshotRows.Table, SnapshotRows.CopyCommand),
+        [5] = (TopRows.Table, TopRows.CopyCommand),
+    };
+
+    private readonly NpgsqlDataSource _dataSource;
+
+    public BatchCommitter(NpgsqlDataSource dataSource) => _dataSource = dataSource;
+
+    public static byte TableId(string table) => Tables.First(kv => kv.Value.Table == table).Key;
+
+    /// <returns>True when committed now; false when this batch id was already committed.</returns>
+    public async Task<bool> CommitAsync(byte tableId, Guid batchId, int rows, ReadOnlyMemory<byte> payload, CancellationToken ct)
+    {
+        var (table, copyCommand) = Tables[tableId];
+        await using var connection = await _dataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
+        await using var tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
+        await using (var claim = new NpgsqlCommand(
+            "INSERT INTO marketdata.ingest_batches (batch_id, table_name, row_count) VALUES ($1, $2, $3) ON CONFLICT (batch_id) DO NOTHING", connection, tx))
+        {
+            claim.Parameters.Add(new NpgsqlParameter { Value = batchId });
+            claim.Parameters.Add(new NpgsqlParameter { Value = table });
+            claim.Parameters.Add(new NpgsqlParameter { Value = rows });
+            if (await claim.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 0)
+            {
+                return false;
+            }
+        }
+
+        var copy = await connection.BeginRawBinaryCopyAsync(copyCommand, ct).ConfigureAwait(false);
+        try
+        {
+            await copy.WriteAsync(payload, ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            // Without an explicit cancel, disposing would end the COPY normally and could commit a partial batch.
+            await copy.CancelAsync().ConfigureAwait(false);
+            await copy.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        await copy.DisposeAsync().ConfigureAwait(false);
+        await tx.CommitAsync(ct).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>Drops batch ids old enough that no retry or replay can still carry them.</summary>
+    public async Task PruneAsync(TimeSpan keep, CancellationToken ct)
+    {
+        await using var cmd = _dataSource.CreateCommand("DELETE FROM marketdata.ingest_batches WHERE committed_at < now() - $1");
+        cmd.Parameters.Add(new NpgsqlParameter { Value = keep });
+        await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+    }
+}

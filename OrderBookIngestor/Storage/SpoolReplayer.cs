@@ -1,0 +1,120 @@
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using OrderBookIngestor.Observability;
+
+namespace OrderBookIngestor.Storage;
+
+/// <summary>
+/// Puts spooled batches into the database once it answers again, oldest segment first, each through the
+/// batch ledger (so a record committed just before a crash is not stored twice), then deletes the segment.
+/// Also replays what a crashed or killed run left behind, and prunes old batch ids.
+/// </summary>
+public sealed class SpoolReplayer
+{
+    private static readonly TimeSpan KeepBatchIds = TimeSpan.FromDays(3);
+
+    private readonly Spool _spool;
+    private readonly SpoolState _state;
+    private readonly BatchCommitter _committer;
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly TimeProvider _time;
+    private readonly ILogger _log;
+
+    public SpoolReplayer(Spool spool, SpoolState state, BatchCommitter committer, NpgsqlDataSource dataSource, TimeProvider time, ILogger log)
+    {
+        _spool = spool;
+        _state = state;
+        _committer = committer;
+        _dataSource = dataSource;
+        _time = time;
+        _log = log;
+    }
+
+    public async Task RunAsync(CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), _time);
+        var lastPrune = long.MinValue;
+        try
+        {
+            do
+            {
+                if (!_spool.IsEmpty || _state.DatabaseDown)
+                {
+                    await ReplayOnceAsync(stop).ConfigureAwait(false);
+                }
+
+                if (!_state.DatabaseDown && _time.GetTimestamp() - lastPrune > _time.TimestampFrequency * 3600)
+                {
+                    lastPrune = _time.GetTimestamp();
+                    await Transient(() => _committer.PruneAsync(KeepBatchIds, stop)).ConfigureAwait(false);
+                }
+            }
+            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false));
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            // stopping: what is still spooled stays on disk for the next start
+        }
+    }
+
+    /// <summary>One pass: probe, then replay every sealed segment. Stops at the first failure.</summary>
+    public async Task ReplayOnceAsync(CancellationToken ct)
+    {
+        var ok = await Transient(async () =>
+        {
+            await using var probe = _dataSource.CreateCommand("SELECT 1");
+            await probe.ExecuteScalarAsync(ct).ConfigureAwait(false);
+        }).ConfigureAwait(false);
+        if (!ok)
+        {
+            return;
+        }
+
+        _spool.Seal();
+        int records = 0, skipped = 0;
+        long rows = 0;
+        foreach (var segment in _spool.Segments())
+        {
+            foreach (var record in _spool.Read(segment))
+            {
+                var committed = false;
+                if (!await Transient(async () => committed = await _committer.CommitAsync(record.TableId, record.BatchId, record.Rows, record.Payload, ct).ConfigureAwait(false))
+                        .ConfigureAwait(false))
+                {
+                    // The rest of this segment stays; the records already committed are in the ledger and skipped next time.
+                    return;
+                }
+
+                records++;
+                skipped += committed ? 0 : 1;
+                rows += committed ? record.Rows : 0;
+            }
+
+            _spool.Delete(segment);
+        }
+
+        _state.OnReplayed(records);
+        if (records > 0)
+        {
+            Log.SpoolReplayed(_log, records, rows, skipped);
+        }
+
+        // The sealed backlog went in: the database takes batches again. Records written meanwhile are in
+        // the segment now open and go in on the next pass (waiting for an empty spool would never end).
+        _state.MarkUp();
+    }
+
+    private static async Task<bool> Transient(Func<Task> action)
+    {
+        try
+        {
+            await action().ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception ex) when (ex is NpgsqlException or IOException or SocketException or TimeoutException or InvalidOperationException)
+        {
+            return false;
+        }
+    }
+}
