@@ -62,8 +62,22 @@ public sealed class SequenceTests
             s.Offer(id, id, out _, 0);
         }
 
-        Assert.That(s.Offer(1000, 1, out _, 0), Is.EqualTo(RecentIdSequence.Decision.Stale));
+        Assert.That(s.Offer(1000, 1, out _, 0), Is.EqualTo(RecentIdSequence.Decision.Stale), "old id, old time: a replay");
         Assert.That(s.Offer(1000 + (RecentIdSequence.Window * 2), 5, out _, 0), Is.EqualTo(RecentIdSequence.Decision.Accept));
+    }
+
+    [Test]
+    public void RecentIds_ACorruptedHighIdDoesNotSilenceGenuineFrames()
+    {
+        var s = new RecentIdSequence(1, "btcusdt@bookTicker", 0);
+        for (var id = 100; id < 100 + (RecentIdSequence.Window * 2); id++)
+        {
+            s.Offer(id, 1_000 + id, out _, 0);
+        }
+
+        Assert.That(s.Offer(9_999_999_999, 5_000, out _, 0), Is.EqualTo(RecentIdSequence.Decision.Accept), "a frame with a wild id (it passed validation)");
+        Assert.That(s.Offer(100 + (RecentIdSequence.Window * 2), 5_001, out _, 0), Is.EqualTo(RecentIdSequence.Decision.Accept),
+            "the next genuine frame carries a current time: new, though far below the highest id");
     }
 
     [Test]

@@ -92,7 +92,10 @@ public sealed class DepthSequencer
         needSnapshot = false;
         lock (_gate)
         {
-            if (e.FinalUpdateId <= _highestSeen)
+            // While resyncing, the buffered diffs are the reference: an id pushed up by a corrupted frame must not
+            // make genuine diffs look like duplicates.
+            var final = e.FinalUpdateId;
+            if (State == BookState.NeedSnapshot ? _pending.Exists(p => p.Final == final) : final <= _highestSeen)
             {
                 return Decision.Duplicate;
             }
@@ -128,6 +131,7 @@ public sealed class DepthSequencer
                 case BookState.AwaitingFirstDiff when e.FirstUpdateId <= _snapshotId:
                     Book.Apply(e.BidSpan, e.AskSpan);
                     _lastApplied = e.FinalUpdateId;
+                    _highestSeen = _lastApplied;
                     State = BookState.Synced;
                     return Decision.Accept;
                 case BookState.AwaitingFirstDiff:
@@ -194,6 +198,8 @@ public sealed class DepthSequencer
             }
 
             _pending.Clear();
+            // The exchange's snapshot and the chain after it are the truth now.
+            _highestSeen = _lastApplied;
             State = BookState.Synced;
             return SnapshotOutcome.Synced;
         }

@@ -15,6 +15,9 @@ public enum RejectReason
     UnknownEvent,
     BinaryFrame,
     Oversize,
+
+    /// <summary>A valid event for a stream this daemon does not record (not subscribed, or removed by a reload).</summary>
+    Unsubscribed,
 }
 
 public static class RejectReasons
@@ -34,6 +37,7 @@ public static class RejectReasons
         RejectReason.UnknownEvent => "unknown_event",
         RejectReason.BinaryFrame => "binary_frame",
         RejectReason.Oversize => "oversize",
+        RejectReason.Unsubscribed => "unsubscribed",
         _ => "none",
     };
 }

@@ -40,7 +40,12 @@ public sealed class EventRouter
 
     public ValueTask RouteBookTickerAsync(in BookTickerEvent e, CancellationToken abort)
     {
-        var sequence = _states.BookTicker(e.SymbolId);
+        if (!_states.TryGetBookTicker(e.SymbolId, out var sequence))
+        {
+            _metrics.Reject(RejectReason.Unsubscribed);
+            return ValueTask.CompletedTask;
+        }
+
         sequence.Activity.Seen(e.IngestTimeUs);
         switch (sequence.Offer(e.UpdateId, e.EventTimeMs, out var gap, NowMs()))
         {
@@ -63,7 +68,14 @@ public sealed class EventRouter
     /// <summary>Sequencing of the symbol's book; every non-duplicate diff is stored. Takes ownership of the event's arrays.</summary>
     public ValueTask RouteDepthAsync(in DepthEvent e, CancellationToken abort)
     {
-        var book = _states.Book(e.SymbolId);
+        if (!_states.TryGetBook(e.SymbolId, out var book))
+        {
+            // A depth frame while depth is not recorded: counted and skipped, its pooled levels returned.
+            _metrics.Reject(RejectReason.Unsubscribed);
+            e.Release();
+            return ValueTask.CompletedTask;
+        }
+
         book.Activity.Seen(e.IngestTimeUs);
         if (book.Offer(e, NowMs(), out var gap, out var needSnapshot) == Books.DepthSequencer.Decision.Duplicate)
         {
@@ -87,7 +99,12 @@ public sealed class EventRouter
 
     public ValueTask RouteTradeAsync(in TradeEvent e, CancellationToken abort)
     {
-        var sequence = _states.Trades(e.SymbolId);
+        if (!_states.TryGetTrades(e.SymbolId, out var sequence))
+        {
+            _metrics.Reject(RejectReason.Unsubscribed);
+            return ValueTask.CompletedTask;
+        }
+
         sequence.Activity.Seen(e.IngestTimeUs);
         var previousTimeMs = sequence.HighestTimeMs;
         switch (sequence.Offer(e.AggTradeId, e.TradeTimeMs, out var from, out var to))
@@ -122,7 +139,10 @@ public sealed class EventRouter
         var now = NowMs();
         foreach (var id in bookTickerSymbolIds)
         {
-            _states.BookTicker(id).Interrupt(now);
+            if (_states.TryGetBookTicker(id, out var sequence))
+            {
+                sequence.Interrupt(now);
+            }
         }
     }
 

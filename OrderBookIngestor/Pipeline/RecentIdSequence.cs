@@ -58,7 +58,9 @@ public sealed class RecentIdSequence
                     return Decision.Duplicate;
                 }
 
-                if (id < _lowestInWindow)
+                // Older than the window: a replay carries an old event time too. A frame with a current time is
+                // new, even below the highest id (which a corrupted frame may have pushed up).
+                if (id < _lowestInWindow && timeMs < LastTimeMs)
                 {
                     return Decision.Stale;
                 }

@@ -40,6 +40,12 @@ public sealed class StreamStates
     /// <summary>The depth speed recorded. Set at start, or once by the first reload that adds depth.</summary>
     public MarketChannel? DepthChannel { get; set; }
 
+    public bool TryGetBook(int symbolId, out DepthSequencer book) => _books.TryGetValue(symbolId, out book!);
+
+    public bool TryGetBookTicker(int symbolId, out RecentIdSequence sequence) => _bookTickers.TryGetValue(symbolId, out sequence!);
+
+    public bool TryGetTrades(int symbolId, out TradeSequence sequence) => _trades.TryGetValue(symbolId, out sequence!);
+
     public DepthSequencer Book(int symbolId) => _books[symbolId];
 
     public IReadOnlyList<DepthSequencer> Books => [.. _books.Values];
