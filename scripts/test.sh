@@ -105,6 +105,8 @@ for name in $(grep -ohE 'orderbook_[a-z_]+' "$root/monitoring/alerts.yml" "$root
 done
 check "every metric the dashboard and alerts use is exported${missing_metrics:+ (missing:$missing_metrics)}" test -z "$missing_metrics"
 check "the password never reaches the command line" bash -c "! tr '\0' ' ' </proc/$daemon/cmdline | grep -q 'Host='"
+rss_kb=$(awk '/VmHWM/{print $2}' "/proc/$daemon/status" 2>/dev/null || echo 0)
+check "peak RSS stays small ($((rss_kb / 1024)) MB at 5000 msg/s)" test "$rss_kb" -lt $((200 * 1024))
 kill -TERM "$daemon"
 code=0; wait "$daemon" || code=$?
 check "SIGTERM drains and exits 0 (exit $code)" test "$code" = 0
@@ -130,6 +132,36 @@ sed -i 's/\["BTCUSDT"\]/["BTCUSDT", "ETHUSDT"]/' "$work/reload.json"
 kill -HUP "$daemon"
 for _ in $(seq 1 200); do [ "$(reload_rows ETHUSDT)" -gt 0 ] && break; sleep 0.1; done
 check "SIGHUP adds a symbol on the running daemon ($(reload_rows ETHUSDT) ETHUSDT rows)" bash -c "[ $(reload_rows ETHUSDT) -gt 0 ] && kill -0 $daemon"
+kill -TERM "$daemon"; wait "$daemon" 2>/dev/null || true
+
+# SIGKILL while the market keeps trading: the next start backfills the trades and records the rest as gaps.
+sim_port=$(free_port); http_port=$(free_port)
+pg_ensure_db crash
+crash_db=$(pg_conn crash)
+crash_q() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d crash -Atqc "$1" 2>/dev/null || echo 0; }
+"$bin" simulate --port "$sim_port" --symbols 2 --rate 2000 --seed 9 --all-streams >"$work/sim-crash.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null && break; sleep 0.1; done
+start_crash_daemon() {
+  ORDERBOOK_DATABASE=$crash_db "$bin" --symbols BTCUSDT,ETHUSDT --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" \
+    --http "127.0.0.1:$http_port" --summary-interval 0 >>"$work/daemon-crash.log" 2>&1 &
+  daemon=$!; pids+=("$daemon")
+}
+start_crash_daemon
+for _ in $(seq 1 200); do [ "$(crash_q "SELECT count(*) FROM marketdata.trades")" -gt 1000 ] && break; sleep 0.1; done
+kill -KILL "$daemon"; wait "$daemon" 2>/dev/null || true
+sleep 1
+start_crash_daemon
+contiguous="SELECT coalesce(sum(n), -1) FROM (SELECT max(agg_trade_id) - min(agg_trade_id) + 1 - count(*) AS n FROM marketdata.trades GROUP BY symbol_id) x"
+for _ in $(seq 1 300); do
+  [ "$(crash_q "SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'daemon_down'")" -ge 2 ] && [ "$(crash_q "$contiguous")" = 0 ] \
+    && [ "$(crash_q "SELECT count(*) FROM marketdata.trades WHERE is_backfilled")" -gt 0 ] && break
+  sleep 0.1
+done
+check "after SIGKILL, the trades missed while down are backfilled ($(crash_q "SELECT count(*) FROM marketdata.trades WHERE is_backfilled") rows) and ids are contiguous" \
+  test "$(crash_q "$contiguous")" = 0
+check "after SIGKILL, each bookTicker stream has a daemon_down gap and nothing is stored inside it" bash -c "[ \"$(crash_q "SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'daemon_down' AND stream LIKE '%@bookTicker'")\" = 2 ] \
+  && [ \"$(crash_q "SELECT count(*) FROM marketdata.feed_gaps g JOIN marketdata.book_ticker b ON b.symbol_id = g.symbol_id AND b.ts_exchange > g.gap_start AND b.ts_exchange < g.gap_end WHERE g.reason = 'daemon_down'")\" = 0 ]"
 kill -TERM "$daemon"; wait "$daemon" 2>/dev/null || true
 
 stage="$work/install-root"

@@ -42,6 +42,16 @@ public sealed class OptionsTests
     }
 
     [Test]
+    public void SystemdCredential_SuppliesTheDatabase_AndTheEnvironmentStillWins()
+    {
+        File("orderbook-database", "Host=db;Username=writer;Password=from-credential\n");
+        var fromCredential = Load(null, [], new Dictionary<string, string> { ["CREDENTIALS_DIRECTORY"] = _dir });
+        Assert.That(fromCredential.Database, Is.EqualTo("Host=db;Username=writer;Password=from-credential"));
+        var env = new Dictionary<string, string> { ["CREDENTIALS_DIRECTORY"] = _dir, ["ORDERBOOK_DATABASE"] = "Host=other" };
+        Assert.That(Load(null, [], env).Database, Is.EqualTo("Host=other"));
+    }
+
+    [Test]
     public void UnknownSetting_InAFile_IsAnErrorNamingIt()
     {
         var bad = File("bad.json", """{"Ingestor":{"Shardz":2}}""");

@@ -19,7 +19,9 @@ public static class SimulateCommand
         var events = new Option<long>("--events") { Description = "Stop after this many events (0: run until stopped).", DefaultValueFactory = _ => 0 };
         var seed = new Option<int>("--seed") { Description = "Seed: the same seed gives the same ids, prices and quantities.", DefaultValueFactory = _ => 1 };
         var wait = new Option<int>("--wait-streams") { Description = "Start the market once this many streams are subscribed.", DefaultValueFactory = _ => 1 };
-        foreach (var o in new Option[] { host, port, symbols, rate, events, seed, wait })
+        var allStreams = new Option<bool>("--all-streams") { Description = "Generate for every listed stream even when nobody subscribes (a recorder's downtime then really misses events)." };
+        var lifetime = new Option<double>("--max-connection-lifetime") { Description = "Close client connections after this many seconds, as Binance does at 24 h (0: never)." };
+        foreach (var o in new Option[] { host, port, symbols, rate, events, seed, wait, allStreams, lifetime })
         {
             command.Add(o);
         }
@@ -35,6 +37,8 @@ public static class SimulateCommand
                 Events = parse.GetValue(events),
                 Seed = parse.GetValue(seed),
                 WaitForStreams = parse.GetValue(wait),
+                AllStreamsActive = parse.GetValue(allStreams),
+                MaxConnectionLifetimeSeconds = parse.GetValue(lifetime),
             };
             if (options.Symbols is < 1 or > 5000 || options.Rate < 1 || options.Events < 0 || options.Port is < 0 or > 65535)
             {

@@ -7,12 +7,15 @@ namespace OrderBookIngestor.Configuration;
 /// <summary>
 /// Builds <see cref="IngestorOptions"/> from its layers, later layers winning:
 /// appsettings.json beside the binary → /etc/orderbook-ingestor/appsettings.json → --config FILE →
-/// ORDERBOOK_* environment variables → command-line flags.
+/// systemd credential "orderbook-database" → ORDERBOOK_* environment variables → command-line flags.
 /// </summary>
 public static class OptionsLoader
 {
     public const string SystemConfigPath = "/etc/orderbook-ingestor/appsettings.json";
     public const string EnvironmentPrefix = "ORDERBOOK_";
+
+    /// <summary>Name of the systemd credential holding the database connection string.</summary>
+    public const string CredentialName = "orderbook-database";
 
     /// <summary>Every setting that can come from the environment or a flag, by its JSON name.</summary>
     private static readonly string[] Keys =
@@ -64,6 +67,13 @@ public static class OptionsLoader
         catch (JsonException ex)
         {
             throw new ConfigurationException($"Configuration files ({string.Join(", ", files.Where(File.Exists))}): {ex.Message}", ex);
+        }
+
+        // systemd credentials (LoadCredential=orderbook-database:/path): the secret never sits in the environment.
+        var credentials = getEnvironment("CREDENTIALS_DIRECTORY");
+        if (!string.IsNullOrEmpty(credentials) && File.Exists(Path.Combine(credentials, CredentialName)))
+        {
+            options.Database = File.ReadAllText(Path.Combine(credentials, CredentialName)).Trim();
         }
 
         foreach (var key in Keys)
