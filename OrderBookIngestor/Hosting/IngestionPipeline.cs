@@ -48,12 +48,33 @@ public sealed partial class IngestionPipeline : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // The disk spool takes batches while the database is away; its replayer also finishes what a crashed run left.
+        var storageLogger = _loggers.CreateLogger("OrderBookIngestor.Storage");
+        using var spool = string.IsNullOrWhiteSpace(_options.SpoolDirectory) ? null
+            : new Spool(_options.SpoolDirectory, _options.SpoolMaxMegabytes * (1L << 20), _options.SpoolSegmentMegabytes * (1L << 20), storageLogger);
+        var spoolState = new SpoolState();
+        _metrics.Spool = spool;
+        _metrics.SpoolState = spoolState;
+        var replay = spool is null ? null : new SpoolReplayer(spool, spoolState, new BatchCommitter(_dataSource), _dataSource, _time, storageLogger);
+
         SymbolTable symbols;
         Dictionary<int, LastStored> lastStored;
         try
         {
             await PrepareDatabaseAsync(stoppingToken).ConfigureAwait(false);
             symbols = await RegisterSymbolsAsync(stoppingToken).ConfigureAwait(false);
+
+            // What a previous run spooled goes in before continuity is read from the database: otherwise its
+            // rows would look missing, and trades would be backfilled a second time from REST.
+            while (replay is not null && !spool!.IsEmpty)
+            {
+                await replay.ReplayOnceAsync(stoppingToken).ConfigureAwait(false);
+                if (!spool.IsEmpty)
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(1), _time, stoppingToken).ConfigureAwait(false);
+                }
+            }
+
             lastStored = await LastStoredReader.ReadAsync(_dataSource, symbols.Symbols.Select(s => symbols.TryGetId(s, out var id) ? id : 0), stoppingToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -86,15 +107,8 @@ public sealed partial class IngestionPipeline : BackgroundService
         var random = new Random();
         var storageLog = _loggers.CreateLogger("OrderBookIngestor.Storage");
         var feedLog = _loggers.CreateLogger("OrderBookIngestor.Feeds");
-        // The disk spool takes batches while the database is away; its replayer also finishes what a crashed run left.
-        using var spool = string.IsNullOrWhiteSpace(_options.SpoolDirectory) ? null
-            : new Spool(_options.SpoolDirectory, _options.SpoolMaxMegabytes * (1L << 20), _options.SpoolSegmentMegabytes * (1L << 20), storageLog);
-        var spoolState = new SpoolState();
-        _metrics.Spool = spool;
-        _metrics.SpoolState = spoolState;
         using var stopReplay = new CancellationTokenSource();
-        var replayer = spool is null ? Task.CompletedTask
-            : Task.Run(() => new SpoolReplayer(spool, spoolState, new BatchCommitter(_dataSource), _dataSource, _time, storageLog).RunAsync(stopReplay.Token), CancellationToken.None);
+        var replayer = replay is null ? Task.CompletedTask : Task.Run(() => replay.RunAsync(stopReplay.Token), CancellationToken.None);
         var flushers = new[]
         {
             Task.Run(() => new BatchFlusher<BookTickerEvent, BookTickerRows>(buffers.BookTickers.Reader, _dataSource, _options, _metrics.BookTicker, _time, storageLog, new Random(random.Next()), spool, spoolState).RunAsync(abort.Token), CancellationToken.None),

@@ -102,3 +102,7 @@ pg_ensure_db() {
 }
 
 pg_conn() { echo "Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=$1"; }
+
+# Stop and start the running cluster (outage tests).
+pg_pause() { pg_as "$PG_USER_OS" "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null; }
+pg_resume() { pg_as "$PG_USER_OS" "$PG_BIN/pg_ctl" -D "$PG_DATA" -o "-p $PG_PORT" -l "$PG_DATA/server.log" -w -t 60 start >/dev/null; }
