@@ -94,7 +94,8 @@ public sealed class TradeBackfiller
                     break;
                 }
 
-                await Task.Delay(TimeSpan.FromSeconds(Math.Pow(2, failures)), _time, stop).ConfigureAwait(false);
+                // Short: on 429/418 the weight gate itself holds the next request until Retry-After has passed.
+                await Task.Delay(TimeSpan.FromMilliseconds(250 * Math.Pow(2, failures)), _time, stop).ConfigureAwait(false);
                 continue;
             }
 

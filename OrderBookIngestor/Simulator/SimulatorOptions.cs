@@ -31,6 +31,12 @@ public sealed class SimulatorOptions
     /// <summary>The server closes a connection this long after it opened, as Binance does at 24 h (0: never).</summary>
     public double MaxConnectionLifetimeSeconds { get; set; }
 
+    /// <summary>Fault: the server pings this often (Binance: every 3 minutes); a few ms is a ping storm. 0: 3 minutes.</summary>
+    public int PingIntervalMs { get; set; }
+
+    /// <summary>Fault: every REST answer is delayed this long.</summary>
+    public int RestDelayMs { get; set; }
+
     /// <summary>Fault: every Nth frame to a client is sent twice (0: never).</summary>
     public int DuplicateEvery { get; set; }
 

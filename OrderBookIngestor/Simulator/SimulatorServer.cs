@@ -74,7 +74,32 @@ public sealed class SimulatorServer : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Parse(_options.Host), _options.Port));
         _app = builder.Build();
-        _app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromMinutes(3) });
+        // Binance pings every 3 minutes; with a timeout set, the server sends real pings and expects pongs.
+        _app.UseWebSockets(new WebSocketOptions
+        {
+            KeepAliveInterval = _options.PingIntervalMs > 0 ? TimeSpan.FromMilliseconds(_options.PingIntervalMs) : TimeSpan.FromMinutes(3),
+            KeepAliveTimeout = TimeSpan.FromMinutes(10),
+        });
+        _app.Use(async (ctx, next) =>
+        {
+            if (ctx.Request.Path.StartsWithSegments("/fapi", StringComparison.Ordinal))
+            {
+                if (_options.RestDelayMs > 0)
+                {
+                    await Task.Delay(_options.RestDelayMs, ctx.RequestAborted).ConfigureAwait(false);
+                }
+
+                if (!ctx.Request.Path.StartsWithSegments("/fapi/v1/exchangeInfo", StringComparison.Ordinal) && TakeRestFault() is { } fault)
+                {
+                    ctx.Response.StatusCode = fault.Status;
+                    ctx.Response.Headers.RetryAfter = fault.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                    await Json(ctx, $"{{\"code\":-1003,\"msg\":\"Way too many requests\"}}").ConfigureAwait(false);
+                    return;
+                }
+            }
+
+            await next(ctx).ConfigureAwait(false);
+        });
         _app.MapGet("/fapi/v1/ping", ctx => Json(ctx, "{}"));
         _app.MapGet("/fapi/v1/time", ctx => Json(ctx, $"{{\"serverTime\":{_time.GetUtcNow().ToUnixTimeMilliseconds()}}}"));
         _app.MapGet("/fapi/v1/exchangeInfo", ExchangeInfo);
@@ -174,6 +199,31 @@ public sealed class SimulatorServer : IAsyncDisposable
 
         return [.. set];
     }
+
+    private readonly Queue<(int Status, int RetryAfterSeconds)> _restFaults = new();
+
+    /// <summary>Fault: the next <paramref name="count"/> REST calls (not exchangeInfo) answer <paramref name="status"/> (429 or 418) with Retry-After.</summary>
+    public void FailRestNext(int status, int count, int retryAfterSeconds)
+    {
+        lock (_restFaults)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                _restFaults.Enqueue((status, retryAfterSeconds));
+            }
+        }
+    }
+
+    private (int Status, int RetryAfterSeconds)? TakeRestFault()
+    {
+        lock (_restFaults)
+        {
+            return _restFaults.Count > 0 ? _restFaults.Dequeue() : null;
+        }
+    }
+
+    /// <summary>Fault: a binary WebSocket frame to every client on <paramref name="route"/> (Binance sends text only).</summary>
+    public int InjectBinary(BinanceRoute route, byte[] frame) => Connections.Where(c => c.Route == route).Count(c => c.TryEnqueue(null, frame, binary: true));
 
     private readonly Dictionary<string, int> _withholdNext = new(StringComparer.Ordinal);
     private long _framesSent;
@@ -374,12 +424,12 @@ public sealed class SimulatorServer : IAsyncDisposable
 
     private async Task SendLoopAsync(SimConnection c, CancellationToken ct)
     {
-        await foreach (var (e, frame) in c.Outbound.ReadAllAsync(ct).ConfigureAwait(false))
+        await foreach (var (e, frame, binary) in c.Outbound.ReadAllAsync(ct).ConfigureAwait(false))
         {
             await c.SendLock.WaitAsync(ct).ConfigureAwait(false);
             try
             {
-                await c.Socket.SendAsync(frame, WebSocketMessageType.Text, true, ct).ConfigureAwait(false);
+                await c.Socket.SendAsync(frame, binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, ct).ConfigureAwait(false);
             }
             finally
             {
