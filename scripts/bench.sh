@@ -41,7 +41,7 @@ for rate in $rates; do
   "$bin" simulate --port "$sim_port" --symbols "$symbols" --rate "$rate" --events "$events" --wait-streams $((symbols * 2)) >"$work/sim.log" 2>&1 &
   sim=$!; pids+=("$sim")
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null 2>&1 && break; sleep 0.1; done
-  ORDERBOOK_DATABASE="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=bench" \
+  ORDERBOOK_DATABASE="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=bench" ORDERBOOK_SPOOL_DIRECTORY="$work/spool" \
     "$bin" --symbols ALL --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" \
     --http "127.0.0.1:$http_port" --summary-interval 0 --log-level Warning >"$work/daemon-$rate.log" 2>&1 &
   daemon=$!; pids+=("$daemon")

@@ -42,6 +42,8 @@ else
 fi
 # The connection string travels in the environment, never on the command line (ps shows flags).
 export ORDERBOOK_DATABASE=$database
+# The disk spool (used while the database is unavailable) lives with the rest of the local state.
+export ORDERBOOK_SPOOL_DIRECTORY=${ORDERBOOK_SPOOL_DIRECTORY:-$root/.local/spool}
 
 sim_pid=""
 cleanup() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null || true; }

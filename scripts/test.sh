@@ -69,8 +69,10 @@ fi
 bin=$OBI_BIN
 psql_db() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d smoke -Atqc "$1"; }
 pg_ensure_db smoke
-export ORDERBOOK_DATABASE
+export ORDERBOOK_DATABASE ORDERBOOK_SPOOL_DIRECTORY
 ORDERBOOK_DATABASE=$(pg_conn smoke)
+# Every daemon of the smoke test keeps its spool under the test's work directory, never in the checkout.
+ORDERBOOK_SPOOL_DIRECTORY="$work/spool-smoke"
 
 size=$(stat -c %s "$bin")
 check "single file is at most 40 MB ($((size / 1024 / 1024)) MB)" test "$size" -le $((40 * 1024 * 1024))
@@ -122,7 +124,7 @@ pg_ensure_db reload
 "$bin" simulate --port "$sim_port" --symbols 3 --rate 2000 --seed 8 >"$work/sim-reload.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null && break; sleep 0.1; done
-ORDERBOOK_DATABASE=$(pg_conn reload) "$bin" --config "$work/reload.json" --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" \
+ORDERBOOK_DATABASE=$(pg_conn reload) ORDERBOOK_SPOOL_DIRECTORY="$work/spool-reload" "$bin" --config "$work/reload.json" --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" \
   --http "127.0.0.1:$http_port" --summary-interval 0 >"$work/daemon-reload.log" 2>&1 &
 daemon=$!; pids+=("$daemon")
 reload_rows() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d reload -Atqc \
@@ -143,7 +145,7 @@ crash_q() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d crash -Atqc
 pids+=($!)
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null && break; sleep 0.1; done
 start_crash_daemon() {
-  ORDERBOOK_DATABASE=$crash_db "$bin" --symbols BTCUSDT,ETHUSDT --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" \
+  ORDERBOOK_DATABASE=$crash_db ORDERBOOK_SPOOL_DIRECTORY="$work/spool-crash" "$bin" --symbols BTCUSDT,ETHUSDT --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" \
     --http "127.0.0.1:$http_port" --summary-interval 0 >>"$work/daemon-crash.log" 2>&1 &
   daemon=$!; pids+=("$daemon")
 }

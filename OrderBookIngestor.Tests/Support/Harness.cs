@@ -56,6 +56,8 @@ public sealed class Harness : IAsyncDisposable
             SummaryIntervalSeconds = 0,
             ReconnectMinDelayMs = 50,
             ReconnectMaxDelayMs = 500,
+            // Each harness its own spool: a test never replays another's leftovers.
+            SpoolDirectory = Path.Combine(Path.GetTempPath(), "obi-test-spool-" + Guid.NewGuid().ToString("N")),
         };
         configure?.Invoke(options);
         Assert.That(OptionsValidator.Validate(options), Is.Empty);
@@ -113,6 +115,10 @@ public sealed class Harness : IAsyncDisposable
         await Daemon.StopAsync();
         Daemon.Dispose();
         await Simulator.DisposeAsync();
+        if (Directory.Exists(Options.SpoolDirectory))
+        {
+            Directory.Delete(Options.SpoolDirectory, recursive: true);
+        }
     }
 }
 
