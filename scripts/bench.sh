@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Measures the recorder on this machine, everything co-located: a private PostgreSQL, the simulator and
-# the daemon. Prints the parser/encoder micro-benchmarks, then ramps the offered rate for 50 symbols x
-# bookTicker+aggTrade and reports, per step, whether every event was stored with no loss and no lag.
-#   ./scripts/bench.sh                 # default ramp
-#   BENCH_RATES="50000 100000" BENCH_SECONDS=20 ./scripts/bench.sh
+# Measures the recorder on this machine with everything co-located: a private PostgreSQL, the simulator
+# and the daemon. Prints and writes (results/bench-<time>.md, .csv, .png):
+#   - the parser and COPY-encoder micro-benchmarks (messages/s on one thread, bytes allocated per message);
+#   - case a: 50 symbols x bookTicker+aggTrade; case b: 200 symbols x bookTicker+aggTrade+depth@100ms.
+#     Each ramps the offered rate until loss or lag appears (a fresh database per step) and reports
+#     throughput, exchange-to-commit p50/p99/p99.9, CPU s per million messages, peak RSS, rows/s per
+#     table and start-to-ready time;
+#   - PostgreSQL's own COPY of the same rows from a file (psql), so throughput reads as a fraction of it.
+#
+#   ./scripts/bench.sh                        # both cases, default ramps
+#   BENCH_CASES=a BENCH_SECONDS=20 ./scripts/bench.sh
+#   BENCH_RATES_A="50000 100000" BENCH_RATES_B="10000 20000" ./scripts/bench.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=lib/pg.sh
@@ -11,10 +18,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=lib/build.sh
 . "$root/scripts/lib/build.sh"
 
-rates=${BENCH_RATES:-"20000 50000 80000 100000 130000 160000 200000"}
+cases=${BENCH_CASES:-"a b"}
 seconds=${BENCH_SECONDS:-10}
-symbols=${BENCH_SYMBOLS:-50}
+rates_a=${BENCH_RATES_A:-"20000 50000 100000 150000 200000 250000"}
+rates_b=${BENCH_RATES_B:-"5000 10000 20000 40000 80000"}
 work="$root/.local/bench"; mkdir -p "$work"
+results="$root/results"; mkdir -p "$results"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+report="$results/bench-$stamp.md"; csv="$results/bench-$stamp.csv"; chart="$results/bench-$stamp.png"
 sim_port=${BENCH_SIM_PORT:-9481}; http_port=${BENCH_HTTP_PORT:-9480}
 
 obi_publish "$root"; bin=$OBI_BIN
@@ -23,54 +34,143 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; pg_stop; }
 trap cleanup EXIT
 psql_q() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -Atqc "$2"; }
-
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on the same host (synchronous_commit=off, fsync on)"
-echo
-"$bin" bench --seconds 3
-echo
-printf '| offered msg/s | achieved msg/s | events | stored | dropped | drain after last event | p99 exchange→commit | daemon CPU s / M msgs | daemon peak RSS | result |\n'
-printf '|---|---|---|---|---|---|---|---|---|---|\n'
-
 ledger() { curl -fs "http://127.0.0.1:$sim_port/sim/ledger" | grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Quantile q of the exchange-to-commit histogram, summed over tables: the upper edge of the bucket that holds it.
+quantile() {
+  awk -v q="$1" '/^orderbook_exchange_to_commit_seconds_bucket/{
+      match($0, /,le="[^"]*"/); le=substr($0, RSTART+5, RLENGTH-6); c[le]+=$NF; if(!(le in seen)){order[n++]=le; seen[le]=1} }
+    END{total=c["+Inf"]; if(total==0){print "-"; exit}
+        for(i=0;i<n;i++) if(c[order[i]] >= q*total){ if(order[i]=="+Inf") print "> 30 s"; else printf "<= %g ms\n", order[i]*1000; exit } }'
+}
 
-for rate in $rates; do
-  events=$((rate * seconds))
+{
+  echo "# orderbook-ingestor benchmark, $stamp"
+  echo
+  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)."
+  echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on the same host (synchronous_commit=off, fsync on); simulator, daemon and database co-located."
+  echo "Command: \`BENCH_CASES=\"$cases\" BENCH_SECONDS=$seconds ./scripts/bench.sh\`. $seconds s per step, a fresh database per step."
+  echo
+  echo '```'
+  "$bin" bench --seconds 3
+  echo '```'
+} | tee "$report"
+echo "case,offered,achieved,p50_ms,p99_ms,p999_ms,result" >"$csv"
+
+# run_step CASE RATE SYMBOLS CHANNELS → one table row; returns 1 on loss or lag.
+run_step() {
+  local case=$1 rate=$2 symbols=$3 channels=$4
+  local events=$((rate * seconds)) streams
+  streams=$(( symbols * $(echo "$channels" | tr ',' '\n' | wc -l) ))
   psql_q postgres "DROP DATABASE IF EXISTS bench WITH (FORCE)" >/dev/null 2>&1; psql_q postgres "CREATE DATABASE bench" >/dev/null
-  "$bin" simulate --port "$sim_port" --symbols "$symbols" --rate "$rate" --events "$events" --wait-streams $((symbols * 2)) >"$work/sim.log" 2>&1 &
-  sim=$!; pids+=("$sim")
+  rm -rf "$work/spool"
+  "$bin" simulate --port "$sim_port" --symbols "$symbols" --rate "$rate" --events "$events" --wait-streams "$streams" >"$work/sim.log" 2>&1 &
+  local sim=$!; pids+=("$sim")
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null 2>&1 && break; sleep 0.1; done
+  # Migrate first so that start-to-ready measures the start of a daemon whose database is reachable.
+  ORDERBOOK_DATABASE="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=bench" "$bin" migrate >/dev/null
+  local launched; launched=$(date +%s%N)
   ORDERBOOK_DATABASE="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=bench" ORDERBOOK_SPOOL_DIRECTORY="$work/spool" \
-    "$bin" --symbols ALL --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" \
-    --http "127.0.0.1:$http_port" --summary-interval 0 --log-level Warning >"$work/daemon-$rate.log" 2>&1 &
-  daemon=$!; pids+=("$daemon")
-  # Wait for the market to start, then for the simulator to finish generating.
-  for _ in $(seq 1 300); do [ "$(ledger generated || echo 0)" -gt 0 ] && break; sleep 0.1; done
-  cpu0=$(cpu_ticks "$daemon"); t0=$(date +%s.%N)
+    "$bin" --symbols ALL --channels "$channels" --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" \
+    --http "127.0.0.1:$http_port" --summary-interval 0 --log-level Warning >"$work/daemon-$case-$rate.log" 2>&1 &
+  local daemon=$!; pids+=("$daemon")
+  local ready_ms="?"
+  # orderbook_ready flips to 1 exactly when READY=1 goes to systemd: pipeline reading and flushing.
+  for _ in $(seq 1 1000); do
+    if curl -fs "http://127.0.0.1:$http_port/metrics" 2>/dev/null | grep -q '^orderbook_ready 1$'; then ready_ms=$(( ($(date +%s%N) - launched) / 1000000 )); break; fi
+    sleep 0.01
+  done
+  for _ in $(seq 1 600); do [ "$(ledger generated || echo 0)" -gt 0 ] && break; sleep 0.1; done
+  local cpu0 t0 t1; cpu0=$(cpu_ticks "$daemon"); t0=$(date +%s.%N)
   while [ "$(ledger generated || echo 0)" -lt "$events" ]; do sleep 0.05; done
   t1=$(date +%s.%N)
-  stored=0; drain="> 10 s"
-  for i in $(seq 1 200); do
-    stored=$(curl -fs "http://127.0.0.1:$http_port/metrics" | awk '/^orderbook_rows_written_total/{s+=$2} END{print s+0}')
-    if [ "$stored" -ge "$events" ]; then drain=$(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f s", b-a}'); break; fi
+  local delivered stored=0 drain="> 10 s"
+  delivered=$(ledger delivered || echo 0)
+  for _ in $(seq 1 200); do
+    stored=$(curl -fs "http://127.0.0.1:$http_port/metrics" | awk '/^orderbook_rows_written_total\{table="(book_ticker|trades|depth_events)"/{s+=$2} END{print s+0}')
+    if [ "$stored" -ge "$delivered" ]; then drain=$(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f s", b-a}'); break; fi
     sleep 0.05
   done
+  local cpu1 metrics dropped p50 p99 p999 rss per_table achieved cpu_per_m ok
   cpu1=$(cpu_ticks "$daemon")
-  dropped=$(ledger droppedSlowClients || echo "?")
   metrics=$(curl -fs "http://127.0.0.1:$http_port/metrics")
-  # p99 from the cumulative histogram buckets of both tables, as the upper edge of the bucket that holds it.
-  p99=$(echo "$metrics" | awk '/^orderbook_exchange_to_commit_seconds_bucket/{
-        match($0, /,le="[^"]*"/); le=substr($0, RSTART+5, RLENGTH-6); c[le]+=$NF; if(!(le in seen)){order[n++]=le; seen[le]=1} }
-      END{total=c["+Inf"]; for(i=0;i<n;i++) if(c[order[i]] >= 0.99*total){ if(order[i]=="+Inf") print "> 30 s"; else printf "<= %g ms\n", order[i]*1000; exit } }')
+  dropped=$(ledger droppedSlowClients || echo "?")
+  p50=$(echo "$metrics" | quantile 0.5); p99=$(echo "$metrics" | quantile 0.99); p999=$(echo "$metrics" | quantile 0.999)
   rss=$(awk '/VmHWM/{printf "%.0f MB", $2/1024}' "/proc/$daemon/status")
+  per_table=$(echo "$metrics" | awk -v d="$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" \
+    '/^orderbook_rows_written_total\{table="(book_ticker|trades|depth_events)"/{match($0,/table="[^"]*"/); t=substr($0,RSTART+7,RLENGTH-8); printf "%s%s %.0f", sep, t, $2/d; sep=", "}')
   kill -TERM "$daemon"; wait "$daemon" 2>/dev/null || true
   kill "$sim" 2>/dev/null; wait "$sim" 2>/dev/null || true
-  rows=$(psql_q bench "SELECT (SELECT count(*) FROM marketdata.book_ticker) + (SELECT count(*) FROM marketdata.trades)")
+  local rows
+  rows=$(psql_q bench "SELECT (SELECT count(*) FROM marketdata.book_ticker) + (SELECT count(*) FROM marketdata.trades) + (SELECT count(*) FROM marketdata.depth_events)")
   achieved=$(awk -v e="$events" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", e/(b-a)}')
   cpu_per_m=$(awk -v c0="$cpu0" -v c1="$cpu1" -v e="$events" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", (c1-c0)/hz/(e/1e6)}')
   ok="zero loss"
-  if [ "$rows" != "$events" ] || [ "$dropped" != 0 ] || [ "$drain" = "> 10 s" ]; then ok="LOSS/LAG"; fi
+  if [ "$rows" != "$delivered" ] || [ "$delivered" != "$events" ] || [ "$dropped" != 0 ] || [ "$drain" = "> 10 s" ]; then ok="LOSS/LAG"; fi
   if [ "$ok" = "zero loss" ] && awk -v d="$drain" 'BEGIN{split(d,a," "); exit !(a[1] > 2.0)}'; then ok="LAG"; fi
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$rate" "$achieved" "$events" "$rows" "$dropped" "$drain" "${p99:-?}" "$cpu_per_m" "$rss" "$ok"
+  printf '| %s | %s | %s/%s | %s | %s | %s | %s | %s | %s | %s | %s ms | %s | %s |\n' \
+    "$rate" "$achieved" "$rows" "$events" "$dropped" "$drain" "$p50" "$p99" "$p999" "$cpu_per_m" "$rss" "$ready_ms" "$per_table" "$ok" | tee -a "$report"
+  last_achieved=$achieved
+  echo "$case,$rate,$achieved,${p50//[^0-9.]/},${p99//[^0-9.]/},${p999//[^0-9.]/},$ok" >>"$csv"
+  [ "$ok" = "zero loss" ]
+}
+
+# PostgreSQL's own COPY of the same rows (case a's last database), from binary files, into empty
+# tables shaped and indexed like the daemon's: the physical limit the daemon is compared with.
+raw_copy() {
+  psql_q bench "\\copy marketdata.book_ticker TO '$work/book_ticker.bin' WITH (FORMAT binary)" >/dev/null
+  psql_q bench "\\copy marketdata.trades TO '$work/trades.bin' WITH (FORMAT binary)" >/dev/null
+  psql_q bench "CREATE TABLE raw_bt (LIKE marketdata.book_ticker INCLUDING ALL); CREATE TABLE raw_tr (LIKE marketdata.trades INCLUDING ALL)" >/dev/null
+  raw_rows=$(psql_q bench "SELECT (SELECT count(*) FROM marketdata.book_ticker) + (SELECT count(*) FROM marketdata.trades)")
+  t0=$(date +%s.%N)
+  psql_q bench "\\copy raw_bt FROM '$work/book_ticker.bin' WITH (FORMAT binary)" >/dev/null
+  psql_q bench "\\copy raw_tr FROM '$work/trades.bin' WITH (FORMAT binary)" >/dev/null
+  t1=$(date +%s.%N)
+  raw_rate=$(awk -v r="$raw_rows" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", r/(b-a)}')
+  fraction=$(awk -v d="${best_a:-0}" -v r="$raw_rate" 'BEGIN{printf "%.0f", 100*d/r}')
+  {
+    echo
+    echo "## PostgreSQL's own COPY of the same rows"
+    echo
+    echo "psql \`\\copy ... FROM file (FORMAT binary)\` of $raw_rows book_ticker+trades rows into empty tables with the same indexes: **$raw_rate rows/s**."
+    echo "The daemon's highest achieved zero-loss rate in case a (${best_a:-0} msg/s, one row per message, while also receiving and parsing) is **$fraction %** of it."
+  } | tee -a "$report"
+}
+
+for c in $cases; do
+  if [ "$c" = a ]; then symbols=50; channels=bookTicker,aggTrade; rates=$rates_a; title="Case a: 50 symbols × bookTicker+aggTrade"
+  else symbols=200; channels=bookTicker,aggTrade,depth@100ms; rates=$rates_b; title="Case b: 200 symbols × bookTicker+aggTrade+depth@100ms"; fi
+  {
+    echo; echo "## $title"; echo
+    echo "| offered msg/s | achieved msg/s | stored/events | dropped | drain after last event | p50 | p99 | p99.9 | daemon CPU s / M msgs | peak RSS | start to READY | rows/s per table | result |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  } | tee -a "$report"
+  best=0; best_achieved=0
+  for rate in $rates; do
+    if run_step "$c" "$rate" "$symbols" "$channels"; then best=$rate; best_achieved=$last_achieved; else break; fi
+  done
+  echo | tee -a "$report"
+  echo "Highest offered rate with zero loss and no lag: **$best msg/s** (achieved $best_achieved msg/s)." | tee -a "$report"
+  if [ "$c" = a ]; then best_a=$best_achieved; raw_copy; fi
 done
+
+# Throughput against p99 latency, one line per case.
+if ! command -v gnuplot >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null 2>&1 || true
+fi
+if command -v gnuplot >/dev/null 2>&1; then
+  for c in a b; do grep "^$c," "$csv" | awk -F, '$5 != "" {print $3, $5}' >"$work/plot-$c.dat"; done
+  gnuplot <<EOF2
+set terminal png size 900,500 noenhanced
+set output '$chart'
+set title 'orderbook-ingestor: throughput vs p99 exchange-to-commit latency ($(nproc) cores, all co-located)'
+set xlabel 'achieved messages/s'; set ylabel 'p99 latency (ms, bucket upper edge)'
+set grid; set key left top
+plot '$work/plot-a.dat' with linespoints title 'case a: 50 symbols, bookTicker+aggTrade', \
+     '$work/plot-b.dat' with linespoints title 'case b: 200 symbols, +depth@100ms'
+EOF2
+  echo | tee -a "$report"; echo "![throughput vs latency]($(basename "$chart"))" | tee -a "$report"
+else
+  echo "(gnuplot not available: no chart)" | tee -a "$report"
+fi
+echo; echo "written: $report, $csv${chart:+, $chart}"

@@ -164,7 +164,8 @@ public sealed partial class IngestionPipeline : BackgroundService
                 continue;
             }
 
-            Fail($"a pipeline task ended unexpectedly: {first.Exception?.GetBaseException().Message ?? "no error"}");
+            var which = fixedTasks.IndexOf(first) is var i and >= 0 ? FixedTaskNames.ElementAtOrDefault(i) ?? $"task {i}" : "a shard reader";
+            Fail($"{which} ended unexpectedly ({first.Status}): {first.Exception?.GetBaseException().Message ?? "no exception"}");
             break;
         }
 
@@ -186,6 +187,10 @@ public sealed partial class IngestionPipeline : BackgroundService
         await Quietly(replayer).ConfigureAwait(false);
         Log.Stopped(_log, _metrics.BookTicker.RowsCommitted, _metrics.Trades.RowsCommitted);
     }
+
+    /// <summary>The long-running loops other than readers, in the order the supervisor watches them.</summary>
+    private static readonly string[] FixedTaskNames =
+        ["book_ticker flusher", "trades flusher", "depth flusher", "snapshot flusher", "top flusher", "spool replayer", "backfill", "gap writer", "snapshots", "reload"];
 
     private async Task Quietly(Task task)
     {

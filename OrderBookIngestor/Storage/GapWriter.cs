@@ -40,7 +40,8 @@ public sealed class GapWriter
                         Log.GapRecorded(_log, gap.Stream, gap.Reason.Label(), gap.FirstMissingId, gap.LastMissingId, (gap.EndMs - gap.StartMs) / 1000.0);
                         break;
                     }
-                    catch (Exception ex) when ((ex is NpgsqlException or IOException or SocketException or TimeoutException) && !abort.IsCancellationRequested)
+                    catch (Exception ex) when ((ex is NpgsqlException or IOException or SocketException or TimeoutException or OperationCanceledException)
+                                               && !abort.IsCancellationRequested)
                     {
                         await Task.Delay(_retry.Next(), _time, abort).ConfigureAwait(false);
                     }

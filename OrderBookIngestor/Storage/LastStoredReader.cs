@@ -14,9 +14,17 @@ public static class LastStoredReader
     {
         var result = new Dictionary<int, LastStored>();
         await using var connection = await dataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
-        foreach (var id in symbolIds)
+        var ids = symbolIds.ToList();
+        if (ids.Count == 0)
         {
-            await using var cmd = new NpgsqlCommand("""
+            return result;
+        }
+
+        // One round trip for every symbol, each lookup an index probe.
+        await using var batch = new NpgsqlBatch(connection);
+        foreach (var id in ids)
+        {
+            var cmd = new NpgsqlBatchCommand("""
                 SELECT (SELECT (extract(epoch FROM max(ts_exchange)) * 1000)::bigint FROM marketdata.book_ticker WHERE symbol_id = $1),
                        t.agg_trade_id, (extract(epoch FROM t.ts_trade) * 1000)::bigint,
                        d.final_update_id, (extract(epoch FROM d.ts_exchange) * 1000)::bigint
@@ -25,9 +33,14 @@ public static class LastStoredReader
                                    ORDER BY ts_exchange DESC, agg_trade_id DESC LIMIT 1) t ON true
                 LEFT JOIN LATERAL (SELECT final_update_id, ts_exchange FROM marketdata.depth_events WHERE symbol_id = $1
                                    ORDER BY final_update_id DESC LIMIT 1) d ON true
-                """, connection);
+                """);
             cmd.Parameters.Add(new NpgsqlParameter { Value = id });
-            await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            batch.BatchCommands.Add(cmd);
+        }
+
+        await using var reader = await batch.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        foreach (var id in ids)
+        {
             await reader.ReadAsync(ct).ConfigureAwait(false);
             result[id] = new LastStored(
                 reader.IsDBNull(0) ? 0 : reader.GetInt64(0),
@@ -35,6 +48,7 @@ public static class LastStoredReader
                 reader.IsDBNull(2) ? 0 : reader.GetInt64(2),
                 reader.IsDBNull(3) ? 0 : reader.GetInt64(3),
                 reader.IsDBNull(4) ? 0 : reader.GetInt64(4));
+            await reader.NextResultAsync(ct).ConfigureAwait(false);
         }
 
         return result;

@@ -112,7 +112,9 @@ public sealed class SpoolReplayer
             await action().ConfigureAwait(false);
             return true;
         }
-        catch (Exception ex) when (ex is NpgsqlException or IOException or SocketException or TimeoutException or InvalidOperationException)
+        // A timed-out call surfaces as OperationCanceledException too; at shutdown the loop's own wait stops it.
+        catch (Exception ex) when (ex is NpgsqlException or IOException or SocketException or TimeoutException or InvalidOperationException
+                                       or OperationCanceledException)
         {
             return false;
         }

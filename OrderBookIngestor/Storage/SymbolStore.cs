@@ -17,26 +17,40 @@ public sealed class SymbolStore
         var ids = new Dictionary<string, int>(StringComparer.Ordinal);
         await using var connection = await _dataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
         await using var tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
-        foreach (var s in symbols)
+        var list = symbols.ToList();
+        if (list.FirstOrDefault(s => !SymbolNames.IsValid(s.Symbol)) is { } bad)
         {
-            if (!SymbolNames.IsValid(s.Symbol))
-            {
-                throw new ArgumentException($"'{s.Symbol}' is not a valid symbol.", nameof(symbols));
-            }
+            throw new ArgumentException($"'{bad.Symbol}' is not a valid symbol.", nameof(symbols));
+        }
 
-            await using var cmd = new NpgsqlCommand("""
+        // One round trip for every symbol: start-up time matters with --symbols ALL.
+        await using var batch = new NpgsqlBatch(connection, tx);
+        foreach (var s in list)
+        {
+            var cmd = new NpgsqlBatchCommand("""
                 INSERT INTO marketdata.symbols (exchange, symbol, base_asset, quote_asset, is_active)
                 VALUES ($1, $2, $3, $4, true)
                 ON CONFLICT (exchange, symbol) DO UPDATE
                     SET base_asset = EXCLUDED.base_asset, quote_asset = EXCLUDED.quote_asset,
                         is_active = true, updated_at = now()
                 RETURNING id
-                """, connection, tx);
+                """);
             cmd.Parameters.Add(new NpgsqlParameter { Value = ExchangeName });
             cmd.Parameters.Add(new NpgsqlParameter { Value = s.Symbol });
             cmd.Parameters.Add(new NpgsqlParameter { Value = s.BaseAsset });
             cmd.Parameters.Add(new NpgsqlParameter { Value = s.QuoteAsset });
-            ids[s.Symbol] = (int)(await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
+            batch.BatchCommands.Add(cmd);
+        }
+
+        if (list.Count > 0)
+        {
+            await using var reader = await batch.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            foreach (var s in list)
+            {
+                await reader.ReadAsync(ct).ConfigureAwait(false);
+                ids[s.Symbol] = reader.GetInt32(0);
+                await reader.NextResultAsync(ct).ConfigureAwait(false);
+            }
         }
 
         await tx.CommitAsync(ct).ConfigureAwait(false);
