@@ -178,7 +178,7 @@ public sealed class BatchFlusher<T, TEncoder>
             {
                 committed = await _committer.CommitAsync(_tableId, batch.Id, batch.Rows, batch.Payload(), abort).ConfigureAwait(false);
             }
-            catch (Exception ex) when (IsTransient(ex) && !abort.IsCancellationRequested)
+            catch (Exception ex) when (DatabaseErrors.IsTransient(ex) && !abort.IsCancellationRequested)
             {
                 _stats.OnAttemptFinished(_time.GetUtcNow().ToUnixTimeMilliseconds());
                 failures++;
@@ -227,9 +227,6 @@ public sealed class BatchFlusher<T, TEncoder>
             return;
         }
     }
-
-    private static bool IsTransient(Exception ex) => ex is NpgsqlException or IOException or SocketException or TimeoutException
-        or InvalidOperationException or OperationCanceledException;
 
     private static string DescribeError(Exception ex) => ex switch
     {

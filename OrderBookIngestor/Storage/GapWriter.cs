@@ -40,8 +40,7 @@ public sealed class GapWriter
                         Log.GapRecorded(_log, gap.Stream, gap.Reason.Label(), gap.FirstMissingId, gap.LastMissingId, (gap.EndMs - gap.StartMs) / 1000.0);
                         break;
                     }
-                    catch (Exception ex) when ((ex is NpgsqlException or IOException or SocketException or TimeoutException or OperationCanceledException)
-                                               && !abort.IsCancellationRequested)
+                    catch (Exception ex) when (DatabaseErrors.IsTransient(ex) && !abort.IsCancellationRequested)
                     {
                         await Task.Delay(_retry.Next(), _time, abort).ConfigureAwait(false);
                     }

@@ -112,9 +112,8 @@ public sealed class SpoolReplayer
             await action().ConfigureAwait(false);
             return true;
         }
-        // A timed-out call surfaces as OperationCanceledException too; at shutdown the loop's own wait stops it.
-        catch (Exception ex) when (ex is NpgsqlException or IOException or SocketException or TimeoutException or InvalidOperationException
-                                       or OperationCanceledException)
+        // At shutdown the loop's own wait stops it.
+        catch (Exception ex) when (DatabaseErrors.IsTransient(ex))
         {
             return false;
         }
