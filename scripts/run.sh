@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the daemon and runs it. With no --database (and no ORDERBOOK_DATABASE) it starts a private
-# PostgreSQL cluster under ./.local/pg. With --simulate it records from the built-in fake exchange.
+# PostgreSQL cluster under ./.local/pg (database "marketdata"). With --simulate it records from the
+# built-in fake exchange into a database "simulated" that is recreated on every run.
 #
 #   ./scripts/run.sh --simulate                                      # offline demo
 #   ./scripts/run.sh --symbols BTCUSDT,ETHUSDT --channels bookTicker,aggTrade   # live Binance USD-M
@@ -34,9 +35,16 @@ obi_publish "$root"
 
 if [ -z "$database" ]; then
   pg_start "$root/.local/pg" "$pg_port"
-  pg_ensure_db marketdata
-  database=$(pg_conn marketdata)
-  psql_hint="psql -h 127.0.0.1 -p $PG_PORT -U postgres marketdata"
+  # Simulated data gets its own database, fresh each run: a restarted simulator reuses its ids, which a
+  # real exchange never does, and live recordings in "marketdata" must not meet demo data.
+  dbname=marketdata
+  if [ "$simulate" = 1 ]; then
+    dbname=simulated
+    "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qc "DROP DATABASE IF EXISTS simulated WITH (FORCE)" >/dev/null 2>&1
+  fi
+  pg_ensure_db "$dbname"
+  database=$(pg_conn "$dbname")
+  psql_hint="psql -h 127.0.0.1 -p $PG_PORT -U postgres $dbname"
 else
   psql_hint="psql <your database>"
 fi
