@@ -11,6 +11,8 @@
 #   ./scripts/bench.sh                        # both cases, default ramps
 #   BENCH_CASES=a BENCH_SECONDS=20 ./scripts/bench.sh
 #   BENCH_RATES_A="50000 100000" BENCH_RATES_B="10000 20000" ./scripts/bench.sh
+#   BENCH_CASES="" BENCH_SOAK_SECONDS=600 BENCH_SOAK_RATE=50000 ./scripts/bench.sh   # memory over a long run
+#   BENCH_BDN=1 ./scripts/bench.sh            # also the BenchmarkDotNet micro-benchmarks
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=lib/pg.sh
@@ -154,11 +156,56 @@ for c in $cases; do
   if [ "$c" = a ]; then best_a=$best_achieved; raw_copy; fi
 done
 
+# Memory over a long run at a fixed rate (case a's shape): RSS and managed heap sampled every 30 s.
+soak_seconds=${BENCH_SOAK_SECONDS:-0}
+if [ "$soak_seconds" -gt 0 ]; then
+  soak_rate=${BENCH_SOAK_RATE:-50000}
+  psql_q postgres "DROP DATABASE IF EXISTS bench WITH (FORCE)" >/dev/null 2>&1; psql_q postgres "CREATE DATABASE bench" >/dev/null
+  rm -rf "$work/spool"
+  "$bin" simulate --port "$sim_port" --symbols 50 --rate "$soak_rate" --wait-streams 100 >"$work/sim-soak.log" 2>&1 &
+  sim=$!; pids+=("$sim")
+  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null 2>&1 && break; sleep 0.1; done
+  ORDERBOOK_DATABASE="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=bench" ORDERBOOK_SPOOL_DIRECTORY="$work/spool" \
+    "$bin" --symbols ALL --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" \
+    --http "127.0.0.1:$http_port" --summary-interval 0 --log-level Warning >"$work/daemon-soak.log" 2>&1 &
+  daemon=$!; pids+=("$daemon")
+  {
+    echo; echo "## Memory over ${soak_seconds} s at $soak_rate msg/s (50 symbols × bookTicker+aggTrade)"; echo
+    echo "| elapsed | RSS | managed heap | rows written | buffered |"; echo "|---|---|---|---|---|"
+  } | tee -a "$report"
+  start=$(date +%s); samples=()
+  while [ $(( $(date +%s) - start )) -lt "$soak_seconds" ]; do
+    sleep 30
+    m=$(curl -fs "http://127.0.0.1:$http_port/metrics" || true)
+    rss=$(awk '/VmRSS/{print int($2/1024)}' "/proc/$daemon/status")
+    heap=$(echo "$m" | awk '/^orderbook_gc_heap_bytes/{printf "%d", $2/1048576}')
+    rows=$(echo "$m" | awk '/^orderbook_rows_written_total/{s+=$2} END{printf "%d", s}')
+    buffered=$(echo "$m" | awk '/^orderbook_buffer_depth/{s+=$2} END{printf "%d", s}')
+    samples+=("$rss")
+    echo "| $(( $(date +%s) - start )) s | $rss MB | $heap MB | $rows | $buffered |" | tee -a "$report"
+  done
+  kill -TERM "$daemon"; wait "$daemon" 2>/dev/null || true; kill "$sim" 2>/dev/null || true
+  n=${#samples[@]}
+  if [ "$n" -ge 4 ]; then
+    # Flat: the average of the last third is within 10 % of the average of the second third (after warm-up).
+    verdict=$(printf '%s\n' "${samples[@]}" | awk -v n="$n" '{v[NR]=$1} END{t=int(n/3); a=0; b=0; for(i=t+1;i<=2*t;i++)a+=v[i]; for(i=n-t+1;i<=n;i++)b+=v[i]; a/=t; b/=t; printf "%s (second third %.0f MB, last third %.0f MB)", (b <= a*1.1 ? "flat" : "GROWING"), a, b}')
+    echo; echo "RSS over the run: **$verdict**." | tee -a "$report"
+  fi
+fi
+
+# BenchmarkDotNet micro-benchmarks of the parser and the COPY row encoder (per message: time and bytes allocated).
+if [ "${BENCH_BDN:-0}" = 1 ]; then
+  { echo; echo "## BenchmarkDotNet"; echo; echo '```'; } >>"$report"
+  dotnet run -c Release --project "$root/OrderBookIngestor.Benchmarks" -- --filter '*' 2>&1 | tee "$work/bdn.log" \
+    | sed -n '/^| *Method/,/^$/p' | tee -a "$report"
+  echo '```' >>"$report"
+fi
+
 # Throughput against p99 latency, one line per case.
 if ! command -v gnuplot >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null 2>&1 || true
 fi
-if command -v gnuplot >/dev/null 2>&1; then
+if command -v gnuplot >/dev/null 2>&1 && [ "$(wc -l <"$csv")" -gt 1 ]; then
   for c in a b; do grep "^$c," "$csv" | awk -F, '$5 != "" {print $3, $5}' >"$work/plot-$c.dat"; done
   gnuplot <<EOF2
 set terminal png size 900,500 noenhanced
@@ -171,6 +218,6 @@ plot '$work/plot-a.dat' with linespoints title 'case a: 50 symbols, bookTicker+a
 EOF2
   echo | tee -a "$report"; echo "![throughput vs latency]($(basename "$chart"))" | tee -a "$report"
 else
-  echo "(gnuplot not available: no chart)" | tee -a "$report"
+  echo "(no chart: gnuplot not available, or no ramp was run)" | tee -a "$report"
 fi
 echo; echo "written: $report, $csv${chart:+, $chart}"

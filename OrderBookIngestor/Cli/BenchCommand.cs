@@ -59,7 +59,8 @@ public static class BenchCommand
         return command;
     }
 
-    private static (byte[][] Frames, SymbolTable Symbols) Frames(int symbolCount, MarketChannel[] channels)
+    /// <summary>Combined-stream frames from the simulator's market, and the symbol table that resolves them.</summary>
+    internal static (byte[][] Frames, SymbolTable Symbols) Frames(int symbolCount, MarketChannel[] channels)
     {
         var universe = SymbolUniverse.Create(symbolCount);
         var market = new SimulatedMarket(universe, 1, TimeProvider.System);
