@@ -20,7 +20,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=lib/build.sh
 . "$root/scripts/lib/build.sh"
 
-cases=${BENCH_CASES:-"a b"}
+cases=${BENCH_CASES-"a b"}   # set but empty (BENCH_CASES="") runs no ramp, e.g. for a soak only
 seconds=${BENCH_SECONDS:-10}
 rates_a=${BENCH_RATES_A:-"20000 50000 100000 150000 200000 250000"}
 rates_b=${BENCH_RATES_B:-"5000 10000 20000 40000 80000"}
@@ -95,6 +95,8 @@ run_step() {
   done
   local cpu1 metrics dropped p50 p99 p999 rss per_table achieved cpu_per_m ok
   cpu1=$(cpu_ticks "$daemon")
+  # Read again after the drain: a simulator behind its own rate may still have been sending.
+  delivered=$(ledger delivered || echo 0)
   metrics=$(curl -fs "http://127.0.0.1:$http_port/metrics")
   dropped=$(ledger droppedSlowClients || echo "?")
   p50=$(echo "$metrics" | quantile 0.5); p99=$(echo "$metrics" | quantile 0.99); p999=$(echo "$metrics" | quantile 0.999)
@@ -110,11 +112,13 @@ run_step() {
   ok="zero loss"
   if [ "$rows" != "$delivered" ] || [ "$delivered" != "$events" ] || [ "$dropped" != 0 ] || [ "$drain" = "> 10 s" ]; then ok="LOSS/LAG"; fi
   if [ "$ok" = "zero loss" ] && awk -v d="$drain" 'BEGIN{split(d,a," "); exit !(a[1] > 2.0)}'; then ok="LAG"; fi
+  # The simulator could not offer the rate (it shares the cores): not the daemon's limit; the ramp ends here.
+  if [ "$ok" = "zero loss" ] && awk -v a="$achieved" -v r="$rate" 'BEGIN{exit !(a < 0.9 * r)}'; then ok="zero loss, simulator-bound"; fi
   printf '| %s | %s | %s/%s | %s | %s | %s | %s | %s | %s | %s | %s ms | %s | %s |\n' \
     "$rate" "$achieved" "$rows" "$events" "$dropped" "$drain" "$p50" "$p99" "$p999" "$cpu_per_m" "$rss" "$ready_ms" "$per_table" "$ok" | tee -a "$report"
   last_achieved=$achieved
   echo "$case,$rate,$achieved,${p50//[^0-9.]/},${p99//[^0-9.]/},${p999//[^0-9.]/},$ok" >>"$csv"
-  [ "$ok" = "zero loss" ]
+  [ "$ok" = "zero loss" ] || [ "$ok" = "zero loss, simulator-bound" ]
 }
 
 # PostgreSQL's own COPY of the same rows (case a's last database), from binary files, into empty
