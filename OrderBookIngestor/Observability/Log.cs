@@ -33,9 +33,6 @@ internal static partial class Log
     [LoggerMessage(1008, LogLevel.Warning, "Symbols not listed as TRADING perpetuals by exchangeInfo are still subscribed: {Symbols}")]
     public static partial void SymbolsNotListed(ILogger logger, string symbols);
 
-    [LoggerMessage(1009, LogLevel.Error, "Shard {Shard}: an event could not be buffered before the drain deadline and is lost")]
-    public static partial void EventLostAtShutdown(ILogger logger, string shard);
-
     [LoggerMessage(1010, LogLevel.Information, "Backfilling {Symbol} aggTrade ids {From}..{To} from REST")]
     public static partial void BackfillStarted(ILogger logger, string symbol, long from, long to);
 

@@ -46,15 +46,9 @@ public sealed class StreamStates
 
     public bool TryGetTrades(int symbolId, out TradeSequence sequence) => _trades.TryGetValue(symbolId, out sequence!);
 
-    public DepthSequencer Book(int symbolId) => _books[symbolId];
-
     public IReadOnlyList<DepthSequencer> Books => [.. _books.Values];
 
-    public RecentIdSequence BookTicker(int symbolId) => _bookTickers[symbolId];
-
     public TradeSequence Trades(int symbolId) => _trades[symbolId];
-
-    public IEnumerable<RecentIdSequence> AllBookTickers => _bookTickers.Values;
 
     /// <summary>Every subscribed stream with its route and activity, for the silence monitor.</summary>
     public IReadOnlyList<(string Stream, BinanceRoute Route, StreamActivity Activity)> Activities(IReadOnlyCollection<MarketChannel> channels, IReadOnlySet<int>? symbolIds = null)

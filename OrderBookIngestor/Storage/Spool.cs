@@ -23,7 +23,6 @@ public sealed class Spool : IDisposable
     private readonly Lock _gate = new();
     private FileStream? _active;
     private long _bytes;
-    private long _written;
     private long _corrupt;
     private int _counter;
 
@@ -40,8 +39,6 @@ public sealed class Spool : IDisposable
     public string DirectoryPath => _directory;
 
     public long Bytes => Interlocked.Read(ref _bytes);
-
-    public long RecordsWritten => Interlocked.Read(ref _written);
 
     public long CorruptRecords => Interlocked.Read(ref _corrupt);
 
@@ -76,7 +73,6 @@ public sealed class Spool : IDisposable
             // Durable before we forget the rows in memory: a power loss must not lose an acknowledged spool write.
             _active.Flush(flushToDisk: true);
             _bytes += record.Length;
-            _written++;
             return true;
         }
     }
