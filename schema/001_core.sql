@@ -1,5 +1,8 @@
 -- 001_core: the schema, the symbol registry and the two first event tables.
 -- Idempotent: every statement can run again on an up-to-date database without effect.
+-- Event tables carry a /*{{PARTITION BY RANGE (column)}}*/ marker: on plain PostgreSQL and Citus the migrator
+-- turns it into native range partitioning by time; on TimescaleDB it stays a comment and the table becomes a
+-- hypertable instead (schema/tiers/). Run by hand, a file gives TimescaleDB's shape.
 
 CREATE SCHEMA IF NOT EXISTS marketdata;
 
@@ -31,7 +34,7 @@ CREATE TABLE IF NOT EXISTS marketdata.book_ticker (
     bid_qty        float8      NOT NULL,
     best_ask       float8      NOT NULL,
     ask_qty        float8      NOT NULL
-);
+) /*{{PARTITION BY RANGE (ts_exchange)}}*/;
 
 CREATE INDEX IF NOT EXISTS book_ticker_symbol_ts_idx ON marketdata.book_ticker (symbol_id, ts_exchange);
 
@@ -46,6 +49,6 @@ CREATE TABLE IF NOT EXISTS marketdata.trades (
     first_trade_id bigint      NOT NULL,
     last_trade_id  bigint      NOT NULL,
     is_buyer_maker boolean     NOT NULL
-);
+) /*{{PARTITION BY RANGE (ts_exchange)}}*/;
 
 CREATE INDEX IF NOT EXISTS trades_symbol_ts_idx ON marketdata.trades (symbol_id, ts_exchange);

@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS marketdata.depth_events (
     bid_qtys             float8[]    NOT NULL,
     ask_prices           float8[]    NOT NULL,
     ask_qtys             float8[]    NOT NULL
-);
+) /*{{PARTITION BY RANGE (ts_exchange)}}*/;
 
 -- Replays walk one symbol's diffs in update-id order from a snapshot.
 CREATE INDEX IF NOT EXISTS depth_events_symbol_update_idx ON marketdata.depth_events (symbol_id, final_update_id);
@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS marketdata.book_snapshots (
     bid_qtys       float8[]    NOT NULL,
     ask_prices     float8[]    NOT NULL,
     ask_qtys       float8[]    NOT NULL
-);
+) /*{{PARTITION BY RANGE (ts_exchange)}}*/;
 
 CREATE INDEX IF NOT EXISTS book_snapshots_symbol_update_idx ON marketdata.book_snapshots (symbol_id, last_update_id);
 
@@ -54,6 +54,6 @@ CREATE TABLE IF NOT EXISTS marketdata.orderbook_top (
     microprice     float8,
     imbalance_l1   float8,
     imbalance_l5   float8
-);
+) /*{{PARTITION BY RANGE (ts)}}*/;
 
 CREATE INDEX IF NOT EXISTS orderbook_top_symbol_ts_idx ON marketdata.orderbook_top (symbol_id, ts);

@@ -175,18 +175,20 @@ if [ "$soak_seconds" -gt 0 ]; then
   daemon=$!; pids+=("$daemon")
   {
     echo; echo "## Memory over ${soak_seconds} s at $soak_rate msg/s (50 symbols × bookTicker+aggTrade)"; echo
-    echo "| elapsed | RSS | managed heap | rows written | buffered |"; echo "|---|---|---|---|---|"
+    echo "| elapsed | RSS | of which anonymous | of which file-backed | managed heap | rows written | buffered |"; echo "|---|---|---|---|---|---|---|"
   } | tee -a "$report"
   start=$(date +%s); samples=()
   while [ $(( $(date +%s) - start )) -lt "$soak_seconds" ]; do
     sleep 30
     m=$(curl -fs "http://127.0.0.1:$http_port/metrics" || true)
     rss=$(awk '/VmRSS/{print int($2/1024)}' "/proc/$daemon/status")
+    anon=$(awk '/RssAnon/{print int($2/1024)}' "/proc/$daemon/status")
+    file=$(awk '/RssFile/{print int($2/1024)}' "/proc/$daemon/status")
     heap=$(echo "$m" | awk '/^orderbook_gc_heap_bytes/{printf "%d", $2/1048576}')
     rows=$(echo "$m" | awk '/^orderbook_rows_written_total/{s+=$2} END{printf "%d", s}')
     buffered=$(echo "$m" | awk '/^orderbook_buffer_depth/{s+=$2} END{printf "%d", s}')
     samples+=("$rss")
-    echo "| $(( $(date +%s) - start )) s | $rss MB | $heap MB | $rows | $buffered |" | tee -a "$report"
+    echo "| $(( $(date +%s) - start )) s | $rss MB | $anon MB | $file MB | $heap MB | $rows | $buffered |" | tee -a "$report"
   done
   kill -TERM "$daemon"; wait "$daemon" 2>/dev/null || true; kill "$sim" 2>/dev/null || true
   n=${#samples[@]}

@@ -103,6 +103,101 @@ public sealed partial class EndToEndTests : DatabaseTest
     private static decimal Dec(string pgText) => decimal.Parse(pgText, NumberStyles.Float, CultureInfo.InvariantCulture);
 
     [Test]
+    public async Task TwoInstances_SplitTheSymbols_AndTogetherStoreEveryEventExactlyOnce()
+    {
+        var sim = new SimulatorOptions { Symbols = 8, Rate = 10_000, Events = 16_000, Seed = 11, WaitForStreams = 16, RecordEvents = true };
+        await using var h = await Harness.StartAsync(Db, sim, o => o.Instance = "0/2");
+        var secondOptions = new OrderBookIngestor.Configuration.IngestorOptions
+        {
+            Database = Db.ConnectionString, Symbols = h.Options.Symbols, WsUrl = h.Simulator.WsUrl, RestUrl = h.Simulator.RestUrl,
+            Http = $"127.0.0.1:{Harness.FreePort()}", SummaryIntervalSeconds = 0, Instance = "1/2",
+            SpoolDirectory = Path.Combine(Path.GetTempPath(), "obi-test-spool-" + Guid.NewGuid().ToString("N")),
+        };
+        using var second = OrderBookIngestor.Hosting.IngestorHost.Build(secondOptions, new TestContextLoggerProvider(), null, _ => null);
+        await second.StartAsync();
+        try
+        {
+            var secondMetrics = (OrderBookIngestor.Observability.IngestorMetrics)second.Services.GetService(typeof(OrderBookIngestor.Observability.IngestorMetrics))!;
+            long Committed(OrderBookIngestor.Observability.IngestorMetrics m) => m.BookTicker.RowsCommitted + m.Trades.RowsCommitted;
+            await h.Simulator.Finished.WaitAsync(TimeSpan.FromSeconds(60));
+            await Harness.WaitUntilAsync(() => Committed(h.Metrics) + Committed(secondMetrics) >= h.Simulator.Ledger.Delivered, TimeSpan.FromSeconds(60),
+                () => $"{Committed(h.Metrics)} + {Committed(secondMetrics)} of {h.Simulator.Ledger.Delivered}");
+
+            var split0 = h.Options.Symbols.Where(s => OrderBookIngestor.Configuration.InstanceSplit.InstanceOf(s, 2) == 0).ToList();
+            Assert.That(split0, Is.Not.Empty.And.Count.LessThan(h.Options.Symbols.Count), "the seed's symbols fall to both instances");
+            Assert.That(Committed(h.Metrics), Is.GreaterThan(0));
+            Assert.That(Committed(secondMetrics), Is.GreaterThan(0));
+            Assert.That(h.Metrics.Shards.SelectMany(sh => sh.Plan.Streams).Select(st => st.Split('@')[0].ToUpperInvariant()).Distinct(), Is.EquivalentTo(split0));
+            await AssertAggregatesMatchAsync(h.Simulator.Ledger.Snapshot());
+            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.symbols WHERE is_active"), Is.EqualTo(8), "each registers its own share; both shares active");
+        }
+        finally
+        {
+            await second.StopAsync();
+            if (Directory.Exists(secondOptions.SpoolDirectory))
+            {
+                Directory.Delete(secondOptions.SpoolDirectory, recursive: true);
+            }
+        }
+    }
+
+    [Test]
+    public async Task DaemonMaintainedRollups_EqualTheSimulatorsEventsPerSecond()
+    {
+        var sim = new SimulatorOptions { Symbols = 3, Rate = 6_000, Events = 18_000, Seed = 23, WaitForStreams = 6, RecordEvents = true };
+        await using var h = await Harness.StartAsync(Db, sim, o => o.RollupIntervalMs = 200);
+        if (!OrderBookIngestor.Storage.StorageTiers.DaemonMaintained(h.Metrics.StorageTier))
+        {
+            Assert.Ignore("continuous aggregates on full TimescaleDB");
+        }
+
+        await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
+        await Harness.WaitUntilAsync(() => h.Metrics.Maintenance.RollupBatches >= h.Metrics.BookTicker.Batches + h.Metrics.Trades.Batches, TimeSpan.FromSeconds(30),
+            () => $"rolled up {h.Metrics.Maintenance.RollupBatches} of {h.Metrics.BookTicker.Batches + h.Metrics.Trades.Batches} batches");
+
+        var events = h.Simulator.Ledger.Snapshot().Values.SelectMany(t => t.Events).ToList();
+        var books = events.Where(e => e.Channel == MarketChannel.BookTicker).GroupBy(e => (e.Symbol, e.EventTimeMs / 1000)).ToDictionary(g => g.Key, g =>
+        {
+            var o = g.OrderBy(e => e.EventTimeMs).ThenBy(e => e.Id).Select(e => ((double)e.Price + (double)e.Price2) / 2).ToList();
+            return FormattableString.Invariant($"{o[0]}/{o.Max()}/{o.Min()}/{o[^1]}/{o.Count}");
+        });
+        var trades = events.Where(e => e.Channel == MarketChannel.AggTrade).GroupBy(e => (e.Symbol, e.EventTimeMs / 1000)).ToDictionary(g => g.Key, g =>
+        {
+            var o = g.OrderBy(e => e.Id).ToList();
+            return FormattableString.Invariant($"{o.Count}/{o.Sum(e => e.LastId - e.FirstId + 1)}/{o.Sum(e => e.Qty)}/{o.Where(e => !e.Maker).Sum(e => e.Qty)}/{o[0].Price}/{o[^1].Price}");
+        });
+        Assert.That(await StoredAsync("""
+            SELECT s.symbol, extract(epoch FROM b.bucket)::bigint, b.mid_open::float8, b.mid_high, b.mid_low, b.mid_close, b.updates
+            FROM marketdata.bt_1s b JOIN marketdata.symbols s ON s.id = b.symbol_id
+            """, r => FormattableString.Invariant($"{r.GetDouble(2)}/{r.GetDouble(3)}/{r.GetDouble(4)}/{r.GetDouble(5)}/{r.GetInt64(6)}")), Is.EquivalentTo(books));
+        // Volumes compared as the exchange's decimals: the float8 sum of a second's quantities, rounded to the
+        // quantity precision, is that decimal sum.
+        Assert.That(await StoredAsync("""
+            SELECT s.symbol, extract(epoch FROM t.bucket)::bigint, t.agg_trades, t.trades, round(t.volume::numeric, 8), round(t.buy_volume::numeric, 8), t.price_open::numeric, t.price_close::numeric
+            FROM marketdata.trade_1s t JOIN marketdata.symbols s ON s.id = t.symbol_id
+            """, r => FormattableString.Invariant($"{r.GetInt64(2)}/{r.GetInt64(3)}/{Trim(r.GetDecimal(4))}/{Trim(r.GetDecimal(5))}/{Trim(r.GetDecimal(6))}/{Trim(r.GetDecimal(7))}")),
+            Is.EquivalentTo(trades.ToDictionary(kv => kv.Key, kv => Normalize(kv.Value))));
+    }
+
+    private static string Normalize(string parts) => string.Join('/', parts.Split('/').Select(p => Trim(decimal.Parse(p, CultureInfo.InvariantCulture)).ToString(CultureInfo.InvariantCulture)));
+
+    /// <summary>The same decimal without trailing zeros (1.500 → 1.5), so values compare as text.</summary>
+    private static decimal Trim(decimal d) => d / 1.000000000000000000000000000000000m;
+
+    private async Task<Dictionary<(string, long), string>> StoredAsync(string sql, Func<Npgsql.NpgsqlDataReader, string> describe)
+    {
+        var stored = new Dictionary<(string, long), string>();
+        await using var cmd = Db.DataSource.CreateCommand(sql);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            stored[(reader.GetString(0), reader.GetInt64(1))] = describe(reader);
+        }
+
+        return stored;
+    }
+
+    [Test]
     public async Task GarbageFramesOnTheWire_AreCountedAndSkippedAndInventNoRows()
     {
         var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Events = 2_000, Seed = 5, WaitForStreams = 4 };

@@ -9,7 +9,7 @@ namespace OrderBookIngestor.Tests.Integration;
 
 public sealed class StorageTests : DatabaseTest
 {
-    private Task<int> Migrate() => new SchemaMigrator(Db.DataSource, NullLogger.Instance).MigrateAsync(CancellationToken.None);
+    private async Task<int> Migrate() => (await new SchemaMigrator(Db.DataSource, NullLogger.Instance).MigrateAsync(CancellationToken.None)).Applied;
 
     private static TradeEvent Trade(long id) => new(1, id, 1_700_000_000_000 + id, 1_700_000_000_000 + id, 1_700_000_000_000_000, 100.5, 0.001, id * 10, (id * 10) + 2, id % 2 == 0);
 
@@ -18,11 +18,18 @@ public sealed class StorageTests : DatabaseTest
     {
         Assert.That(await Migrate(), Is.EqualTo(SchemaMigrator.Migrations().Count));
         Assert.That(await Migrate(), Is.Zero);
+        var tier = await Db.ScalarAsync<string>("SELECT marketdata.storage_tier()");
         foreach (var (name, sql) in SchemaMigrator.Migrations())
         {
             // Each file on its own must also be safe to re-run (operators do run them by hand).
-            await using var cmd = Db.DataSource.CreateCommand(sql);
+            await using var cmd = Db.DataSource.CreateCommand(SchemaMigrator.Render(sql, tier));
             Assert.DoesNotThrowAsync(async () => await cmd.ExecuteNonQueryAsync(), name);
+        }
+
+        // So must the tier's setup and the views, which every changed configuration runs again.
+        await using (var setup = Db.DataSource.CreateCommand(SchemaMigrator.SetupSql(tier, createRoles: false)))
+        {
+            Assert.DoesNotThrowAsync(async () => await setup.ExecuteNonQueryAsync(), "tier setup");
         }
 
         Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.schema_migrations"), Is.EqualTo(SchemaMigrator.Migrations().Count));

@@ -23,6 +23,7 @@ public static class CommandLine
         root.Add(CheckCommand.Create());
         root.Add(SimulateCommand.Create());
         root.Add(BenchCommand.Create());
+        root.Add(StorageBenchCommand.Create());
         return root;
     }
 }
@@ -49,6 +50,10 @@ public sealed class RunFlags
         flags.Add(command, nameof(IngestorOptions.BatchMaxRows), "--batch-max-rows", "Rows per COPY batch at most (default 10000).");
         flags.Add(command, nameof(IngestorOptions.BatchMaxAgeMs), "--batch-max-age-ms", "Send a batch once its first row is this old (default 100).");
         flags.Add(command, nameof(IngestorOptions.BufferCapacity), "--buffer-capacity", "Events buffered in memory per table (default 200000).");
+        flags.Add(command, nameof(IngestorOptions.Instance), "--instance", "K/N: record only the symbols that hash to K of N (0-based), so N daemons split the symbol set over one database (default 0/1: all).");
+        flags.Add(command, nameof(IngestorOptions.StorageTier), "--storage-tier", "auto (default), timescaledb, timescaledb-apache, postgres or citus; chosen at the first migrate.");
+        flags.Add(command, nameof(IngestorOptions.RetentionDays), "--retention-days", "Days kept per table, e.g. book_ticker=30,trades=365 (0 keeps forever).");
+        flags.Add(command, nameof(IngestorOptions.ChunkHours), "--chunk-hours", "Partition/chunk width in hours per table, e.g. book_ticker=6,trades=24.");
         flags.Add(command, nameof(IngestorOptions.SummaryIntervalSeconds), "--summary-interval", "Seconds between progress lines in the log; 0 turns them off (default 10).");
         flags.Add(command, nameof(IngestorOptions.LogLevel), "--log-level", "Verbose, Debug, Information, Warning, Error or Fatal.");
         flags.Add(command, nameof(IngestorOptions.LogFile), "--log-file", "Also write a daily rolling log file at this path.");

@@ -14,6 +14,11 @@ public static class MigrateCommand
     {
         var command = new Command("migrate", "Apply the database schema (idempotent) and exit.");
         var flags = RunFlags.AddTo(command);
+        var createRoles = new Option<bool>("--create-roles")
+        {
+            Description = "Also create the group roles orderbook_writer (what the daemon needs) and orderbook_reader (read-only analysts) and grant them; needs CREATEROLE.",
+        };
+        command.Options.Add(createRoles);
         command.SetAction(async (parse, ct) =>
         {
             var options = RunCommand.LoadOrReport(parse, flags, requireDatabase: true);
@@ -25,13 +30,24 @@ public static class MigrateCommand
             using var serilog = LoggingSetup.Create(options);
             using var provider = new SerilogLoggerProvider(serilog);
             await using var dataSource = IngestorHost.CreateDataSource(options.Database!);
-            var migrator = new SchemaMigrator(dataSource, provider.CreateLogger("OrderBookIngestor.Storage"));
+            var migrator = new SchemaMigrator(dataSource, provider.CreateLogger("OrderBookIngestor.Storage"), options);
             try
             {
-                var applied = await migrator.MigrateAsync(ct).ConfigureAwait(false);
-                var tier = await migrator.DetectTierAsync(ct).ConfigureAwait(false);
-                Console.WriteLine($"schema up to date: {applied} migration(s) applied, storage tier {tier}");
+                var outcome = await migrator.MigrateAsync(ct, parse.GetValue(createRoles)).ConfigureAwait(false);
+                if (outcome.TierNote is not null)
+                {
+                    Console.WriteLine($"note: {outcome.TierNote}");
+                }
+
+                Console.WriteLine($"schema up to date: {outcome.Applied} migration(s) applied, storage tier {outcome.Tier}"
+                    + (outcome.SetupApplied ? ", tier setup and views (re)applied" : "")
+                    + (parse.GetValue(createRoles) ? ", roles orderbook_writer and orderbook_reader granted" : ""));
                 return 0;
+            }
+            catch (ConfigurationException ex)
+            {
+                Console.Error.WriteLine($"orderbook-ingestor: {ex.Message}");
+                return 2;
             }
             catch (Exception ex) when (ex is NpgsqlException or IOException or TimeoutException)
             {

@@ -101,6 +101,28 @@ public sealed class IngestorOptions
 
     public int SpoolSegmentMegabytes { get; set; } = 64;
 
+    /// <summary>auto (the best the database offers), timescaledb, timescaledb-apache, postgres or citus. Chosen at the
+    /// first migrate and recorded; a database's tier cannot change in place.</summary>
+    public string StorageTier { get; set; } = "auto";
+
+    /// <summary>Days of rows kept per table (book_ticker, trades, depth_events, book_snapshots, orderbook_top, bt_1s,
+    /// trade_1s); 0 keeps forever. Tables not named keep their defaults (30, 90, 30, 30, 90, 365, 365).</summary>
+    public Dictionary<string, int> RetentionDays { get; set; } = [];
+
+    /// <summary>Partition (or TimescaleDB chunk) width in hours per table; divides 24 or is whole days.
+    /// Defaults 6 for book_ticker and depth_events, 24 for trades, book_snapshots and orderbook_top, 168 for rollups.</summary>
+    public Dictionary<string, int> ChunkHours { get; set; } = [];
+
+    /// <summary>How often partitions are created ahead and expired ones dropped (tiers without TimescaleDB policies).</summary>
+    public int MaintenanceIntervalSeconds { get; set; } = 300;
+
+    /// <summary>How often newly committed batches are rolled up into bt_1s and trade_1s (tiers without continuous aggregates); 0 turns it off.</summary>
+    public int RollupIntervalMs { get; set; } = 1000;
+
+    /// <summary>"K/N": this daemon records the symbols whose name hashes to K of N (0-based); several daemons
+    /// with the same N and different K split the symbol set and share one database. "0/1" records all.</summary>
+    public string Instance { get; set; } = "0/1";
+
     /// <summary>Apply schema migrations at start (the same as running `migrate` first).</summary>
     public bool AutoMigrate { get; set; } = true;
 

@@ -32,7 +32,9 @@ public static class OptionsLoader
         nameof(IngestorOptions.TopLevels), nameof(IngestorOptions.TopIntervalMs), nameof(IngestorOptions.SnapshotLimit),
         nameof(IngestorOptions.MaxConnectionLifetimeSeconds), nameof(IngestorOptions.RotationTimeoutSeconds), nameof(IngestorOptions.SilentStreamSeconds),
         nameof(IngestorOptions.ExchangeInfoRefreshSeconds), nameof(IngestorOptions.SpoolDirectory), nameof(IngestorOptions.SpoolMaxMegabytes),
-        nameof(IngestorOptions.SpoolSegmentMegabytes),
+        nameof(IngestorOptions.SpoolSegmentMegabytes), nameof(IngestorOptions.StorageTier), nameof(IngestorOptions.RetentionDays),
+        nameof(IngestorOptions.ChunkHours), nameof(IngestorOptions.MaintenanceIntervalSeconds), nameof(IngestorOptions.RollupIntervalMs),
+        nameof(IngestorOptions.Instance),
     ];
 
     public static IngestorOptions Load(
@@ -185,7 +187,28 @@ public static class OptionsLoader
             case nameof(IngestorOptions.SpoolDirectory): o.SpoolDirectory = value; break;
             case nameof(IngestorOptions.SpoolMaxMegabytes): o.SpoolMaxMegabytes = Int(value, source); break;
             case nameof(IngestorOptions.SpoolSegmentMegabytes): o.SpoolSegmentMegabytes = Int(value, source); break;
+            case nameof(IngestorOptions.StorageTier): o.StorageTier = value; break;
+            case nameof(IngestorOptions.RetentionDays): MergeTable(o.RetentionDays, value, source); break;
+            case nameof(IngestorOptions.ChunkHours): MergeTable(o.ChunkHours, value, source); break;
+            case nameof(IngestorOptions.MaintenanceIntervalSeconds): o.MaintenanceIntervalSeconds = Int(value, source); break;
+            case nameof(IngestorOptions.RollupIntervalMs): o.RollupIntervalMs = Int(value, source); break;
+            case nameof(IngestorOptions.Instance): o.Instance = value; break;
             default: throw new ConfigurationException($"{source}: unknown setting.");
+        }
+    }
+
+    /// <summary>"book_ticker=30,trades=365": per-table values, merged over what files set.</summary>
+    private static void MergeTable(Dictionary<string, int> into, string value, string source)
+    {
+        foreach (var pair in SplitList(value))
+        {
+            var eq = pair.IndexOf('=');
+            if (eq <= 0)
+            {
+                throw new ConfigurationException($"{source}: '{pair}' is not table=number (e.g. book_ticker=30).");
+            }
+
+            into[pair[..eq].Trim()] = Int(pair[(eq + 1)..].Trim(), source);
         }
     }
 

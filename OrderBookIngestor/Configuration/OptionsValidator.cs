@@ -84,6 +84,51 @@ public static class OptionsValidator
         Range(errors, nameof(o.MaxBackfillTrades), o.MaxBackfillTrades, 0, 10_000_000);
         Range(errors, nameof(o.RestWeightPerMinute), o.RestWeightPerMinute, 20, 2400);
         Range(errors, nameof(o.RestMaxInFlight), o.RestMaxInFlight, 1, 16);
+        Range(errors, nameof(o.MaintenanceIntervalSeconds), o.MaintenanceIntervalSeconds, 10, 86_400);
+        Range(errors, nameof(o.RollupIntervalMs), o.RollupIntervalMs, 0, 3_600_000);
+        if (!string.Equals(o.StorageTier, Storage.StorageTiers.Auto, StringComparison.Ordinal) && !Storage.StorageTiers.All.Contains(o.StorageTier))
+        {
+            errors.Add($"StorageTier: '{o.StorageTier}' is not one of auto, {string.Join(", ", Storage.StorageTiers.All)}.");
+        }
+
+        if (!InstanceSplit.TryParse(o.Instance, out _))
+        {
+            errors.Add($"Instance: '{o.Instance}' is not K/N with 0 <= K < N <= 1024 (e.g. --instance 0/2 and --instance 1/2 for two daemons).");
+        }
+
+        foreach (var (table, days) in o.RetentionDays)
+        {
+            if (!Storage.StorageLayout.IsKnown(table))
+            {
+                errors.Add($"RetentionDays: unknown table '{table}'; use {string.Join(", ", Storage.StorageLayout.Tables.Select(t => t.Table))}.");
+            }
+            else if (days is < 0 or > 36_500)
+            {
+                errors.Add($"RetentionDays: {table}={days} is out of range; use days from 1 to 36500, or 0 to keep forever.");
+            }
+        }
+
+        foreach (var (table, hours) in o.ChunkHours)
+        {
+            if (!Storage.StorageLayout.IsKnown(table))
+            {
+                errors.Add($"ChunkHours: unknown table '{table}'; use {string.Join(", ", Storage.StorageLayout.Tables.Select(t => t.Table))}.");
+            }
+            else if (hours < 1 || hours > 24 * 366 || (hours < 24 ? 24 % hours != 0 : hours % 24 != 0))
+            {
+                errors.Add($"ChunkHours: {table}={hours} must divide a day (1, 2, 3, 4, 6, 8, 12) or be whole days (24, 48, ..., 168).");
+            }
+        }
+
+        foreach (var spec in Storage.StorageLayout.Tables)
+        {
+            var days = Storage.StorageLayout.RetentionDays(o, spec);
+            if (days > 0 && days * 24 < Storage.StorageLayout.ChunkHours(o, spec))
+            {
+                errors.Add($"RetentionDays: {spec.Table} keeps {days} day(s), less than one partition of {Storage.StorageLayout.ChunkHours(o, spec)} h; raise it or lower ChunkHours.");
+            }
+        }
+
         if (o.BatchMaxRows > o.BufferCapacity)
         {
             errors.Add($"BatchMaxRows ({o.BatchMaxRows}) is larger than BufferCapacity ({o.BufferCapacity}); lower the batch or raise the buffer.");

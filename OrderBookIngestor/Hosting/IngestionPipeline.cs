@@ -51,7 +51,7 @@ public sealed partial class IngestionPipeline : BackgroundService
         // The disk spool takes batches while the database is away; its replayer also finishes what a crashed run left.
         var storageLogger = _loggers.CreateLogger("OrderBookIngestor.Storage");
         using var spool = string.IsNullOrWhiteSpace(_options.SpoolDirectory) ? null
-            : new Spool(_options.SpoolDirectory, _options.SpoolMaxMegabytes * (1L << 20), _options.SpoolSegmentMegabytes * (1L << 20), storageLogger);
+            : new Spool(SpoolDirectoryFor(_options), _options.SpoolMaxMegabytes * (1L << 20), _options.SpoolSegmentMegabytes * (1L << 20), storageLogger);
         var spoolState = new SpoolState();
         _metrics.Spool = spool;
         _metrics.SpoolState = spoolState;
@@ -141,6 +141,12 @@ public sealed partial class IngestionPipeline : BackgroundService
         _metrics.Streams = running.CurrentActivities;
         var silenceWatch = Task.Run(() => silence.RunAsync(stopBackfill.Token), CancellationToken.None);
 
+        // Partitions ahead, retention and the 1-second rollups, where TimescaleDB's own jobs do not do them.
+        using var stopMaintenance = new CancellationTokenSource();
+        var maintenance = !StorageTiers.DaemonMaintained(_metrics.StorageTier) ? Task.Delay(Timeout.Infinite, stopMaintenance.Token).ContinueWith(_ => { }, TaskScheduler.Default)
+            : Task.Run(() => new StorageMaintainer(_dataSource, _time, storageLog, _metrics.Maintenance,
+                TimeSpan.FromMilliseconds(_options.RollupIntervalMs), TimeSpan.FromSeconds(_options.MaintenanceIntervalSeconds)).RunAsync(stopMaintenance.Token), CancellationToken.None);
+
         foreach (var plan in plans)
         {
             StartReader(running, plan);
@@ -153,7 +159,7 @@ public sealed partial class IngestionPipeline : BackgroundService
 
         // Readers and the other loops only end on shutdown; one that ends earlier is a bug, and the safe
         // reaction is to stop (systemd restarts us) rather than to run on with a dead part.
-        var fixedTasks = flushers.Append(replayer).Append(backfill).Append(gapWriter).Append(snapshots).Append(reloads).ToList();
+        var fixedTasks = flushers.Append(replayer).Append(backfill).Append(gapWriter).Append(snapshots).Append(reloads).Append(maintenance).ToList();
         while (!stoppingToken.IsCancellationRequested)
         {
             // Readers can be added by a reload: watch the current set, and look again when it grows.
@@ -185,12 +191,21 @@ public sealed partial class IngestionPipeline : BackgroundService
         await Quietly(gapWriter).ConfigureAwait(false);
         await stopReplay.CancelAsync().ConfigureAwait(false);
         await Quietly(replayer).ConfigureAwait(false);
+        await stopMaintenance.CancelAsync().ConfigureAwait(false);
+        await Quietly(maintenance).ConfigureAwait(false);
         Log.Stopped(_log, _metrics.BookTicker.RowsCommitted, _metrics.Trades.RowsCommitted);
     }
 
     /// <summary>The long-running loops other than readers, in the order the supervisor watches them.</summary>
     private static readonly string[] FixedTaskNames =
-        ["book_ticker flusher", "trades flusher", "depth flusher", "snapshot flusher", "top flusher", "spool replayer", "backfill", "gap writer", "snapshots", "reload"];
+        ["book_ticker flusher", "trades flusher", "depth flusher", "snapshot flusher", "top flusher", "spool replayer", "backfill", "gap writer", "snapshots", "reload", "storage maintenance"];
+
+    /// <summary>Each of several instances keeps its own spool (a spool is one daemon's): spool/instance-K-of-N.</summary>
+    internal static string SpoolDirectoryFor(IngestorOptions options)
+    {
+        var split = InstanceSplit.Parse(options.Instance);
+        return split.IsAll ? options.SpoolDirectory : Path.Combine(options.SpoolDirectory, $"instance-{split.Index}-of-{split.Count}");
+    }
 
     private async Task Quietly(Task task)
     {
@@ -207,13 +222,28 @@ public sealed partial class IngestionPipeline : BackgroundService
     private async Task PrepareDatabaseAsync(CancellationToken ct)
     {
         var backoff = new Backoff(TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(15), new Random());
-        var migrator = new SchemaMigrator(_dataSource, _loggers.CreateLogger("OrderBookIngestor.Storage"));
+        var storageLog = _loggers.CreateLogger("OrderBookIngestor.Storage");
+        var migrator = new SchemaMigrator(_dataSource, storageLog, _options);
         while (true)
         {
             try
             {
-                var applied = _options.AutoMigrate ? await migrator.MigrateAsync(ct).ConfigureAwait(false) : 0;
-                _metrics.StorageTier = await migrator.DetectTierAsync(ct).ConfigureAwait(false);
+                var applied = 0;
+                if (_options.AutoMigrate)
+                {
+                    var outcome = await migrator.MigrateAsync(ct).ConfigureAwait(false);
+                    (applied, _metrics.StorageTier) = (outcome.Applied, outcome.Tier);
+                    if (outcome.TierNote is not null)
+                    {
+                        Log.StorageTierNote(storageLog, outcome.TierNote);
+                    }
+                }
+                else
+                {
+                    _metrics.StorageTier = await migrator.ReadTierAsync(ct).ConfigureAwait(false)
+                        ?? throw new ConfigurationException("AutoMigrate is off and this database has no schema yet: run `orderbook-ingestor migrate` first.");
+                }
+
                 Log.SchemaReady(_log, DatabaseConnection.Redact(_options.Database), applied, _metrics.StorageTier);
                 return;
             }
@@ -278,7 +308,7 @@ public sealed partial class IngestionPipeline : BackgroundService
         if (wantAll)
         {
             var all = listed!.Where(s => s.IsTradingUsdtPerpetual).ToList();
-            return all.Count > 0 ? all : throw new ConfigurationException("Symbols: ALL, but exchangeInfo lists no TRADING USDT perpetuals.");
+            return all.Count > 0 ? OwnShare(all) : throw new ConfigurationException("Symbols: ALL, but exchangeInfo lists no TRADING USDT perpetuals.");
         }
 
         var byName = (listed ?? []).ToDictionary(s => s.Symbol, StringComparer.Ordinal);
@@ -290,7 +320,22 @@ public sealed partial class IngestionPipeline : BackgroundService
             Log.SymbolsNotListed(_log, string.Join(",", unlisted));
         }
 
-        return chosen;
+        return OwnShare(chosen);
+    }
+
+    /// <summary>With --instance K/N, the symbols of this instance; the others record the rest.</summary>
+    private List<SymbolInfo> OwnShare(List<SymbolInfo> symbols)
+    {
+        var split = InstanceSplit.Parse(_options.Instance);
+        if (split.IsAll)
+        {
+            return symbols;
+        }
+
+        var own = symbols.Where(s => split.Owns(s.Symbol)).ToList();
+        Log.InstanceShare(_log, split.ToString(), own.Count, symbols.Count);
+        return own.Count > 0 ? own
+            : throw new ConfigurationException($"Instance {split}: none of the {symbols.Count} symbols falls to this instance; give more symbols or fewer instances.");
     }
 
     private static SymbolInfo FromName(string symbol)

@@ -111,6 +111,23 @@ public static class HealthReport
         w.WriteString("version", ThisAssembly.Version);
         w.WriteNumber("uptimeSeconds", (now - m.StartedUnixMs) / 1000.0);
         w.WriteString("storageTier", m.StorageTier);
+        w.WriteStartObject("storage");
+        w.WriteString("tier", m.StorageTier);
+        w.WriteNumber("partitionsCreated", m.Maintenance.PartitionsCreated);
+        w.WriteNumber("partitionsDropped", m.Maintenance.PartitionsDropped);
+        w.WriteNumber("rollupBatches", m.Maintenance.RollupBatches);
+        w.WriteNumber("maintenanceFailures", m.Maintenance.Failures);
+        if (m.Maintenance.LastRollupUnixMs > 0)
+        {
+            w.WriteNumber("lastRollupAgeSeconds", (now - m.Maintenance.LastRollupUnixMs) / 1000.0);
+        }
+
+        if (m.Maintenance.LastMaintenanceUnixMs > 0)
+        {
+            w.WriteNumber("lastMaintenanceAgeSeconds", (now - m.Maintenance.LastMaintenanceUnixMs) / 1000.0);
+        }
+
+        w.WriteEndObject();
         w.WriteStartArray("silentStreams");
         foreach (var stream in m.SilentStreams())
         {

@@ -61,6 +61,8 @@ public sealed class IngestorMetrics
 
     public string StorageTier { get; set; } = "unknown";
 
+    public Storage.MaintenanceStats Maintenance { get; } = new();
+
     public string? StartupError { get; set; }
 
     public IReadOnlyList<ShardStats> Shards

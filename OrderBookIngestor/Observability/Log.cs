@@ -77,6 +77,18 @@ internal static partial class Log
     [LoggerMessage(3004, LogLevel.Error, "Drain deadline passed: {Rows} rows for {Table} were not committed and are lost")]
     public static partial void RowsAbandoned(ILogger logger, string table, int rows);
 
+    [LoggerMessage(3020, LogLevel.Information, "Storage: {Action} {Table} {Object}")]
+    public static partial void StorageAction(ILogger logger, string action, string table, string @object);
+
+    [LoggerMessage(3021, LogLevel.Warning, "Storage {Job} failed ({Error}); retrying next pass ({Suppressed} similar suppressed)")]
+    public static partial void StorageJobFailed(ILogger logger, string job, string error, long suppressed);
+
+    [LoggerMessage(3022, LogLevel.Information, "Storage tier note: {Note}")]
+    public static partial void StorageTierNote(ILogger logger, string note);
+
+    [LoggerMessage(3023, LogLevel.Information, "Instance {Instance}: recording {Count} of {Total} symbols (the rest belong to the other instances)")]
+    public static partial void InstanceShare(ILogger logger, string instance, int count, int total);
+
     [LoggerMessage(3005, LogLevel.Information, "Database {Database}: schema up to date ({Applied} migrations applied now), storage tier {Tier}")]
     public static partial void SchemaReady(ILogger logger, string database, int applied, string tier);
 

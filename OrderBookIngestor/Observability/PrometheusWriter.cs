@@ -112,6 +112,20 @@ public static class PrometheusWriter
         Header(sb, "orderbook_database_down", "gauge", "1 while COPY fails and batches go to the spool.");
         Sample(sb, "orderbook_database_down", null, m.SpoolState?.DatabaseDown == true ? 1 : 0);
 
+        var mt = m.Maintenance;
+        Header(sb, "orderbook_partitions_created_total", "counter", "Time partitions created by the maintenance loop (plain PostgreSQL, Citus).");
+        Sample(sb, "orderbook_partitions_created_total", null, mt.PartitionsCreated);
+        Header(sb, "orderbook_partitions_dropped_total", "counter", "Partitions or chunks dropped past retention by the maintenance loop.");
+        Sample(sb, "orderbook_partitions_dropped_total", null, mt.PartitionsDropped);
+        Header(sb, "orderbook_rollup_batches_total", "counter", "Committed batches rolled up into bt_1s / trade_1s by this daemon.");
+        Sample(sb, "orderbook_rollup_batches_total", null, mt.RollupBatches);
+        Header(sb, "orderbook_rollup_buckets_total", "counter", "Symbol-seconds (re)computed in bt_1s / trade_1s by this daemon.");
+        Sample(sb, "orderbook_rollup_buckets_total", null, mt.RollupBuckets);
+        Header(sb, "orderbook_storage_maintenance_failures_total", "counter", "Maintenance or rollup passes that failed (retried next pass).");
+        Sample(sb, "orderbook_storage_maintenance_failures_total", null, mt.Failures);
+        Header(sb, "orderbook_rollup_last_success_seconds", "gauge", "Unix time of the last rollup pass that succeeded (0: none, or TimescaleDB does it).");
+        Sample(sb, "orderbook_rollup_last_success_seconds", null, mt.LastRollupUnixMs / 1000.0);
+
         Header(sb, "orderbook_copy_batch_duration_seconds", "histogram", "Time to send and commit one COPY batch.");
         foreach (var t in m.Tables)
         {

@@ -31,12 +31,18 @@ public sealed class BatchCommitter
         var (table, copyCommand) = Tables[tableId];
         await using var connection = await _dataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
         await using var tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
-        await using (var claim = new NpgsqlCommand(
-            "INSERT INTO marketdata.ingest_batches (batch_id, table_name, row_count) VALUES ($1, $2, $3) ON CONFLICT (batch_id) DO NOTHING", connection, tx))
+        // The time range lets the rollup maintenance recompute exactly the seconds this batch touched.
+        var range = CopyBatch.FirstColumnRange(payload.Span);
+        await using (var claim = new NpgsqlCommand("""
+            INSERT INTO marketdata.ingest_batches (batch_id, table_name, row_count, ts_min, ts_max, rollup_pending)
+            VALUES ($1, $2, $3, $4, $5, marketdata.rollup_tracked($2)) ON CONFLICT (batch_id) DO NOTHING
+            """, connection, tx))
         {
             claim.Parameters.Add(new NpgsqlParameter { Value = batchId });
             claim.Parameters.Add(new NpgsqlParameter { Value = table });
             claim.Parameters.Add(new NpgsqlParameter { Value = rows });
+            claim.Parameters.Add(new NpgsqlParameter { Value = range.HasValue ? range.Value.Min : DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
+            claim.Parameters.Add(new NpgsqlParameter { Value = range.HasValue ? range.Value.Max : DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
             if (await claim.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 0)
             {
                 return false;
@@ -64,7 +70,7 @@ public sealed class BatchCommitter
     /// <summary>Drops batch ids old enough that no retry or replay can still carry them.</summary>
     public async Task PruneAsync(TimeSpan keep, CancellationToken ct)
     {
-        await using var cmd = _dataSource.CreateCommand("DELETE FROM marketdata.ingest_batches WHERE committed_at < now() - $1");
+        await using var cmd = _dataSource.CreateCommand("DELETE FROM marketdata.ingest_batches WHERE committed_at < now() - $1 AND NOT rollup_pending");
         cmd.Parameters.Add(new NpgsqlParameter { Value = keep });
         await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
     }

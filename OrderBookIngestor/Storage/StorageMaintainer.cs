@@ -1,0 +1,166 @@
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using OrderBookIngestor.Observability;
+
+namespace OrderBookIngestor.Storage;
+
+/// <summary>Counters of the storage maintenance loop, for /metrics and /health.</summary>
+public sealed class MaintenanceStats
+{
+    private long _partitionsCreated;
+    private long _partitionsDropped;
+    private long _rollupBatches;
+    private long _rollupBuckets;
+    private long _failures;
+
+    public long PartitionsCreated => Interlocked.Read(ref _partitionsCreated);
+
+    public long PartitionsDropped => Interlocked.Read(ref _partitionsDropped);
+
+    public long RollupBatches => Interlocked.Read(ref _rollupBatches);
+
+    public long RollupBuckets => Interlocked.Read(ref _rollupBuckets);
+
+    public long Failures => Interlocked.Read(ref _failures);
+
+    /// <summary>Unix ms of the last maintenance and rollup pass that succeeded (0: none yet).</summary>
+    public long LastMaintenanceUnixMs { get; internal set; }
+
+    public long LastRollupUnixMs { get; internal set; }
+
+    internal void Created() => Interlocked.Increment(ref _partitionsCreated);
+
+    internal void Dropped() => Interlocked.Increment(ref _partitionsDropped);
+
+    internal void RolledUp(long batches, long buckets)
+    {
+        Interlocked.Add(ref _rollupBatches, batches);
+        Interlocked.Add(ref _rollupBuckets, buckets);
+    }
+
+    internal void Failed() => Interlocked.Increment(ref _failures);
+}
+
+/// <summary>
+/// The daemon's side of storage upkeep on tiers without TimescaleDB's background jobs: calls
+/// marketdata.run_rollups() every RollupIntervalMs and marketdata.run_maintenance(now) every
+/// MaintenanceIntervalSeconds (and once at start). The work itself is in SQL (schema/005_storage.sql), so it is
+/// the same when run by hand; several daemons on one database take turns through advisory locks.
+/// A failed pass (database away) is logged at a limited rate and retried on the next tick; it never stops ingestion.
+/// </summary>
+public sealed class StorageMaintainer
+{
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly TimeProvider _time;
+    private readonly ILogger _log;
+    private readonly MaintenanceStats _stats;
+    private readonly TimeSpan _rollupEvery;
+    private readonly TimeSpan _maintainEvery;
+    private readonly LogLimiter _failures;
+
+    public StorageMaintainer(NpgsqlDataSource dataSource, TimeProvider time, ILogger log, MaintenanceStats stats, TimeSpan rollupEvery, TimeSpan maintainEvery)
+    {
+        _dataSource = dataSource;
+        _time = time;
+        _log = log;
+        _stats = stats;
+        _rollupEvery = rollupEvery;
+        _maintainEvery = maintainEvery;
+        _failures = new LogLimiter(time, TimeSpan.FromMinutes(1));
+    }
+
+    /// <summary>One maintenance pass at the daemon's clock; returns the actions taken (created/dropped partitions).</summary>
+    public async Task<IReadOnlyList<(string Action, string Table, string Object)>> MaintainOnceAsync(CancellationToken ct)
+    {
+        var actions = new List<(string, string, string)>();
+        await using var cmd = _dataSource.CreateCommand("SELECT action, table_name, object FROM marketdata.run_maintenance($1)");
+        cmd.Parameters.Add(new NpgsqlParameter { Value = _time.GetUtcNow() });
+        await using (var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(ct).ConfigureAwait(false))
+            {
+                var action = (reader.GetString(0), reader.GetString(1), reader.GetString(2));
+                actions.Add(action);
+                if (action.Item1.StartsWith("created", StringComparison.Ordinal))
+                {
+                    _stats.Created();
+                }
+                else
+                {
+                    _stats.Dropped();
+                }
+
+                Log.StorageAction(_log, action.Item1, action.Item2, action.Item3);
+            }
+        }
+
+        _stats.LastMaintenanceUnixMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        return actions;
+    }
+
+    /// <summary>Rolls up what was committed since the last pass; returns batches taken (0 also when another daemon holds the turn).</summary>
+    public async Task<int> RollupOnceAsync(CancellationToken ct)
+    {
+        await using var cmd = _dataSource.CreateCommand("SELECT batches, buckets FROM marketdata.run_rollups()");
+        await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        var batches = 0;
+        if (await reader.ReadAsync(ct).ConfigureAwait(false))
+        {
+            batches = reader.GetInt32(0);
+            _stats.RolledUp(batches, reader.GetInt64(1));
+        }
+
+        _stats.LastRollupUnixMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        return batches;
+    }
+
+    public async Task RunAsync(CancellationToken stop)
+    {
+        var nextMaintenance = _time.GetTimestamp();
+        while (!stop.IsCancellationRequested)
+        {
+            if (_time.GetTimestamp() >= nextMaintenance)
+            {
+                await Guarded("maintenance", () => MaintainOnceAsync(stop)).ConfigureAwait(false);
+                nextMaintenance = _time.GetTimestamp() + (long)(_maintainEvery.TotalSeconds * _time.TimestampFrequency);
+            }
+
+            if (_rollupEvery > TimeSpan.Zero)
+            {
+                // Keep going while a pass is full (catching up after an outage or a replay), then wait.
+                int taken;
+                do
+                {
+                    taken = 0;
+                    await Guarded("rollup", async () => taken = await RollupOnceAsync(stop).ConfigureAwait(false)).ConfigureAwait(false);
+                }
+                while (taken >= 2000 && !stop.IsCancellationRequested);
+            }
+
+            try
+            {
+                await Task.Delay(_rollupEvery > TimeSpan.Zero ? _rollupEvery : _maintainEvery, _time, stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task Guarded(string job, Func<Task> pass)
+    {
+        try
+        {
+            await pass().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is PostgresException || DatabaseErrors.IsTransient(ex))
+        {
+            _stats.Failed();
+            if (_failures.TryEnter(out var suppressed))
+            {
+                Log.StorageJobFailed(_log, job, ex.Message, suppressed);
+            }
+        }
+    }
+}

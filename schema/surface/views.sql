@@ -1,0 +1,146 @@
+-- What users query from psql, the same on every storage tier (bt_1s and trade_1s are tables the daemon
+-- maintains, or TimescaleDB continuous aggregates with the same columns). Re-created by every `migrate`.
+
+-- Per symbol and table: rows in the last 5 minutes and the last hour, the newest event, the mean and p99 of
+-- ts_ingest − ts_exchange over the last 5 minutes (ms; live rows only: backfilled trades are fetched late on
+-- purpose), and the feed_gaps rows of the last hour, of which "open" ones have had no row since they ended.
+CREATE OR REPLACE VIEW marketdata.ingestion_stats AS
+WITH recent AS (
+    SELECT 'book_ticker'::text AS table_name, symbol_id, ts_exchange, ts_ingest FROM marketdata.book_ticker WHERE ts_exchange > now() - interval '1 hour'
+    UNION ALL
+    SELECT 'trades', symbol_id, ts_exchange, CASE WHEN is_backfilled THEN NULL ELSE ts_ingest END FROM marketdata.trades WHERE ts_exchange > now() - interval '1 hour'
+    UNION ALL
+    SELECT 'depth_events', symbol_id, ts_exchange, ts_ingest FROM marketdata.depth_events WHERE ts_exchange > now() - interval '1 hour'
+    UNION ALL
+    SELECT 'book_snapshots', symbol_id, ts_exchange, ts_ingest FROM marketdata.book_snapshots WHERE ts_exchange > now() - interval '1 hour'
+    UNION ALL
+    SELECT 'orderbook_top', symbol_id, ts, NULL FROM marketdata.orderbook_top WHERE ts > now() - interval '1 hour'
+), per_table AS (
+    SELECT r.symbol_id, r.table_name,
+           count(*) FILTER (WHERE r.ts_exchange > now() - interval '5 minutes') AS rows_5m,
+           count(*)                                                             AS rows_1h,
+           max(r.ts_exchange)                                                   AS last_event,
+           avg(extract(epoch FROM r.ts_ingest - r.ts_exchange) * 1000)
+               FILTER (WHERE r.ts_exchange > now() - interval '5 minutes')      AS latency_ms_mean_5m,
+           percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM r.ts_ingest - r.ts_exchange) * 1000)
+               FILTER (WHERE r.ts_exchange > now() - interval '5 minutes')      AS latency_ms_p99_5m
+    FROM recent r
+    GROUP BY r.symbol_id, r.table_name
+), gaps AS (
+    SELECT g.symbol_id,
+           CASE g.stream WHEN 'bookTicker' THEN 'book_ticker' WHEN 'aggTrade' THEN 'trades' ELSE 'depth_events' END AS table_name,
+           count(*) AS gaps_1h, max(g.gap_end) AS last_gap_end
+    FROM marketdata.feed_gaps g
+    WHERE g.gap_end > now() - interval '1 hour'
+    GROUP BY 1, 2
+)
+SELECT s.symbol, coalesce(p.table_name, g.table_name) AS table_name,
+       coalesce(p.rows_5m, 0) AS rows_5m, coalesce(p.rows_1h, 0) AS rows_1h, p.last_event,
+       round(p.latency_ms_mean_5m::numeric, 1) AS latency_ms_mean_5m,
+       round(p.latency_ms_p99_5m::numeric, 1) AS latency_ms_p99_5m,
+       coalesce(g.gaps_1h, 0) AS gaps_1h,
+       CASE WHEN g.last_gap_end IS NOT NULL AND (p.last_event IS NULL OR p.last_event <= g.last_gap_end) THEN 1 ELSE 0 END AS open_gaps,
+       s.id AS symbol_id, s.is_active
+FROM per_table p
+FULL JOIN gaps g ON g.symbol_id = p.symbol_id AND g.table_name = p.table_name
+JOIN marketdata.symbols s ON s.id = coalesce(p.symbol_id, g.symbol_id);
+
+COMMENT ON VIEW marketdata.ingestion_stats IS
+    'Per symbol and table: rows in the last 5 min and 1 h, last event, ts_ingest - ts_exchange mean and p99 over 5 min (ms), gaps in the last hour and whether one is still open.';
+
+-- Data quality per symbol over [p_from, p_to): rows breaking a rule, counted from the 1-second rollups (so it
+-- stays fast over long ranges), plus the gap ledger. Rules: non-positive prices or quantities, crossed book
+-- (best_bid >= best_ask), negative latency (ts_ingest < ts_exchange: this host's clock behind the exchange's).
+CREATE OR REPLACE FUNCTION marketdata.data_quality_report(p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (symbol_id integer, symbol text, book_updates bigint, agg_trades bigint, non_positive_book bigint,
+               non_positive_trades bigint, crossed_books bigint, negative_latency bigint, gaps bigint, gap_seconds numeric)
+LANGUAGE sql STABLE AS $$
+    WITH b AS (
+        SELECT x.symbol_id, sum(x.updates) AS updates, sum(x.non_positive) AS non_positive, sum(x.crossed) AS crossed,
+               sum(x.negative_latency) AS negative_latency
+        FROM marketdata.bt_1s x WHERE x.bucket >= p_from AND x.bucket < p_to GROUP BY x.symbol_id
+    ), t AS (
+        SELECT x.symbol_id, sum(x.agg_trades) AS agg_trades, sum(x.non_positive) AS non_positive, sum(x.negative_latency) AS negative_latency
+        FROM marketdata.trade_1s x WHERE x.bucket >= p_from AND x.bucket < p_to GROUP BY x.symbol_id
+    ), g AS (
+        SELECT x.symbol_id, count(*) AS gaps,
+               sum(extract(epoch FROM least(x.gap_end, p_to) - greatest(x.gap_start, p_from))) AS gap_seconds
+        FROM marketdata.feed_gaps x WHERE x.gap_end >= p_from AND x.gap_start < p_to GROUP BY x.symbol_id
+    )
+    SELECT s.id, s.symbol, coalesce(b.updates, 0)::bigint, coalesce(t.agg_trades, 0)::bigint,
+           coalesce(b.non_positive, 0)::bigint, coalesce(t.non_positive, 0)::bigint, coalesce(b.crossed, 0)::bigint,
+           (coalesce(b.negative_latency, 0) + coalesce(t.negative_latency, 0))::bigint,
+           coalesce(g.gaps, 0), round(coalesce(g.gap_seconds, 0)::numeric, 3)
+    FROM marketdata.symbols s
+    LEFT JOIN b ON b.symbol_id = s.id
+    LEFT JOIN t ON t.symbol_id = s.id
+    LEFT JOIN g ON g.symbol_id = s.id
+    WHERE b.symbol_id IS NOT NULL OR t.symbol_id IS NOT NULL OR g.symbol_id IS NOT NULL
+$$;
+
+-- The last 24 hours. For another range: SELECT * FROM marketdata.data_quality_report(from, to).
+CREATE OR REPLACE VIEW marketdata.data_quality_check AS
+SELECT * FROM marketdata.data_quality_report(now() - interval '24 hours', now());
+
+-- The gap ledger summarised per symbol, stream and reason.
+CREATE OR REPLACE VIEW marketdata.feed_gap_summary AS
+SELECT s.symbol, g.stream, g.reason, count(*) AS gaps,
+       round(sum(extract(epoch FROM g.gap_end - g.gap_start))::numeric, 3) AS gap_seconds,
+       sum(g.last_missing_id - g.first_missing_id + 1) AS missing_ids,
+       count(*) FILTER (WHERE g.gap_end > now() - interval '24 hours') AS gaps_24h,
+       min(g.gap_start) AS first_gap, max(g.gap_end) AS last_gap, g.symbol_id
+FROM marketdata.feed_gaps g
+JOIN marketdata.symbols s ON s.id = g.symbol_id
+GROUP BY s.symbol, g.symbol_id, g.stream, g.reason;
+
+-- One row per symbol and second of a UTC day (86,400 per symbol, a regular grid for models), joining both
+-- rollups. Columns are NULL where nothing happened; book_gap / trade_gap say the second overlaps a recorded
+-- hole in that stream (so "no trade" is not confused with "not recorded"), in_gap is either. Symbols with no
+-- rollup row and no gap that day are left out. p_symbol_id NULL: every symbol.
+CREATE OR REPLACE FUNCTION marketdata.get_yesterday_training_data(
+    p_symbol_id bigint DEFAULT NULL,
+    p_date date DEFAULT ((now() AT TIME ZONE 'UTC')::date - 1))
+RETURNS TABLE (symbol_id integer, symbol text, ts timestamptz,
+               mid_open float8, mid_high float8, mid_low float8, mid_close float8,
+               spread_mean float8, spread_min float8, spread_max float8, bid_qty_mean float8, ask_qty_mean float8,
+               book_updates bigint, agg_trades bigint, trades bigint, volume float8, quote_volume float8, vwap float8,
+               buy_volume float8, sell_volume float8, price_open float8, price_high float8, price_low float8, price_close float8,
+               book_gap boolean, trade_gap boolean, in_gap boolean)
+LANGUAGE sql STABLE AS $$
+    WITH day AS (
+        SELECT (p_date::timestamp AT TIME ZONE 'UTC') AS d0, ((p_date + 1)::timestamp AT TIME ZONE 'UTC') AS d1
+    ), syms AS (
+        SELECT s.id, s.symbol FROM marketdata.symbols s, day
+        WHERE (p_symbol_id IS NULL OR s.id = p_symbol_id)
+          AND (EXISTS (SELECT 1 FROM marketdata.bt_1s b WHERE b.symbol_id = s.id AND b.bucket >= day.d0 AND b.bucket < day.d1)
+               OR EXISTS (SELECT 1 FROM marketdata.trade_1s t WHERE t.symbol_id = s.id AND t.bucket >= day.d0 AND t.bucket < day.d1)
+               OR EXISTS (SELECT 1 FROM marketdata.feed_gaps g WHERE g.symbol_id = s.id AND g.gap_end >= day.d0 AND g.gap_start < day.d1))
+    ), grid AS (
+        SELECT syms.id, syms.symbol, g.ts
+        FROM syms, day, generate_series(day.d0, day.d1 - interval '1 second', interval '1 second') AS g(ts)
+    ), gap_seconds AS (
+        -- Every second a gap overlaps, per symbol and stream kind.
+        SELECT DISTINCT x.symbol_id, x.kind, sec.ts
+        FROM (SELECT g.symbol_id, CASE g.stream WHEN 'bookTicker' THEN 'book' WHEN 'aggTrade' THEN 'trade' END AS kind,
+                     greatest(date_trunc('second', g.gap_start), day.d0) AS s0, least(g.gap_end, day.d1 - interval '1 microsecond') AS s1
+              FROM marketdata.feed_gaps g, day
+              WHERE g.stream IN ('bookTicker', 'aggTrade') AND g.gap_end >= day.d0 AND g.gap_start < day.d1
+                AND (p_symbol_id IS NULL OR g.symbol_id = p_symbol_id)) x,
+             generate_series(x.s0, x.s1, interval '1 second') AS sec(ts)
+    )
+    SELECT grid.id, grid.symbol, grid.ts,
+           b.mid_open, b.mid_high, b.mid_low, b.mid_close, b.spread_mean, b.spread_min, b.spread_max,
+           b.bid_qty_mean, b.ask_qty_mean, b.updates,
+           t.agg_trades, t.trades, t.volume, t.quote_volume, t.vwap, t.buy_volume, t.sell_volume,
+           t.price_open, t.price_high, t.price_low, t.price_close,
+           gb.ts IS NOT NULL, gt.ts IS NOT NULL, gb.ts IS NOT NULL OR gt.ts IS NOT NULL
+    FROM grid
+    LEFT JOIN marketdata.bt_1s b ON b.symbol_id = grid.id AND b.bucket = grid.ts
+    LEFT JOIN marketdata.trade_1s t ON t.symbol_id = grid.id AND t.bucket = grid.ts
+    LEFT JOIN gap_seconds gb ON gb.symbol_id = grid.id AND gb.kind = 'book' AND gb.ts = grid.ts
+    LEFT JOIN gap_seconds gt ON gt.symbol_id = grid.id AND gt.kind = 'trade' AND gt.ts = grid.ts
+    ORDER BY grid.id, grid.ts
+$$;
+
+COMMENT ON FUNCTION marketdata.get_yesterday_training_data(bigint, date) IS
+    'One row per symbol and second of a UTC day (default yesterday): bt_1s and trade_1s joined on a full grid; book_gap/trade_gap/in_gap flag seconds inside recorded holes.';

@@ -1,0 +1,32 @@
+-- Tier 3, plain PostgreSQL ≥ 14 (also the base of the Citus tier): native range partitions by time.
+-- Partitions are created ahead and dropped past retention by marketdata.run_maintenance(), which the daemon
+-- calls every few minutes; a default partition per table takes rows no partition covers yet (a far-off
+-- timestamp, a replay of old data), and the next maintenance pass moves them into their own partition.
+
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['book_ticker', 'trades', 'depth_events', 'book_snapshots', 'orderbook_top'] LOOP
+        IF (SELECT relkind FROM pg_class WHERE oid = format('marketdata.%I', t)::regclass) <> 'p' THEN
+            RAISE EXCEPTION 'marketdata.% is not partitioned: this database was created by a pre-release build or for another storage tier; record into a new database', t;
+        END IF;
+    END LOOP;
+END $$;
+
+-- {{include rollup_tables.sql}}
+
+-- Citus cannot keep a default partition on a distributed table; there, partitions are created further ahead.
+DO $$
+DECLARE
+    t text;
+BEGIN
+    IF marketdata.storage_tier() = 'citus' THEN
+        RETURN;
+    END IF;
+    FOREACH t IN ARRAY ARRAY['book_ticker', 'trades', 'depth_events', 'book_snapshots', 'orderbook_top', 'bt_1s', 'trade_1s'] LOOP
+        EXECUTE format('CREATE TABLE IF NOT EXISTS marketdata.%I PARTITION OF marketdata.%I DEFAULT', t || '_default', t);
+    END LOOP;
+END $$;
+
+SELECT count(*) FROM marketdata.run_maintenance(now(), CASE WHEN marketdata.storage_tier() = 'citus' THEN interval '7 days' ELSE interval '2 days' END);

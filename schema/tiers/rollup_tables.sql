@@ -1,0 +1,47 @@
+-- The 1-second rollups as tables, for the tiers where the daemon maintains them (marketdata.run_rollups):
+-- plain PostgreSQL and Citus (range-partitioned by bucket) and TimescaleDB's Apache-licensed features
+-- (hypertables). Full TimescaleDB has continuous aggregates of the same name and columns instead.
+-- Buckets are the exchange event time truncated to the second (UTC).
+
+-- Per symbol and second of bookTicker: mid (best_bid+best_ask)/2 open/high/low/close, spread best_ask-best_bid
+-- mean/min/max, mean top-of-book quantities and the update count. The last three columns count rows that fail
+-- marketdata.data_quality_check's rules in that second.
+CREATE TABLE IF NOT EXISTS marketdata.bt_1s (
+    symbol_id        integer     NOT NULL,
+    bucket           timestamptz NOT NULL,
+    mid_open         float8      NOT NULL,
+    mid_high         float8      NOT NULL,
+    mid_low          float8      NOT NULL,
+    mid_close        float8      NOT NULL,
+    spread_mean      float8      NOT NULL,
+    spread_min       float8      NOT NULL,
+    spread_max       float8      NOT NULL,
+    bid_qty_mean     float8      NOT NULL,
+    ask_qty_mean     float8      NOT NULL,
+    updates          bigint      NOT NULL,
+    crossed          bigint      NOT NULL,
+    non_positive     bigint      NOT NULL,
+    negative_latency bigint      NOT NULL,
+    PRIMARY KEY (symbol_id, bucket)
+) /*{{PARTITION BY RANGE (bucket)}}*/;
+
+-- Per symbol and second of aggTrades: aggregate trades and the trades they stand for, volume (base and quote),
+-- VWAP, taker-buy volume (buyer not the maker) and taker-sell volume, price open/high/low/close by trade id.
+CREATE TABLE IF NOT EXISTS marketdata.trade_1s (
+    symbol_id        integer     NOT NULL,
+    bucket           timestamptz NOT NULL,
+    agg_trades       bigint      NOT NULL,
+    trades           bigint      NOT NULL,
+    volume           float8      NOT NULL,
+    quote_volume     float8      NOT NULL,
+    vwap             float8,
+    buy_volume       float8      NOT NULL,
+    sell_volume      float8      NOT NULL,
+    price_open       float8      NOT NULL,
+    price_high       float8      NOT NULL,
+    price_low        float8      NOT NULL,
+    price_close      float8      NOT NULL,
+    non_positive     bigint      NOT NULL,
+    negative_latency bigint      NOT NULL,
+    PRIMARY KEY (symbol_id, bucket)
+) /*{{PARTITION BY RANGE (bucket)}}*/;

@@ -1,0 +1,102 @@
+-- Tier 1, TimescaleDB with its full (Community-licensed) feature set: hypertables, native compression
+-- (segment by symbol_id, order by time), retention policies, and the 1-second rollups as continuous
+-- aggregates with refresh policies and real-time aggregation (the newest seconds are computed on read).
+-- TimescaleDB's background workers do all of it; the daemon's maintenance loop has nothing to do here.
+-- Valid for TimescaleDB 2.13 or later (by_range dimension builder; inserts into compressed chunks, which a
+-- spool replay or a trade backfill may need) on PostgreSQL 15 or later.
+
+DO $$
+DECLARE
+    t      marketdata.storage_tables;
+    ext    text := (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'timescaledb');
+    rel    text;
+    v_compressed boolean;
+BEGIN
+    FOR t IN SELECT * FROM marketdata.storage_tables WHERE table_name NOT IN ('bt_1s', 'trade_1s') LOOP
+        rel := format('marketdata.%I', t.table_name);
+        CONTINUE WHEN to_regclass(rel) IS NULL;
+        EXECUTE format('SELECT %I.create_hypertable(%L::regclass, %I.by_range(%L, %L::interval), create_default_indexes => false, if_not_exists => true, migrate_data => true)',
+                       ext, rel, ext, t.time_column, t.chunk_interval);
+        EXECUTE format('SELECT %I.set_chunk_time_interval(%L::regclass, %L::interval)', ext, rel, t.chunk_interval);
+        -- Compression settings cannot change once chunks are compressed; set them once.
+        SELECT h.compression_enabled INTO v_compressed FROM timescaledb_information.hypertables h
+         WHERE h.hypertable_schema = 'marketdata' AND h.hypertable_name = t.table_name;
+        IF NOT coalesce(v_compressed, false) THEN
+            EXECUTE format('ALTER TABLE %s SET (timescaledb.compress, timescaledb.compress_segmentby = %L, timescaledb.compress_orderby = %L)',
+                           rel, 'symbol_id', t.time_column || ' DESC');
+        END IF;
+        -- Late rows (backfill after downtime, spool replay after an outage) arrive within hours: compress after
+        -- two chunk widths, at least one day.
+        EXECUTE format('SELECT %I.add_compression_policy(%L::regclass, compress_after => %L::interval, if_not_exists => true)',
+                       ext, rel, greatest(t.chunk_interval * 2, interval '1 day'));
+        EXECUTE format('SELECT %I.remove_retention_policy(%L::regclass, if_exists => true)', ext, rel);
+        IF t.retention IS NOT NULL THEN
+            EXECUTE format('SELECT %I.add_retention_policy(%L::regclass, drop_after => %L::interval)', ext, rel, t.retention);
+        END IF;
+    END LOOP;
+END $$;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS marketdata.bt_1s
+WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+SELECT b.symbol_id,
+       time_bucket(interval '1 second', b.ts_exchange)                                      AS bucket,
+       first((b.best_bid + b.best_ask) / 2, b.ts_exchange)                                   AS mid_open,
+       max((b.best_bid + b.best_ask) / 2)                                                    AS mid_high,
+       min((b.best_bid + b.best_ask) / 2)                                                    AS mid_low,
+       last((b.best_bid + b.best_ask) / 2, b.ts_exchange)                                    AS mid_close,
+       avg(b.best_ask - b.best_bid)                                                          AS spread_mean,
+       min(b.best_ask - b.best_bid)                                                          AS spread_min,
+       max(b.best_ask - b.best_bid)                                                          AS spread_max,
+       avg(b.bid_qty)                                                                        AS bid_qty_mean,
+       avg(b.ask_qty)                                                                        AS ask_qty_mean,
+       count(*)                                                                              AS updates,
+       count(*) FILTER (WHERE b.best_bid >= b.best_ask)                                      AS crossed,
+       count(*) FILTER (WHERE b.best_bid <= 0 OR b.best_ask <= 0 OR b.bid_qty <= 0 OR b.ask_qty <= 0) AS non_positive,
+       count(*) FILTER (WHERE b.ts_ingest < b.ts_exchange)                                   AS negative_latency
+FROM marketdata.book_ticker b
+GROUP BY b.symbol_id, time_bucket(interval '1 second', b.ts_exchange)
+WITH NO DATA;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS marketdata.trade_1s
+WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+SELECT t.symbol_id,
+       time_bucket(interval '1 second', t.ts_exchange)                     AS bucket,
+       count(*)                                                            AS agg_trades,
+       sum(t.last_trade_id - t.first_trade_id + 1)                         AS trades,
+       sum(t.qty)                                                          AS volume,
+       sum(t.price * t.qty)                                                AS quote_volume,
+       sum(t.price * t.qty) / nullif(sum(t.qty), 0)                        AS vwap,
+       coalesce(sum(t.qty) FILTER (WHERE NOT t.is_buyer_maker), 0)         AS buy_volume,
+       coalesce(sum(t.qty) FILTER (WHERE t.is_buyer_maker), 0)             AS sell_volume,
+       first(t.price, t.agg_trade_id)                                      AS price_open,
+       max(t.price)                                                        AS price_high,
+       min(t.price)                                                        AS price_low,
+       last(t.price, t.agg_trade_id)                                       AS price_close,
+       count(*) FILTER (WHERE t.price <= 0 OR t.qty <= 0)                  AS non_positive,
+       count(*) FILTER (WHERE t.ts_ingest < t.ts_exchange AND NOT t.is_backfilled) AS negative_latency
+FROM marketdata.trades t
+GROUP BY t.symbol_id, time_bucket(interval '1 second', t.ts_exchange)
+WITH NO DATA;
+
+-- Refresh every 30 s over a window reaching back far enough for late rows (capped below raw retention, so a
+-- refresh never recomputes seconds whose raw rows are gone); seconds newer than the last refresh are
+-- computed on read (materialized_only = false).
+DO $$
+DECLARE
+    ext  text := (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'timescaledb');
+    v    record;
+    back interval;
+BEGIN
+    FOR v IN SELECT * FROM (VALUES ('bt_1s', 'book_ticker'), ('trade_1s', 'trades')) AS x(cagg, raw) LOOP
+        SELECT least(interval '2 days', coalesce((SELECT retention - chunk_interval FROM marketdata.storage_tables WHERE table_name = v.raw), interval '2 days'))
+          INTO back;
+        EXECUTE format('SELECT %I.remove_continuous_aggregate_policy(%L::regclass, if_exists => true)', ext, 'marketdata.' || v.cagg);
+        EXECUTE format('SELECT %I.add_continuous_aggregate_policy(%L::regclass, start_offset => %L::interval, end_offset => %L::interval, schedule_interval => %L::interval)',
+                       ext, 'marketdata.' || v.cagg, back, interval '5 seconds', interval '30 seconds');
+        EXECUTE format('SELECT %I.remove_retention_policy(%L::regclass, if_exists => true)', ext, 'marketdata.' || v.cagg);
+        IF (SELECT retention FROM marketdata.storage_tables WHERE table_name = v.cagg) IS NOT NULL THEN
+            EXECUTE format('SELECT %I.add_retention_policy(%L::regclass, drop_after => %L::interval)', ext, 'marketdata.' || v.cagg,
+                           (SELECT retention FROM marketdata.storage_tables WHERE table_name = v.cagg));
+        END IF;
+    END LOOP;
+END $$;
