@@ -13,6 +13,7 @@
 #   BENCH_RATES_A="50000 100000" BENCH_RATES_B="10000 20000" ./scripts/bench.sh
 #   BENCH_CASES="" BENCH_SOAK_SECONDS=600 BENCH_SOAK_RATE=50000 ./scripts/bench.sh   # memory over a long run
 #   BENCH_BDN=1 ./scripts/bench.sh            # also the BenchmarkDotNet micro-benchmarks
+#   BENCH_CASES="" BENCH_STORAGE_ROWS=30000000 ./scripts/bench.sh   # storage at scale: write rate as tables grow, view timings
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=lib/pg.sh
@@ -175,7 +176,7 @@ if [ "$soak_seconds" -gt 0 ]; then
   daemon=$!; pids+=("$daemon")
   {
     echo; echo "## Memory over ${soak_seconds} s at $soak_rate msg/s (50 symbols × bookTicker+aggTrade)"; echo
-    echo "| elapsed | RSS | of which anonymous | of which file-backed | managed heap | rows written | buffered |"; echo "|---|---|---|---|---|---|---|"
+    echo "| elapsed | RSS | of which anonymous | of which file-backed | of which shared (JIT code) | managed heap | GC committed | rows written | buffered |"; echo "|---|---|---|---|---|---|---|---|---|"
   } | tee -a "$report"
   start=$(date +%s); samples=()
   while [ $(( $(date +%s) - start )) -lt "$soak_seconds" ]; do
@@ -184,19 +185,38 @@ if [ "$soak_seconds" -gt 0 ]; then
     rss=$(awk '/VmRSS/{print int($2/1024)}' "/proc/$daemon/status")
     anon=$(awk '/RssAnon/{print int($2/1024)}' "/proc/$daemon/status")
     file=$(awk '/RssFile/{print int($2/1024)}' "/proc/$daemon/status")
+    shmem=$(awk '/RssShmem/{print int($2/1024)}' "/proc/$daemon/status")
+    committed=$(echo "$m" | awk '/^orderbook_gc_committed_bytes/{printf "%d", $2/1048576}')
     heap=$(echo "$m" | awk '/^orderbook_gc_heap_bytes/{printf "%d", $2/1048576}')
     rows=$(echo "$m" | awk '/^orderbook_rows_written_total/{s+=$2} END{printf "%d", s}')
     buffered=$(echo "$m" | awk '/^orderbook_buffer_depth/{s+=$2} END{printf "%d", s}')
     samples+=("$rss")
-    echo "| $(( $(date +%s) - start )) s | $rss MB | $anon MB | $file MB | $heap MB | $rows | $buffered |" | tee -a "$report"
+    echo "| $(( $(date +%s) - start )) s | $rss MB | $anon MB | $file MB | $shmem MB | $heap MB | $committed MB | $rows | $buffered |" | tee -a "$report"
   done
   kill -TERM "$daemon"; wait "$daemon" 2>/dev/null || true; kill "$sim" 2>/dev/null || true
   n=${#samples[@]}
   if [ "$n" -ge 4 ]; then
-    # Flat: the average of the last third is within 10 % of the average of the second third (after warm-up).
-    verdict=$(printf '%s\n' "${samples[@]}" | awk -v n="$n" '{v[NR]=$1} END{t=int(n/3); a=0; b=0; for(i=t+1;i<=2*t;i++)a+=v[i]; for(i=n-t+1;i<=n;i++)b+=v[i]; a/=t; b/=t; printf "%s (second third %.0f MB, last third %.0f MB)", (b <= a*1.1 ? "flat" : "GROWING"), a, b}')
+    # Flat: after the first third (warm-up), RSS grows by less than 0.2 MB per minute (least-squares slope);
+    # 0.2 MB/min is ~290 MB a day, still too much for months, so the slope is printed as well.
+    verdict=$(printf '%s\n' "${samples[@]}" | awk -v n="$n" '{v[NR]=$1} END{t=int(n/3); m=0; sx=0; sy=0; sxx=0; sxy=0;
+      for(i=t+1;i<=n;i++){x=i*0.5; sx+=x; sy+=v[i]; sxx+=x*x; sxy+=x*v[i]; m++}
+      slope=(m*sxy-sx*sy)/(m*sxx-sx*sx);
+      printf "%s (%.2f MB per minute after the first third; %d MB to %d MB)", (slope < 0.2 ? "flat" : "GROWING"), slope, v[t+1], v[n]}')
     echo; echo "RSS over the run: **$verdict**." | tee -a "$report"
   fi
+fi
+
+# Storage at scale: tens of millions of rows through the write path, then the views users query.
+storage_rows=${BENCH_STORAGE_ROWS:-0}
+if [ "$storage_rows" -gt 0 ]; then
+  psql_q postgres "DROP DATABASE IF EXISTS bench_storage WITH (FORCE)" >/dev/null 2>&1; psql_q postgres "CREATE DATABASE bench_storage" >/dev/null
+  {
+    echo; echo "## Storage at scale: $storage_rows rows (${BENCH_STORAGE_SYMBOLS:-200} symbols), through the daemon's write path"; echo
+    echo "Command: \`BENCH_CASES=\"\" BENCH_STORAGE_ROWS=$storage_rows ./scripts/bench.sh\` (runs \`orderbook-ingestor bench-storage\`)."; echo
+  } | tee -a "$report"
+  "$bin" bench-storage --database "Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=bench_storage" \
+    --rows "$storage_rows" --symbols "${BENCH_STORAGE_SYMBOLS:-200}" 2>&1 | tee -a "$report"
+  psql_q postgres "DROP DATABASE IF EXISTS bench_storage WITH (FORCE)" >/dev/null 2>&1 || true
 fi
 
 # BenchmarkDotNet micro-benchmarks of the parser and the COPY row encoder (per message: time and bytes allocated).

@@ -82,6 +82,16 @@ check "a bad flag value exits non-zero with the setting named" bash -c "! '$bin'
 check "an unknown channel exits non-zero" bash -c "! '$bin' check --channels depth@1ms 2>/dev/null"
 check "migrate applies the schema" bash -c "'$bin' migrate | grep -q 'schema up to date'"
 check "migrate again is a no-op" bash -c "'$bin' migrate | grep -q '0 migration'"
+tier_named() { # hypertables are plain relations; partitioned tables are relkind p
+  local out; out=$("$bin" migrate) || return 1
+  echo "$out" | grep -Eq 'storage tier timescaledb' && return 0
+  echo "$out" | grep -Eq 'storage tier (postgres|citus)' && [ "$(psql_db "SELECT relkind FROM pg_class WHERE oid = 'marketdata.book_ticker'::regclass")" = p ]
+}
+roles_granted() { "$bin" migrate --create-roles | grep -q 'roles orderbook_writer' && [ "$(psql_db "SELECT count(*) FROM pg_roles WHERE rolname IN ('orderbook_writer', 'orderbook_reader')")" = 2 ]; }
+tier_fixed() { ! "$bin" migrate --storage-tier timescaledb 2>"$work/tier.txt" && grep -q 'cannot change in place' "$work/tier.txt"; }
+check "migrate names the storage tier, and the event tables are partitioned or hypertables" tier_named
+check "migrate --create-roles grants orderbook_writer and orderbook_reader" roles_granted
+check "a database's tier cannot change in place (refused, reason given)" tier_fixed
 
 sim_port=$(free_port); http_port=$(free_port)
 "$bin" simulate --port "$sim_port" --symbols 3 --rate 5000 --events 10000 --seed 7 --wait-streams 6 >"$work/sim.log" 2>&1 &

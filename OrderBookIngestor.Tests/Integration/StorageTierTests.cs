@@ -195,14 +195,14 @@ public sealed class StorageTierTests : DatabaseTest
         }
 
         var maintainer = Maintainer(TimeProvider.System);
-        Assert.That(await maintainer.RollupOnceAsync(CancellationToken.None), Is.GreaterThan(0));
+        Assert.That((await maintainer.RollupOnceAsync(CancellationToken.None)).Batches, Is.GreaterThan(0));
         await AssertBookRollupsAsync(books.Except(late));
         await AssertTradeRollupsAsync(trades);
 
         await CommitAsync<BookTickerEvent, BookTickerRows>(Db.DataSource, late);
-        Assert.That(await maintainer.RollupOnceAsync(CancellationToken.None), Is.EqualTo(1), "only the late batch is pending");
+        Assert.That(await maintainer.RollupOnceAsync(CancellationToken.None), Is.EqualTo((1, 0L)), "only the late batch was pending");
         await AssertBookRollupsAsync(books);
-        Assert.That(await maintainer.RollupOnceAsync(CancellationToken.None), Is.Zero, "nothing pending");
+        Assert.That(await maintainer.RollupOnceAsync(CancellationToken.None), Is.EqualTo((0, 0L)), "nothing pending");
         Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.ingest_batches WHERE rollup_pending"), Is.Zero);
     }
 

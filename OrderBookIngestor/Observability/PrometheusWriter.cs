@@ -123,6 +123,8 @@ public static class PrometheusWriter
         Sample(sb, "orderbook_rollup_buckets_total", null, mt.RollupBuckets);
         Header(sb, "orderbook_storage_maintenance_failures_total", "counter", "Maintenance or rollup passes that failed (retried next pass).");
         Sample(sb, "orderbook_storage_maintenance_failures_total", null, mt.Failures);
+        Header(sb, "orderbook_rollup_pending_batches", "gauge", "Committed batches not yet rolled up into bt_1s / trade_1s (as of the last pass).");
+        Sample(sb, "orderbook_rollup_pending_batches", null, mt.Pending);
         Header(sb, "orderbook_rollup_last_success_seconds", "gauge", "Unix time of the last rollup pass that succeeded (0: none, or TimescaleDB does it).");
         Sample(sb, "orderbook_rollup_last_success_seconds", null, mt.LastRollupUnixMs / 1000.0);
 
@@ -145,6 +147,8 @@ public static class PrometheusWriter
         Sample(sb, "orderbook_process_cpu_seconds_total", null, process.TotalProcessorTime.TotalSeconds);
         Header(sb, "orderbook_gc_heap_bytes", "gauge", "Managed heap size.");
         Sample(sb, "orderbook_gc_heap_bytes", null, GC.GetTotalMemory(false));
+        Header(sb, "orderbook_gc_committed_bytes", "gauge", "Memory the GC has committed from the OS (heap plus free space it keeps).");
+        Sample(sb, "orderbook_gc_committed_bytes", null, GC.GetGCMemoryInfo().TotalCommittedBytes);
         Header(sb, "orderbook_gc_allocated_bytes_total", "counter", "Bytes allocated on the managed heap.");
         Sample(sb, "orderbook_gc_allocated_bytes_total", null, GC.GetTotalAllocatedBytes());
         Header(sb, "orderbook_gc_collections_total", "counter", "Garbage collections by generation.");

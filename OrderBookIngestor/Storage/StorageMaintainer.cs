@@ -28,6 +28,9 @@ public sealed class MaintenanceStats
 
     public long LastRollupUnixMs { get; internal set; }
 
+    /// <summary>Committed batches not yet rolled up, as of the last pass.</summary>
+    public long Pending { get; internal set; }
+
     internal void Created() => Interlocked.Increment(ref _partitionsCreated);
 
     internal void Dropped() => Interlocked.Increment(ref _partitionsDropped);
@@ -98,20 +101,22 @@ public sealed class StorageMaintainer
         return actions;
     }
 
-    /// <summary>Rolls up what was committed since the last pass; returns batches taken (0 also when another daemon holds the turn).</summary>
-    public async Task<int> RollupOnceAsync(CancellationToken ct)
+    /// <summary>Rolls up (part of) what was committed since the last pass. Returns the batches taken (0 also when
+    /// another daemon holds the turn) and how many are still pending.</summary>
+    public async Task<(int Batches, long PendingAfter)> RollupOnceAsync(CancellationToken ct)
     {
-        await using var cmd = _dataSource.CreateCommand("SELECT batches, buckets FROM marketdata.run_rollups()");
+        await using var cmd = _dataSource.CreateCommand("SELECT batches, buckets, pending_after FROM marketdata.run_rollups()");
         await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
-        var batches = 0;
+        var (batches, pending) = (0, 0L);
         if (await reader.ReadAsync(ct).ConfigureAwait(false))
         {
-            batches = reader.GetInt32(0);
+            (batches, pending) = (reader.GetInt32(0), reader.GetInt64(2));
             _stats.RolledUp(batches, reader.GetInt64(1));
         }
 
         _stats.LastRollupUnixMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        return batches;
+        _stats.Pending = pending;
+        return (batches, pending);
     }
 
     public async Task RunAsync(CancellationToken stop)
@@ -127,14 +132,17 @@ public sealed class StorageMaintainer
 
             if (_rollupEvery > TimeSpan.Zero)
             {
-                // Keep going while a pass is full (catching up after an outage or a replay), then wait.
-                int taken;
+                // Keep going while a backlog is left (catching up after an outage or a replay), then wait.
+                var more = false;
                 do
                 {
-                    taken = 0;
-                    await Guarded("rollup", async () => taken = await RollupOnceAsync(stop).ConfigureAwait(false)).ConfigureAwait(false);
+                    await Guarded("rollup", async () =>
+                    {
+                        var (taken, pending) = await RollupOnceAsync(stop).ConfigureAwait(false);
+                        more = taken > 0 && pending > 0;
+                    }).ConfigureAwait(false);
                 }
-                while (taken >= 2000 && !stop.IsCancellationRequested);
+                while (more && !stop.IsCancellationRequested);
             }
 
             try

@@ -1,0 +1,260 @@
+-- The maintenance the daemon runs where TimescaleDB's background jobs are not available: time partitions
+-- created ahead and dropped past retention (plain PostgreSQL, Citus), chunks dropped past retention
+-- (TimescaleDB with Apache-licensed features only), and 1-second rollups kept up to date incrementally from
+-- the batch ledger (both). The daemon calls run_maintenance() every few minutes and run_rollups() every
+-- second; both are safe to call from several daemons at once (one wins an advisory lock, the others return)
+-- and from psql by hand. Applied before the tier's setup by every migrate whose SQL changed.
+
+CREATE OR REPLACE FUNCTION marketdata.storage_tier() RETURNS text
+LANGUAGE sql STABLE AS $$ SELECT value FROM marketdata.storage_settings WHERE key = 'tier' $$;
+
+-- Whether a batch written to this table must be rolled up by the daemon (tiers without continuous aggregates).
+CREATE OR REPLACE FUNCTION marketdata.rollup_tracked(p_table text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT p_table IN ('book_ticker', 'trades') AND coalesce(marketdata.storage_tier(), 'postgres') <> 'timescaledb'
+$$;
+
+-- Partitions are aligned to their width from the Unix epoch (UTC), so every daemon computes the same bounds.
+CREATE OR REPLACE FUNCTION marketdata.partition_start(p_ts timestamptz, p_width interval) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT to_timestamp(floor(extract(epoch FROM p_ts) / extract(epoch FROM p_width)) * extract(epoch FROM p_width))
+$$;
+
+-- The partitions of p_table with their bounds (the default partition has none and is left out).
+CREATE OR REPLACE FUNCTION marketdata.partition_bounds(p_table text)
+RETURNS TABLE (partition_name text, range_start timestamptz, range_end timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT c.relname::text, (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \(''([^'']+)''\)'))[1]::timestamptz,
+           (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = format('marketdata.%I', p_table)::regclass
+      AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'
+$$;
+
+-- Creates the partition of p_table that holds p_ts, unless one covers it. Bounds are aligned to the table's
+-- width; after a width change they are clipped to what existing partitions leave free. Rows that arrived
+-- before it existed (they wait in the table's default partition, so nothing is ever refused) are moved in.
+-- SECURITY DEFINER: the daemon's writer role may create partitions without owning the tables.
+CREATE OR REPLACE FUNCTION marketdata.ensure_partition(p_table text, p_ts timestamptz) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cfg       marketdata.storage_tables;
+    v_start   timestamptz;
+    v_end     timestamptz;
+    v_name    text;
+    v_default text := p_table || '_default';
+    b         record;
+BEGIN
+    SELECT * INTO cfg FROM marketdata.storage_tables WHERE table_name = p_table;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'marketdata.storage_tables has no row for %', p_table;
+    END IF;
+    v_start := marketdata.partition_start(p_ts, cfg.chunk_interval);
+    v_end := v_start + cfg.chunk_interval;
+    FOR b IN SELECT * FROM marketdata.partition_bounds(p_table) x WHERE x.range_start < v_end AND x.range_end > v_start ORDER BY x.range_start LOOP
+        IF b.range_start <= v_start THEN
+            v_start := greatest(v_start, b.range_end);
+        ELSE
+            v_end := least(v_end, b.range_start);
+        END IF;
+    END LOOP;
+    IF v_start >= v_end THEN
+        RETURN NULL;
+    END IF;
+    v_name := p_table || '_p' || to_char(v_start AT TIME ZONE 'UTC', 'YYYYMMDD"t"HH24MI');
+    IF to_regclass(format('marketdata.%I', v_default)) IS NULL THEN
+        EXECUTE format('CREATE TABLE marketdata.%I PARTITION OF marketdata.%I FOR VALUES FROM (%L) TO (%L)',
+                       v_name, p_table, v_start, v_end);
+    ELSE
+        -- ATTACH refuses while the default partition holds rows of the new range: move them first.
+        EXECUTE format('CREATE TABLE marketdata.%I (LIKE marketdata.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', v_name, p_table);
+        EXECUTE format('WITH moved AS (DELETE FROM marketdata.%I WHERE %I >= $1 AND %I < $2 RETURNING *) INSERT INTO marketdata.%I SELECT * FROM moved',
+                       v_default, cfg.time_column, cfg.time_column, v_name) USING v_start, v_end;
+        EXECUTE format('ALTER TABLE marketdata.%I ATTACH PARTITION marketdata.%I FOR VALUES FROM (%L) TO (%L)',
+                       p_table, v_name, v_start, v_end);
+    END IF;
+    RETURN v_name;
+END $$;
+
+-- Drops p_table's partitions that end at or before p_now - retention, and expired rows still in its default partition.
+CREATE OR REPLACE FUNCTION marketdata.drop_expired_partitions(p_table text, p_now timestamptz) RETURNS SETOF text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cfg    marketdata.storage_tables;
+    part   record;
+    v_cut  timestamptz;
+BEGIN
+    SELECT * INTO cfg FROM marketdata.storage_tables WHERE table_name = p_table;
+    IF NOT FOUND OR cfg.retention IS NULL THEN
+        RETURN;
+    END IF;
+    v_cut := p_now - cfg.retention;
+    FOR part IN SELECT * FROM marketdata.partition_bounds(p_table) x WHERE x.range_end <= v_cut LOOP
+        EXECUTE format('DROP TABLE marketdata.%I', part.partition_name);
+        RETURN NEXT part.partition_name;
+    END LOOP;
+    IF to_regclass(format('marketdata.%I', p_table || '_default')) IS NOT NULL THEN
+        EXECUTE format('DELETE FROM marketdata.%I WHERE %I < $1', p_table || '_default', cfg.time_column) USING v_cut;
+    END IF;
+END $$;
+
+-- One maintenance pass at p_now (the daemon passes its clock). Returns what it did, one row per action.
+-- Plain PostgreSQL and Citus: partitions from one width back to p_ahead ahead, partitions for rows waiting in
+-- a default partition, and retention. TimescaleDB without its Community features: retention via drop_chunks.
+-- Full TimescaleDB: nothing; its own policies do this.
+CREATE OR REPLACE FUNCTION marketdata.run_maintenance(p_now timestamptz DEFAULT now(), p_ahead interval DEFAULT interval '2 days')
+RETURNS TABLE (action text, table_name text, object text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '10s' AS $$
+DECLARE
+    t       marketdata.storage_tables;
+    v_tier  text := coalesce(marketdata.storage_tier(), 'postgres');
+    v_ts    timestamptz;
+    v_made  text;
+BEGIN
+    -- 'OBIM': one maintainer at a time across daemons; the others skip this pass.
+    IF NOT pg_try_advisory_xact_lock(1329744205) THEN
+        RETURN;
+    END IF;
+    FOR t IN SELECT * FROM marketdata.storage_tables ORDER BY storage_tables.table_name LOOP
+        CONTINUE WHEN to_regclass(format('marketdata.%I', t.table_name)) IS NULL;
+        IF v_tier IN ('postgres', 'citus') THEN
+            v_ts := marketdata.partition_start(p_now - t.chunk_interval, t.chunk_interval);
+            WHILE v_ts <= p_now + greatest(p_ahead, t.chunk_interval) LOOP
+                v_made := marketdata.ensure_partition(t.table_name, v_ts);
+                IF v_made IS NOT NULL THEN
+                    action := 'created'; table_name := t.table_name; object := v_made; RETURN NEXT;
+                END IF;
+                v_ts := v_ts + t.chunk_interval;
+            END LOOP;
+            IF to_regclass(format('marketdata.%I', t.table_name || '_default')) IS NOT NULL THEN
+                FOR v_ts IN EXECUTE format('SELECT DISTINCT marketdata.partition_start(%I, $1) FROM marketdata.%I WHERE %I >= $2',
+                                           t.time_column, t.table_name || '_default', t.time_column)
+                            USING t.chunk_interval, p_now - coalesce(t.retention, interval '100 years')
+                LOOP
+                    v_made := marketdata.ensure_partition(t.table_name, v_ts);
+                    IF v_made IS NOT NULL THEN
+                        action := 'created for waiting rows'; table_name := t.table_name; object := v_made; RETURN NEXT;
+                    END IF;
+                END LOOP;
+            END IF;
+            FOR v_made IN SELECT marketdata.drop_expired_partitions(t.table_name, p_now) LOOP
+                action := 'dropped'; table_name := t.table_name; object := v_made; RETURN NEXT;
+            END LOOP;
+        ELSIF v_tier = 'timescaledb-apache' AND t.retention IS NOT NULL THEN
+            FOR v_made IN EXECUTE format('SELECT %I.drop_chunks($1, older_than => $2)::text',
+                                         (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+                                          WHERE e.extname = 'timescaledb'))
+                          USING format('marketdata.%I', t.table_name)::regclass, p_now - t.retention
+            LOOP
+                action := 'dropped'; table_name := t.table_name; object := v_made; RETURN NEXT;
+            END LOOP;
+        END IF;
+    END LOOP;
+END $$;
+
+-- Recomputes the 1-second rollups of every symbol over [p_from, p_to] (whole seconds) from the raw rows.
+-- Idempotent; usable by hand after loading rows outside the daemon.
+CREATE OR REPLACE FUNCTION marketdata.refresh_rollups(p_table text, p_from timestamptz, p_to timestamptz) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_from timestamptz := date_trunc('second', p_from);
+    v_to   timestamptz := date_trunc('second', p_to) + interval '1 second';
+    v_rows bigint;
+BEGIN
+    IF p_table = 'book_ticker' THEN
+        INSERT INTO marketdata.bt_1s AS r (symbol_id, bucket, mid_open, mid_high, mid_low, mid_close,
+                                          spread_mean, spread_min, spread_max, bid_qty_mean, ask_qty_mean, updates,
+                                          crossed, non_positive, negative_latency)
+        SELECT b.symbol_id, date_trunc('second', b.ts_exchange),
+               (array_agg((b.best_bid + b.best_ask) / 2 ORDER BY b.ts_exchange, b.update_id))[1],
+               max((b.best_bid + b.best_ask) / 2), min((b.best_bid + b.best_ask) / 2),
+               (array_agg((b.best_bid + b.best_ask) / 2 ORDER BY b.ts_exchange DESC, b.update_id DESC))[1],
+               avg(b.best_ask - b.best_bid), min(b.best_ask - b.best_bid), max(b.best_ask - b.best_bid),
+               avg(b.bid_qty), avg(b.ask_qty), count(*),
+               count(*) FILTER (WHERE b.best_bid >= b.best_ask),
+               count(*) FILTER (WHERE b.best_bid <= 0 OR b.best_ask <= 0 OR b.bid_qty <= 0 OR b.ask_qty <= 0),
+               count(*) FILTER (WHERE b.ts_ingest < b.ts_exchange)
+        FROM marketdata.book_ticker b
+        WHERE b.ts_exchange >= v_from AND b.ts_exchange < v_to
+        GROUP BY 1, 2
+        ON CONFLICT (symbol_id, bucket) DO UPDATE SET
+            mid_open = EXCLUDED.mid_open, mid_high = EXCLUDED.mid_high, mid_low = EXCLUDED.mid_low, mid_close = EXCLUDED.mid_close,
+            spread_mean = EXCLUDED.spread_mean, spread_min = EXCLUDED.spread_min, spread_max = EXCLUDED.spread_max,
+            bid_qty_mean = EXCLUDED.bid_qty_mean, ask_qty_mean = EXCLUDED.ask_qty_mean, updates = EXCLUDED.updates,
+            crossed = EXCLUDED.crossed, non_positive = EXCLUDED.non_positive, negative_latency = EXCLUDED.negative_latency;
+    ELSIF p_table = 'trades' THEN
+        INSERT INTO marketdata.trade_1s AS r (symbol_id, bucket, agg_trades, trades, volume, quote_volume, vwap,
+                                             buy_volume, sell_volume, price_open, price_high, price_low, price_close,
+                                             non_positive, negative_latency)
+        SELECT t.symbol_id, date_trunc('second', t.ts_exchange), count(*), sum(t.last_trade_id - t.first_trade_id + 1),
+               sum(t.qty), sum(t.price * t.qty), sum(t.price * t.qty) / nullif(sum(t.qty), 0),
+               coalesce(sum(t.qty) FILTER (WHERE NOT t.is_buyer_maker), 0), coalesce(sum(t.qty) FILTER (WHERE t.is_buyer_maker), 0),
+               (array_agg(t.price ORDER BY t.agg_trade_id))[1], max(t.price), min(t.price),
+               (array_agg(t.price ORDER BY t.agg_trade_id DESC))[1],
+               count(*) FILTER (WHERE t.price <= 0 OR t.qty <= 0),
+               count(*) FILTER (WHERE t.ts_ingest < t.ts_exchange AND NOT t.is_backfilled)
+        FROM marketdata.trades t
+        WHERE t.ts_exchange >= v_from AND t.ts_exchange < v_to
+        GROUP BY 1, 2
+        ON CONFLICT (symbol_id, bucket) DO UPDATE SET
+            agg_trades = EXCLUDED.agg_trades, trades = EXCLUDED.trades, volume = EXCLUDED.volume,
+            quote_volume = EXCLUDED.quote_volume, vwap = EXCLUDED.vwap, buy_volume = EXCLUDED.buy_volume,
+            sell_volume = EXCLUDED.sell_volume, price_open = EXCLUDED.price_open, price_high = EXCLUDED.price_high,
+            price_low = EXCLUDED.price_low, price_close = EXCLUDED.price_close,
+            non_positive = EXCLUDED.non_positive, negative_latency = EXCLUDED.negative_latency;
+    ELSE
+        RAISE EXCEPTION 'no rollup for table %', p_table;
+    END IF;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
+END $$;
+
+-- Rolls up the batches committed since the last call: each batch's time range (merged where they touch)
+-- is recomputed, then the batches are marked done, in one transaction. A batch that commits while this runs
+-- is still pending afterwards and is taken by the next call. One call takes at most p_max_rows rows' worth of
+-- batches (at least one batch), so a backlog is worked off in short transactions; pending_after says how
+-- many batches are still waiting. Returns nothing when another session holds the turn.
+CREATE OR REPLACE FUNCTION marketdata.run_rollups(p_max_rows bigint DEFAULT 200000)
+RETURNS TABLE (batches integer, ranges integer, buckets bigint, pending_after bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    b       record;
+    v_ids   uuid[] := '{}';
+    v_table text;
+    v_from  timestamptz;
+    v_to    timestamptz;
+BEGIN
+    -- 'OBIR': one roller at a time across daemons.
+    IF NOT pg_try_advisory_xact_lock(1329744210) THEN
+        RETURN;
+    END IF;
+    batches := 0; ranges := 0; buckets := 0;
+    FOR b IN
+        SELECT p.batch_id, p.table_name AS tname, p.ts_min, p.ts_max FROM (
+            SELECT l.*, sum(l.row_count) OVER (ORDER BY l.committed_at, l.batch_id) - l.row_count AS rows_before FROM (
+                SELECT i.batch_id, i.table_name, i.ts_min, i.ts_max, i.row_count, i.committed_at FROM marketdata.ingest_batches i
+                WHERE i.rollup_pending ORDER BY i.committed_at LIMIT 5000 FOR UPDATE SKIP LOCKED) l) p
+        WHERE p.rows_before < p_max_rows
+        ORDER BY p.table_name, p.ts_min NULLS FIRST
+    LOOP
+        v_ids := v_ids || b.batch_id;
+        batches := batches + 1;
+        CONTINUE WHEN b.ts_min IS NULL;
+        IF v_table IS DISTINCT FROM b.tname OR b.ts_min > v_to + interval '1 second' THEN
+            IF v_table IS NOT NULL THEN
+                ranges := ranges + 1;
+                buckets := buckets + marketdata.refresh_rollups(v_table, v_from, v_to);
+            END IF;
+            v_table := b.tname; v_from := b.ts_min; v_to := b.ts_max;
+        ELSE
+            v_to := greatest(v_to, b.ts_max);
+        END IF;
+    END LOOP;
+    IF v_table IS NOT NULL THEN
+        ranges := ranges + 1;
+        buckets := buckets + marketdata.refresh_rollups(v_table, v_from, v_to);
+    END IF;
+    UPDATE marketdata.ingest_batches i SET rollup_pending = false WHERE i.batch_id = ANY (v_ids);
+    SELECT count(*) INTO pending_after FROM marketdata.ingest_batches i WHERE i.rollup_pending;
+    RETURN NEXT;
+END $$;
