@@ -107,26 +107,31 @@ RETURNS TABLE (symbol_id integer, symbol text, ts timestamptz,
                buy_volume float8, sell_volume float8, price_open float8, price_high float8, price_low float8, price_close float8,
                book_gap boolean, trade_gap boolean, in_gap boolean)
 LANGUAGE sql STABLE AS $$
-    WITH day AS (
+    -- Each input is cut to the day first and materialised, so the grid joins them by hash instead of probing
+    -- per second (the planner cannot estimate generate_series rows and would otherwise nest loops).
+    WITH day AS MATERIALIZED (
         SELECT (p_date::timestamp AT TIME ZONE 'UTC') AS d0, ((p_date + 1)::timestamp AT TIME ZONE 'UTC') AS d1
-    ), syms AS (
-        SELECT s.id, s.symbol FROM marketdata.symbols s, day
-        WHERE (p_symbol_id IS NULL OR s.id = p_symbol_id)
-          AND (EXISTS (SELECT 1 FROM marketdata.bt_1s b WHERE b.symbol_id = s.id AND b.bucket >= day.d0 AND b.bucket < day.d1)
-               OR EXISTS (SELECT 1 FROM marketdata.trade_1s t WHERE t.symbol_id = s.id AND t.bucket >= day.d0 AND t.bucket < day.d1)
-               OR EXISTS (SELECT 1 FROM marketdata.feed_gaps g WHERE g.symbol_id = s.id AND g.gap_end >= day.d0 AND g.gap_start < day.d1))
-    ), grid AS (
+    ), b AS MATERIALIZED (
+        SELECT x.* FROM marketdata.bt_1s x, day
+        WHERE x.bucket >= day.d0 AND x.bucket < day.d1 AND (p_symbol_id IS NULL OR x.symbol_id = p_symbol_id)
+    ), t AS MATERIALIZED (
+        SELECT x.* FROM marketdata.trade_1s x, day
+        WHERE x.bucket >= day.d0 AND x.bucket < day.d1 AND (p_symbol_id IS NULL OR x.symbol_id = p_symbol_id)
+    ), gaps AS MATERIALIZED (
+        SELECT g.symbol_id, CASE g.stream WHEN 'bookTicker' THEN 'book' WHEN 'aggTrade' THEN 'trade' END AS kind,
+               greatest(date_trunc('second', g.gap_start), day.d0) AS s0, least(g.gap_end, day.d1 - interval '1 microsecond') AS s1
+        FROM marketdata.feed_gaps g, day
+        WHERE g.stream IN ('bookTicker', 'aggTrade') AND g.gap_end >= day.d0 AND g.gap_start < day.d1
+          AND (p_symbol_id IS NULL OR g.symbol_id = p_symbol_id)
+    ), gap_seconds AS MATERIALIZED (
+        -- Every second a gap overlaps, per symbol and stream kind.
+        SELECT DISTINCT x.symbol_id, x.kind, sec.ts FROM gaps x, generate_series(x.s0, x.s1, interval '1 second') AS sec(ts)
+    ), syms AS MATERIALIZED (
+        SELECT s.id, s.symbol FROM marketdata.symbols s
+        WHERE s.id IN (SELECT symbol_id FROM b UNION SELECT symbol_id FROM t UNION SELECT symbol_id FROM gaps)
+    ), grid AS MATERIALIZED (
         SELECT syms.id, syms.symbol, g.ts
         FROM syms, day, generate_series(day.d0, day.d1 - interval '1 second', interval '1 second') AS g(ts)
-    ), gap_seconds AS (
-        -- Every second a gap overlaps, per symbol and stream kind.
-        SELECT DISTINCT x.symbol_id, x.kind, sec.ts
-        FROM (SELECT g.symbol_id, CASE g.stream WHEN 'bookTicker' THEN 'book' WHEN 'aggTrade' THEN 'trade' END AS kind,
-                     greatest(date_trunc('second', g.gap_start), day.d0) AS s0, least(g.gap_end, day.d1 - interval '1 microsecond') AS s1
-              FROM marketdata.feed_gaps g, day
-              WHERE g.stream IN ('bookTicker', 'aggTrade') AND g.gap_end >= day.d0 AND g.gap_start < day.d1
-                AND (p_symbol_id IS NULL OR g.symbol_id = p_symbol_id)) x,
-             generate_series(x.s0, x.s1, interval '1 second') AS sec(ts)
     )
     SELECT grid.id, grid.symbol, grid.ts,
            b.mid_open, b.mid_high, b.mid_low, b.mid_close, b.spread_mean, b.spread_min, b.spread_max,
@@ -135,8 +140,8 @@ LANGUAGE sql STABLE AS $$
            t.price_open, t.price_high, t.price_low, t.price_close,
            gb.ts IS NOT NULL, gt.ts IS NOT NULL, gb.ts IS NOT NULL OR gt.ts IS NOT NULL
     FROM grid
-    LEFT JOIN marketdata.bt_1s b ON b.symbol_id = grid.id AND b.bucket = grid.ts
-    LEFT JOIN marketdata.trade_1s t ON t.symbol_id = grid.id AND t.bucket = grid.ts
+    LEFT JOIN b ON b.symbol_id = grid.id AND b.bucket = grid.ts
+    LEFT JOIN t ON t.symbol_id = grid.id AND t.bucket = grid.ts
     LEFT JOIN gap_seconds gb ON gb.symbol_id = grid.id AND gb.kind = 'book' AND gb.ts = grid.ts
     LEFT JOIN gap_seconds gt ON gt.symbol_id = grid.id AND gt.kind = 'trade' AND gt.ts = grid.ts
     ORDER BY grid.id, grid.ts
