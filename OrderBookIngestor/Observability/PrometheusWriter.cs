@@ -149,6 +149,10 @@ public static class PrometheusWriter
         Sample(sb, "orderbook_gc_heap_bytes", null, GC.GetTotalMemory(false));
         Header(sb, "orderbook_gc_committed_bytes", "gauge", "Memory the GC has committed from the OS (heap plus free space it keeps).");
         Sample(sb, "orderbook_gc_committed_bytes", null, GC.GetGCMemoryInfo().TotalCommittedBytes);
+        Header(sb, "orderbook_jit_compiled_methods_total", "counter", "Methods the JIT has compiled (tiering re-compiles hot ones); should level off after warm-up.");
+        Sample(sb, "orderbook_jit_compiled_methods_total", null, System.Runtime.JitInfo.GetCompiledMethodCount());
+        Header(sb, "orderbook_threadpool_threads", "gauge", "Thread pool threads.");
+        Sample(sb, "orderbook_threadpool_threads", null, ThreadPool.ThreadCount);
         Header(sb, "orderbook_gc_allocated_bytes_total", "counter", "Bytes allocated on the managed heap.");
         Sample(sb, "orderbook_gc_allocated_bytes_total", null, GC.GetTotalAllocatedBytes());
         Header(sb, "orderbook_gc_collections_total", "counter", "Garbage collections by generation.");
