@@ -24,10 +24,15 @@ public static class CheckCommand
             Console.WriteLine($"channels: {string.Join(",", options.Channels)}");
             Console.WriteLine($"ws: {options.WsUrl}  rest: {options.RestUrl}  http: {options.Http}");
             Console.WriteLine($"batch: {options.BatchMaxRows} rows or {options.BatchMaxAgeMs} ms; buffer {options.BufferCapacity} per table");
+            Console.WriteLine($"storage: tier {options.StorageTier}; " + string.Join(", ", Storage.StorageLayout.Tables.Select(t =>
+                $"{t.Table} {Storage.StorageLayout.ChunkHours(options, t)} h/{(Storage.StorageLayout.RetentionDays(options, t) is var d and > 0 ? $"{d} d" : "forever")}")));
+            var split = InstanceSplit.Parse(options.Instance);
             if (!(options.Symbols.Count == 1 && OptionsValidator.IsAll(options.Symbols[0])))
             {
+                var own = options.Symbols.Select(s => s.ToUpperInvariant()).Where(split.Owns).ToList();
+                Console.WriteLine($"instance {split}: {own.Count} of {options.Symbols.Count} symbols: {string.Join(",", own)}");
                 var channels = options.Channels.Select(c => MarketChannels.TryParse(c, out var ch) ? ch : default);
-                foreach (var plan in ShardPlanner.Plan(options.Symbols, channels, options.Shards, options.MaxStreamsPerConnection))
+                foreach (var plan in ShardPlanner.Plan(own, channels, options.Shards, options.MaxStreamsPerConnection))
                 {
                     Console.WriteLine($"connection {plan.Name}: {BinanceProtocol.CombinedStreamUri(options.WsUrl, plan.Route)} {plan.Streams.Count} streams");
                 }
