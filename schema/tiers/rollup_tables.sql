@@ -45,3 +45,7 @@ CREATE TABLE IF NOT EXISTS marketdata.trade_1s (
     negative_latency bigint      NOT NULL,
     PRIMARY KEY (symbol_id, bucket)
 ) /*{{PARTITION BY RANGE (bucket)}}*/;
+
+-- Range scans over all symbols (data_quality_report, get_yesterday_training_data for every symbol).
+CREATE INDEX IF NOT EXISTS bt_1s_bucket_brin ON marketdata.bt_1s USING brin (bucket) WITH (pages_per_range = 16);
+CREATE INDEX IF NOT EXISTS trade_1s_bucket_brin ON marketdata.trade_1s USING brin (bucket) WITH (pages_per_range = 16);
