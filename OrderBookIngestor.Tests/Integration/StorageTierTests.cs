@@ -20,7 +20,7 @@ public sealed class StorageTierTests : DatabaseTest
         => new SchemaMigrator(Db.DataSource, NullLogger.Instance, options).MigrateAsync(CancellationToken.None, roles);
 
     private StorageMaintainer Maintainer(TimeProvider time, MaintenanceStats? stats = null, NpgsqlDataSource? ds = null)
-        => new(ds ?? Db.DataSource, time, NullLogger.Instance, stats ?? new MaintenanceStats(), TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(5));
+        => new(ds ?? Db.DataSource, time, NullLogger.Instance, stats ?? new MaintenanceStats(), TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(5), TimeSpan.Zero);
 
     internal static async Task CommitAsync<T, TEncoder>(NpgsqlDataSource ds, IEnumerable<T> rows)
         where T : struct

@@ -61,8 +61,13 @@ public sealed class StorageMaintainer
     private readonly TimeSpan _maintainEvery;
     private readonly LogLimiter _failures;
 
-    public StorageMaintainer(NpgsqlDataSource dataSource, TimeProvider time, ILogger log, MaintenanceStats stats, TimeSpan rollupEvery, TimeSpan maintainEvery)
+    private readonly TimeSpan _settle;
+
+    /// <param name="settle">How old a committed batch must be before it is rolled up (see marketdata.run_rollups); tests pass zero.</param>
+    public StorageMaintainer(NpgsqlDataSource dataSource, TimeProvider time, ILogger log, MaintenanceStats stats, TimeSpan rollupEvery, TimeSpan maintainEvery,
+        TimeSpan? settle = null)
     {
+        _settle = settle ?? TimeSpan.FromSeconds(2);
         _dataSource = dataSource;
         _time = time;
         _log = log;
@@ -105,7 +110,8 @@ public sealed class StorageMaintainer
     /// another daemon holds the turn) and how many are still pending.</summary>
     public async Task<(int Batches, long PendingAfter)> RollupOnceAsync(CancellationToken ct)
     {
-        await using var cmd = _dataSource.CreateCommand("SELECT batches, buckets, pending_after FROM marketdata.run_rollups()");
+        await using var cmd = _dataSource.CreateCommand("SELECT batches, buckets, pending_after FROM marketdata.run_rollups(200000, $1)");
+        cmd.Parameters.Add(new NpgsqlParameter { Value = _settle });
         await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
         var (batches, pending) = (0, 0L);
         if (await reader.ReadAsync(ct).ConfigureAwait(false))
@@ -139,6 +145,7 @@ public sealed class StorageMaintainer
                     await Guarded("rollup", async () =>
                     {
                         var (taken, pending) = await RollupOnceAsync(stop).ConfigureAwait(false);
+                        // Pending batches younger than the settle time stay for the next tick.
                         more = taken > 0 && pending > 0;
                     }).ConfigureAwait(false);
                 }
