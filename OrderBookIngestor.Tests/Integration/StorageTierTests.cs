@@ -245,6 +245,26 @@ public sealed class StorageTierTests : DatabaseTest
         Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.ingest_batches WHERE rollup_pending"), Is.Zero);
     }
 
+    [Test]
+    public async Task LedgerPrune_KeepsBatchesAwaitingRollup_ButNotForever()
+    {
+        await Migrate();
+        await using (var seed = Db.DataSource.CreateCommand("""
+            INSERT INTO marketdata.ingest_batches (batch_id, table_name, row_count, committed_at, rollup_pending) VALUES
+              (gen_random_uuid(), 'trades', 1, now() - interval '4 days', false),
+              (gen_random_uuid(), 'trades', 1, now() - interval '4 days', true),
+              (gen_random_uuid(), 'trades', 1, now() - interval '8 days', true),
+              (gen_random_uuid(), 'trades', 1, now() - interval '1 day', false)
+            """))
+        {
+            await seed.ExecuteNonQueryAsync();
+        }
+
+        await new BatchCommitter(Db.DataSource).PruneAsync(TimeSpan.FromDays(3), CancellationToken.None);
+        Assert.That(await Db.ScalarAsync<string>("SELECT string_agg(extract(day FROM now() - committed_at)::int || ':' || rollup_pending, ',' ORDER BY committed_at) FROM marketdata.ingest_batches"),
+            Is.EqualTo("4:true,1:false"), "a retry window's ids and a pending rollup stay; a week-old pending id goes");
+    }
+
     private async Task AssertBookRollupsAsync(IEnumerable<BookTickerEvent> rows)
     {
         var expected = rows.GroupBy(r => (r.SymbolId, Second: r.EventTimeMs / 1000)).ToDictionary(g => g.Key, g =>

@@ -67,10 +67,11 @@ public sealed class BatchCommitter
         return true;
     }
 
-    /// <summary>Drops batch ids old enough that no retry or replay can still carry them.</summary>
+    /// <summary>Drops batch ids old enough that no retry or replay can still carry them. Ids still waiting for the
+    /// rollups are kept up to a week (with RollupIntervalMs 0 nothing rolls them up, and the ledger must not grow forever).</summary>
     public async Task PruneAsync(TimeSpan keep, CancellationToken ct)
     {
-        await using var cmd = _dataSource.CreateCommand("DELETE FROM marketdata.ingest_batches WHERE committed_at < now() - $1 AND NOT rollup_pending");
+        await using var cmd = _dataSource.CreateCommand("DELETE FROM marketdata.ingest_batches WHERE committed_at < now() - $1 AND (NOT rollup_pending OR committed_at < now() - interval '7 days')");
         cmd.Parameters.Add(new NpgsqlParameter { Value = keep });
         await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
     }
