@@ -116,8 +116,10 @@ public sealed class IngestorOptions
     /// <summary>How often partitions are created ahead and expired ones dropped (tiers without TimescaleDB policies).</summary>
     public int MaintenanceIntervalSeconds { get; set; } = 300;
 
-    /// <summary>How often newly committed batches are rolled up into bt_1s and trade_1s (tiers without continuous aggregates); 0 turns it off.</summary>
-    public int RollupIntervalMs { get; set; } = 1000;
+    /// <summary>How often newly committed batches are rolled up into bt_1s and trade_1s (tiers without continuous aggregates); 0 turns it off.
+    /// 5 s: bt_1s is then at most ~7 s behind, and the rollups take less of the database (measured: at the top of case a,
+    /// 177k msg/s achieved at 5 s against 155k at 1 s and 220k with rollups off).</summary>
+    public int RollupIntervalMs { get; set; } = 5000;
 
     /// <summary>"K/N": this daemon records the symbols whose name hashes to K of N (0-based); several daemons
     /// with the same N and different K split the symbol set and share one database. "0/1" records all.</summary>
