@@ -103,7 +103,8 @@ public sealed partial class SchemaMigrator
             }
         }
 
-        var recorded = await ReadSettingAsync(connection, tx, "tier", ct).ConfigureAwait(false);
+        var settings = await ReadSettingsAsync(connection, tx, ct).ConfigureAwait(false);
+        var recorded = settings.GetValueOrDefault("tier");
         var (tier, note) = recorded is not null ? (CheckRecorded(recorded), null) : await ChooseTierAsync(connection, tx, ct).ConfigureAwait(false);
 
         var count = 0;
@@ -126,7 +127,7 @@ public sealed partial class SchemaMigrator
         var setup = SetupSql(tier, createRoles: false);
         var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(setup + "\n" + StorageConfigText())));
         var setupApplied = false;
-        if (recorded is null || count > 0 || await ReadSettingAsync(connection, tx, "setup_hash", ct).ConfigureAwait(false) != hash)
+        if (recorded is null || count > 0 || settings.GetValueOrDefault("setup_hash") != hash)
         {
             await WriteSettingAsync(connection, tx, "tier", tier, ct).ConfigureAwait(false);
             await WriteStorageTablesAsync(connection, tx, ct).ConfigureAwait(false);
@@ -148,7 +149,7 @@ public sealed partial class SchemaMigrator
     public async Task<string?> ReadTierAsync(CancellationToken ct)
     {
         await using var connection = await _dataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
-        return await ReadSettingAsync(connection, null, "tier", ct).ConfigureAwait(false);
+        return (await ReadSettingsAsync(connection, null, ct).ConfigureAwait(false)).GetValueOrDefault("tier");
     }
 
     private string CheckRecorded(string recorded)
@@ -249,16 +250,23 @@ public sealed partial class SchemaMigrator
         return (long)(await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) ?? 0L) > 0;
     }
 
-    private static async Task<string?> ReadSettingAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, string key, CancellationToken ct)
+    /// <summary>marketdata.storage_settings as key → value; empty when the database was never migrated.</summary>
+    private static async Task<Dictionary<string, string>> ReadSettingsAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, CancellationToken ct)
     {
+        var settings = new Dictionary<string, string>(StringComparer.Ordinal);
         if (await Scalar<string>(connection, tx, "SELECT to_regclass('marketdata.storage_settings')::text", ct).ConfigureAwait(false) is null)
         {
-            return null;
+            return settings;
         }
 
-        await using var cmd = new NpgsqlCommand("SELECT value FROM marketdata.storage_settings WHERE key = $1", connection, tx);
-        cmd.Parameters.Add(new NpgsqlParameter { Value = key });
-        return await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) as string;
+        await using var cmd = new NpgsqlCommand("SELECT key, value FROM marketdata.storage_settings", connection, tx);
+        await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        while (await reader.ReadAsync(ct).ConfigureAwait(false))
+        {
+            settings[reader.GetString(0)] = reader.GetString(1);
+        }
+
+        return settings;
     }
 
     private static async Task WriteSettingAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string key, string value, CancellationToken ct)
