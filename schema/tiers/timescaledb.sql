@@ -5,6 +5,9 @@
 -- Valid for TimescaleDB 2.13 or later (by_range dimension builder; inserts into compressed chunks, which a
 -- spool replay or a trade backfill may need) on PostgreSQL 15 or later.
 
+-- {{include hypertables.sql}}
+
+-- Compression and retention for the raw tables (the rollups are continuous aggregates, below).
 DO $$
 DECLARE
     t      marketdata.storage_tables;
@@ -15,9 +18,6 @@ BEGIN
     FOR t IN SELECT * FROM marketdata.storage_tables WHERE table_name NOT IN ('bt_1s', 'trade_1s') LOOP
         rel := format('marketdata.%I', t.table_name);
         CONTINUE WHEN to_regclass(rel) IS NULL;
-        EXECUTE format('SELECT %I.create_hypertable(%L::regclass, %I.by_range(%L, %L::interval), create_default_indexes => false, if_not_exists => true, migrate_data => true)',
-                       ext, rel, ext, t.time_column, t.chunk_interval);
-        EXECUTE format('SELECT %I.set_chunk_time_interval(%L::regclass, %L::interval)', ext, rel, t.chunk_interval);
         -- Compression settings cannot change once chunks are compressed; set them once.
         SELECT h.compression_enabled INTO v_compressed FROM timescaledb_information.hypertables h
          WHERE h.hypertable_schema = 'marketdata' AND h.hypertable_name = t.table_name;
