@@ -30,6 +30,10 @@ public sealed partial class SchemaMigrator
     /// <summary>Arbitrary but fixed: "OBI" in ASCII.</summary>
     private const long AdvisoryLockKey = 0x4F4249;
 
+    /// <summary>Schema work is not the hot path: a first migrate on Citus creates hundreds of shards (17–27 s measured
+    /// with 32 shards per table), and a daemon may wait here for another one's migrate. Npgsql's default is 30 s.</summary>
+    private const int MigrationTimeoutSeconds = 600;
+
     private readonly NpgsqlDataSource _dataSource;
     private readonly ILogger _log;
     private readonly IngestorOptions _options;
@@ -106,6 +110,10 @@ public sealed partial class SchemaMigrator
         var settings = await ReadSettingsAsync(connection, tx, ct).ConfigureAwait(false);
         var recorded = settings.GetValueOrDefault("tier");
         var (tier, note) = recorded is not null ? (CheckRecorded(recorded), null) : await ChooseTierAsync(connection, tx, ct).ConfigureAwait(false);
+        if (tier == StorageTiers.Timescale && await WorkerShortageAsync(connection, tx, ct).ConfigureAwait(false) is { } shortage)
+        {
+            note = note is null ? shortage : $"{note}; {shortage}";
+        }
 
         var count = 0;
         foreach (var (name, sql) in Migrations())
@@ -163,14 +171,86 @@ public sealed partial class SchemaMigrator
         return recorded;
     }
 
+    /// <summary>Where an extension stands on this server and in this database. Read before any CREATE EXTENSION:
+    /// TimescaleDB answers CREATE EXTENSION without its preloaded library with a FATAL error that ends the
+    /// session (and so the migrate's transaction), which no savepoint can catch.</summary>
+    internal enum ExtensionState
+    {
+        /// <summary>Not installed on the server (no control file).</summary>
+        Absent,
+
+        /// <summary>Installed, but its library is not in shared_preload_libraries, so it cannot be created.</summary>
+        NotPreloaded,
+
+        /// <summary>Installed and preloaded; not created in this database yet.</summary>
+        Loadable,
+
+        /// <summary>Created in this database.</summary>
+        Created,
+    }
+
+    /// <summary>
+    /// Reads each extension's state in one query. A preloaded library registers its settings at server start, so
+    /// they show in pg_settings (readable by any role, unlike shared_preload_libraries itself); a setting only named
+    /// in postgresql.conf without its library stays a placeholder, which pg_settings does not list.
+    /// </summary>
+    internal static async Task<Dictionary<string, ExtensionState>> ReadExtensionStatesAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, CancellationToken ct)
+    {
+        var states = new Dictionary<string, ExtensionState>(StringComparer.Ordinal)
+        {
+            ["citus"] = ExtensionState.Absent,
+            ["timescaledb"] = ExtensionState.Absent,
+        };
+        await using var cmd = new NpgsqlCommand("""
+            SELECT e.name,
+                   EXISTS (SELECT 1 FROM pg_extension x WHERE x.extname = e.name),
+                   EXISTS (SELECT 1 FROM pg_settings s WHERE s.name = e.marker)
+            FROM (VALUES ('citus', 'citus.shard_count'), ('timescaledb', 'timescaledb.max_background_workers')) AS e(name, marker)
+            WHERE EXISTS (SELECT 1 FROM pg_available_extensions a WHERE a.name = e.name)
+            """, connection, tx);
+        await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        while (await reader.ReadAsync(ct).ConfigureAwait(false))
+        {
+            states[reader.GetString(0)] = reader.GetBoolean(1) ? ExtensionState.Created
+                : reader.GetBoolean(2) ? ExtensionState.Loadable : ExtensionState.NotPreloaded;
+        }
+
+        return states;
+    }
+
+    /// <summary>What an operator does to make an extension usable, in one sentence.</summary>
+    internal static string Remedy(string extension, ExtensionState state) => (extension, state) switch
+    {
+        ("timescaledb", ExtensionState.Absent) => "TimescaleDB is not installed on this server",
+        ("timescaledb", ExtensionState.NotPreloaded) =>
+            "TimescaleDB is installed on this server but not preloaded: add shared_preload_libraries = 'timescaledb' to postgresql.conf and restart PostgreSQL",
+        ("citus", ExtensionState.Absent) => "the citus extension is not installed on this server",
+        ("citus", ExtensionState.NotPreloaded) =>
+            "Citus is installed on this server but not preloaded: add shared_preload_libraries = 'citus' (first in the list) to postgresql.conf and restart PostgreSQL",
+        _ => $"{extension} could not be enabled",
+    };
+
     private async Task<(string Tier, string? Note)> ChooseTierAsync(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
     {
         var wanted = _options.StorageTier;
-        var citus = await ExtensionInstalledAsync(connection, tx, "citus", ct).ConfigureAwait(false);
-        if (wanted == StorageTiers.Citus || (wanted == StorageTiers.Auto && citus))
+        var states = await ReadExtensionStatesAsync(connection, tx, ct).ConfigureAwait(false);
+        var citus = states["citus"];
+        var timescale = states["timescaledb"];
+
+        // Auto takes Citus only where the operator made this database a Citus coordinator (CREATE EXTENSION citus,
+        // workers added): a preloaded library alone does not say the database should be distributed.
+        if (wanted == StorageTiers.Citus || (wanted == StorageTiers.Auto && citus == ExtensionState.Created))
         {
-            return citus ? (StorageTiers.Citus, null)
-                : throw new ConfigurationException("StorageTier: citus, but the citus extension is not installed in this database (CREATE EXTENSION citus, as a superuser, on the coordinator).");
+            if (citus == ExtensionState.Loadable)
+            {
+                await CreateExtensionAsync(connection, tx, "citus", ct).ConfigureAwait(false);
+            }
+            else if (citus != ExtensionState.Created)
+            {
+                throw new ConfigurationException($"StorageTier: citus, but {Remedy("citus", citus)}.");
+            }
+
+            return (StorageTiers.Citus, null);
         }
 
         if (wanted == StorageTiers.Postgres)
@@ -178,36 +258,24 @@ public sealed partial class SchemaMigrator
             return (StorageTiers.Postgres, null);
         }
 
-        string? note = null;
-        if (!await ExtensionInstalledAsync(connection, tx, "timescaledb", ct).ConfigureAwait(false))
+        if (timescale == ExtensionState.Loadable)
         {
-            var available = await Scalar<string>(connection, tx, "SELECT name FROM pg_available_extensions WHERE name = 'timescaledb'", ct).ConfigureAwait(false) is not null;
-            if (available)
+            await CreateExtensionAsync(connection, tx, "timescaledb", ct).ConfigureAwait(false);
+        }
+        else if (timescale != ExtensionState.Created)
+        {
+            if (wanted != StorageTiers.Auto)
             {
-                await tx.SaveAsync("timescaledb", ct).ConfigureAwait(false);
-                try
-                {
-                    await Execute(connection, tx, "CREATE EXTENSION IF NOT EXISTS timescaledb", ct).ConfigureAwait(false);
-                    await tx.ReleaseAsync("timescaledb", ct).ConfigureAwait(false);
-                }
-                catch (PostgresException ex)
-                {
-                    await tx.RollbackAsync("timescaledb", ct).ConfigureAwait(false);
-                    note = $"TimescaleDB is installed on the server but could not be enabled ({ex.MessageText}; it needs shared_preload_libraries = 'timescaledb' and a role allowed to CREATE EXTENSION)";
-                    available = false;
-                }
-            }
-            else
-            {
-                note = "TimescaleDB is not installed on this server";
+                throw new ConfigurationException($"StorageTier: {wanted}, but {Remedy("timescaledb", timescale)}.");
             }
 
-            if (!available)
+            var notes = new List<string> { Remedy("timescaledb", timescale) };
+            if (citus == ExtensionState.NotPreloaded)
             {
-                return wanted == StorageTiers.Auto
-                    ? (StorageTiers.Postgres, note + ": using native partitions maintained by the daemon")
-                    : throw new ConfigurationException($"StorageTier: {wanted}, but {note}.");
+                notes.Add(Remedy("citus", citus));
             }
+
+            return (StorageTiers.Postgres, string.Join("; ", notes) + ": using native partitions maintained by the daemon");
         }
 
         var license = await Scalar<string>(connection, tx, "SELECT current_setting('timescaledb.license', true)", ct).ConfigureAwait(false);
@@ -220,6 +288,42 @@ public sealed partial class SchemaMigrator
         return wanted == StorageTiers.TimescaleApache || !full
             ? (StorageTiers.TimescaleApache, full ? null : "TimescaleDB runs with its Apache-licensed features only: retention and rollups are run by the daemon")
             : (StorageTiers.Timescale, null);
+    }
+
+    /// <summary>
+    /// TimescaleDB runs every policy job (compression, retention, aggregate refresh: 14 in a migrated database) in a
+    /// background worker taken from max_worker_processes, which parallel queries share. At PostgreSQL's default of 8,
+    /// 12 of the 14 jobs failed to start after a migrate here ("failed to start a background worker"; retried later).
+    /// </summary>
+    private static async Task<string?> WorkerShortageAsync(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand("""
+            SELECT current_setting('max_worker_processes')::int,
+                   coalesce(current_setting('timescaledb.max_background_workers', true)::int, 16) + current_setting('max_parallel_workers')::int + 3
+            """, connection, tx);
+        await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        await reader.ReadAsync(ct).ConfigureAwait(false);
+        var (have, need) = (reader.GetInt32(0), reader.GetInt32(1));
+        return have >= need ? null
+            : $"max_worker_processes = {have} leaves TimescaleDB's policy jobs short of background workers (they fail to start and are retried later): " +
+              $"set it to at least {need} (timescaledb.max_background_workers + max_parallel_workers + 3) and restart PostgreSQL";
+    }
+
+    /// <summary>CREATE EXTENSION for a library the server has preloaded. What can still go wrong (a role not allowed to
+    /// create it) is an ERROR, so a savepoint keeps the migrate's transaction usable for the message.</summary>
+    private static async Task CreateExtensionAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string name, CancellationToken ct)
+    {
+        await tx.SaveAsync("extension", ct).ConfigureAwait(false);
+        try
+        {
+            await Execute(connection, tx, $"CREATE EXTENSION IF NOT EXISTS {name}", ct).ConfigureAwait(false);
+            await tx.ReleaseAsync("extension", ct).ConfigureAwait(false);
+        }
+        catch (PostgresException ex) when (ex.Severity is not ("FATAL" or "PANIC"))
+        {
+            await tx.RollbackAsync("extension", ct).ConfigureAwait(false);
+            throw new ConfigurationException($"StorageTier: {name} is preloaded but could not be created in this database ({ex.SqlState}: {ex.MessageText}); run CREATE EXTENSION {name} as a superuser, or pick another tier.");
+        }
     }
 
     /// <summary>The partition widths and retention as configured, one line per table (also part of the setup hash).</summary>
@@ -243,13 +347,6 @@ public sealed partial class SchemaMigrator
         }
     }
 
-    private static async Task<bool> ExtensionInstalledAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string name, CancellationToken ct)
-    {
-        await using var cmd = new NpgsqlCommand("SELECT count(*) FROM pg_extension WHERE extname = $1", connection, tx);
-        cmd.Parameters.Add(new NpgsqlParameter { Value = name });
-        return (long)(await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) ?? 0L) > 0;
-    }
-
     /// <summary>marketdata.storage_settings as key → value; empty when the database was never migrated.</summary>
     private static async Task<Dictionary<string, string>> ReadSettingsAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, CancellationToken ct)
     {
@@ -269,11 +366,12 @@ public sealed partial class SchemaMigrator
         return settings;
     }
 
+    /// <summary>The time is taken in VALUES, not in DO UPDATE: Citus (a reference table there) allows only IMMUTABLE functions in DO UPDATE SET.</summary>
     private static async Task WriteSettingAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string key, string value, CancellationToken ct)
     {
         await using var cmd = new NpgsqlCommand("""
-            INSERT INTO marketdata.storage_settings (key, value) VALUES ($1, $2)
-            ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
+            INSERT INTO marketdata.storage_settings (key, value, updated_at) VALUES ($1, $2, now())
+            ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at
             """, connection, tx);
         cmd.Parameters.Add(new NpgsqlParameter { Value = key });
         cmd.Parameters.Add(new NpgsqlParameter { Value = value });
@@ -289,7 +387,7 @@ public sealed partial class SchemaMigrator
 
     private static async Task Execute(NpgsqlConnection connection, NpgsqlTransaction tx, string sql, CancellationToken ct)
     {
-        await using var cmd = new NpgsqlCommand(sql, connection, tx);
+        await using var cmd = new NpgsqlCommand(sql, connection, tx) { CommandTimeout = MigrationTimeoutSeconds };
         await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
     }
 

@@ -23,16 +23,17 @@ public sealed class SymbolStore
             throw new ArgumentException($"'{bad.Symbol}' is not a valid symbol.", nameof(symbols));
         }
 
-        // One round trip for every symbol: start-up time matters with --symbols ALL.
+        // One round trip for every symbol: start-up time matters with --symbols ALL. The time is taken in VALUES, not
+        // in DO UPDATE: Citus (symbols is a reference table there) allows only IMMUTABLE functions in DO UPDATE SET.
         await using var batch = new NpgsqlBatch(connection, tx);
         foreach (var s in list)
         {
             var cmd = new NpgsqlBatchCommand("""
-                INSERT INTO marketdata.symbols (exchange, symbol, base_asset, quote_asset, is_active)
-                VALUES ($1, $2, $3, $4, true)
+                INSERT INTO marketdata.symbols (exchange, symbol, base_asset, quote_asset, is_active, updated_at)
+                VALUES ($1, $2, $3, $4, true, now())
                 ON CONFLICT (exchange, symbol) DO UPDATE
                     SET base_asset = EXCLUDED.base_asset, quote_asset = EXCLUDED.quote_asset,
-                        is_active = true, updated_at = now()
+                        is_active = true, updated_at = EXCLUDED.updated_at
                 RETURNING id
                 """);
             cmd.Parameters.Add(new NpgsqlParameter { Value = ExchangeName });

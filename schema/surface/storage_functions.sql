@@ -72,6 +72,14 @@ BEGIN
                        v_default, cfg.time_column, cfg.time_column, v_name) USING v_start, v_end;
         EXECUTE format('ALTER TABLE marketdata.%I ATTACH PARTITION marketdata.%I FOR VALUES FROM (%L) TO (%L)',
                        p_table, v_name, v_start, v_end);
+        -- ATTACH distributed the moved rows to the workers; Citus keeps the coordinator's local copy on disk until told.
+        -- (Not yet distributed during the first migrate: citus.sql distributes every partition afterwards.) Nested, so
+        -- that pg_dist_partition is only named where Citus is installed.
+        IF marketdata.storage_tier() = 'citus' THEN
+            IF EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = format('marketdata.%I', v_name)::regclass) THEN
+                PERFORM truncate_local_data_after_distributing_table(format('marketdata.%I', v_name)::regclass);
+            END IF;
+        END IF;
     END IF;
     RETURN v_name;
 END $$;

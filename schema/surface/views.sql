@@ -51,10 +51,14 @@ COMMENT ON VIEW marketdata.ingestion_stats IS
 -- Data quality per symbol over [p_from, p_to): rows breaking a rule, counted from the 1-second rollups (so it
 -- stays fast over long ranges), plus the gap ledger. Rules: non-positive prices or quantities, crossed book
 -- (best_bid >= best_ask), negative latency (ts_ingest < ts_exchange: this host's clock behind the exchange's).
+-- PL/pgSQL, not SQL: Citus cannot plan a parameterised SQL-language function over distributed tables.
 CREATE OR REPLACE FUNCTION marketdata.data_quality_report(p_from timestamptz, p_to timestamptz)
 RETURNS TABLE (symbol_id integer, symbol text, book_updates bigint, agg_trades bigint, non_positive_book bigint,
                non_positive_trades bigint, crossed_books bigint, negative_latency bigint, gaps bigint, gap_seconds numeric)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH b AS (
         SELECT x.symbol_id, sum(x.updates) AS updates, sum(x.non_positive) AS non_positive, sum(x.crossed) AS crossed,
                sum(x.negative_latency) AS negative_latency
@@ -75,8 +79,8 @@ LANGUAGE sql STABLE AS $$
     LEFT JOIN b ON b.symbol_id = s.id
     LEFT JOIN t ON t.symbol_id = s.id
     LEFT JOIN g ON g.symbol_id = s.id
-    WHERE b.symbol_id IS NOT NULL OR t.symbol_id IS NOT NULL OR g.symbol_id IS NOT NULL
-$$;
+    WHERE b.symbol_id IS NOT NULL OR t.symbol_id IS NOT NULL OR g.symbol_id IS NOT NULL;
+END $$;
 
 -- The last 24 hours. For another range: SELECT * FROM marketdata.data_quality_report(from, to).
 CREATE OR REPLACE VIEW marketdata.data_quality_check AS
@@ -106,9 +110,13 @@ RETURNS TABLE (symbol_id integer, symbol text, ts timestamptz,
                book_updates bigint, agg_trades bigint, trades bigint, volume float8, quote_volume float8, vwap float8,
                buy_volume float8, sell_volume float8, price_open float8, price_high float8, price_low float8, price_close float8,
                book_gap boolean, trade_gap boolean, in_gap boolean)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+    -- PL/pgSQL, not SQL: Citus cannot plan a parameterised SQL-language function over distributed tables.
     -- Each input is cut to the day first and materialised, so the grid joins them by hash instead of probing
     -- per second (the planner cannot estimate generate_series rows and would otherwise nest loops).
+    RETURN QUERY
     WITH day AS MATERIALIZED (
         SELECT (p_date::timestamp AT TIME ZONE 'UTC') AS d0, ((p_date + 1)::timestamp AT TIME ZONE 'UTC') AS d1
     ), b AS MATERIALIZED (
@@ -144,8 +152,8 @@ LANGUAGE sql STABLE AS $$
     LEFT JOIN t ON t.symbol_id = grid.id AND t.bucket = grid.ts
     LEFT JOIN gap_seconds gb ON gb.symbol_id = grid.id AND gb.kind = 'book' AND gb.ts = grid.ts
     LEFT JOIN gap_seconds gt ON gt.symbol_id = grid.id AND gt.kind = 'trade' AND gt.ts = grid.ts
-    ORDER BY grid.id, grid.ts
-$$;
+    ORDER BY grid.id, grid.ts;
+END $$;
 
 COMMENT ON FUNCTION marketdata.get_yesterday_training_data(bigint, date) IS
     'One row per symbol and second of a UTC day (default yesterday): bt_1s and trade_1s joined on a full grid; book_gap/trade_gap/in_gap flag seconds inside recorded holes.';
