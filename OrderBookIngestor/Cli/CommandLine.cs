@@ -9,7 +9,7 @@ public static class CommandLine
     public static RootCommand Build()
     {
         var root = new RootCommand(
-            "Records Binance USD-M Futures market data (bookTicker, aggTrade) into PostgreSQL/TimescaleDB. " +
+            "Records Binance USD-M Futures market data (bookTicker, aggTrade, depth) into PostgreSQL/TimescaleDB. " +
             "Without a subcommand it runs the recorder (same as 'run'). The database is best given as ORDERBOOK_DATABASE.");
         var rootFlags = RunFlags.AddTo(root);
         root.SetAction((parse, ct) => RunCommand.ExecuteAsync(parse, rootFlags, ct));
@@ -24,6 +24,7 @@ public static class CommandLine
         root.Add(SimulateCommand.Create());
         root.Add(BenchCommand.Create());
         root.Add(StorageBenchCommand.Create());
+        root.Add(QuarantineCommand.Create());
         return root;
     }
 }
@@ -41,7 +42,7 @@ public sealed class RunFlags
         command.Add(flags.Config);
         flags.Add(command, nameof(IngestorOptions.Database), "--database", "Npgsql connection string or postgresql:// URL. Prefer the ORDERBOOK_DATABASE environment variable: flags are visible to every user in ps.");
         flags.Add(command, nameof(IngestorOptions.Symbols), "--symbols", "Comma-separated symbols (BTCUSDT,ETHUSDT), or ALL for every TRADING USDT-margined perpetual.");
-        flags.Add(command, nameof(IngestorOptions.Channels), "--channels", "Comma-separated channels: bookTicker, aggTrade.");
+        flags.Add(command, nameof(IngestorOptions.Channels), "--channels", "Comma-separated channels: bookTicker, aggTrade, and one of depth, depth@500ms, depth@100ms (default bookTicker,aggTrade).");
         flags.Add(command, nameof(IngestorOptions.Shards), "--shards", "WebSocket connections per route (default 1).");
         flags.Add(command, nameof(IngestorOptions.WsUrl), "--ws-url", "WebSocket base URL (default wss://fstream.binance.com).");
         flags.Add(command, nameof(IngestorOptions.RestUrl), "--rest-url", "REST base URL (default https://fapi.binance.com).");

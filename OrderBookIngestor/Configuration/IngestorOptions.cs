@@ -101,6 +101,11 @@ public sealed class IngestorOptions
 
     public int SpoolSegmentMegabytes { get; set; } = 64;
 
+    /// <summary>Where batches the database refused (a constraint, a type, a permission: retrying the same bytes gets the
+    /// same answer) are kept with the error, until `orderbook-ingestor quarantine retry` puts them in after the cause is
+    /// fixed. Relative to the working directory, beside the spool.</summary>
+    public string QuarantineDirectory { get; set; } = "quarantine";
+
     /// <summary>auto (the best the database offers), timescaledb, timescaledb-apache, postgres or citus. Chosen at the
     /// first migrate and recorded; a database's tier cannot change in place.</summary>
     public string StorageTier { get; set; } = "auto";

@@ -34,7 +34,7 @@ public static class OptionsLoader
         nameof(IngestorOptions.ExchangeInfoRefreshSeconds), nameof(IngestorOptions.SpoolDirectory), nameof(IngestorOptions.SpoolMaxMegabytes),
         nameof(IngestorOptions.SpoolSegmentMegabytes), nameof(IngestorOptions.StorageTier), nameof(IngestorOptions.RetentionDays),
         nameof(IngestorOptions.ChunkHours), nameof(IngestorOptions.MaintenanceIntervalSeconds), nameof(IngestorOptions.RollupIntervalMs),
-        nameof(IngestorOptions.Instance),
+        nameof(IngestorOptions.Instance), nameof(IngestorOptions.QuarantineDirectory),
     ];
 
     public static IngestorOptions Load(
@@ -193,6 +193,7 @@ public static class OptionsLoader
             case nameof(IngestorOptions.MaintenanceIntervalSeconds): o.MaintenanceIntervalSeconds = Int(value, source); break;
             case nameof(IngestorOptions.RollupIntervalMs): o.RollupIntervalMs = Int(value, source); break;
             case nameof(IngestorOptions.Instance): o.Instance = value; break;
+            case nameof(IngestorOptions.QuarantineDirectory): o.QuarantineDirectory = value; break;
             default: throw new ConfigurationException($"{source}: unknown setting.");
         }
     }
@@ -216,9 +217,10 @@ public static class OptionsLoader
         => value.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
 
     private static int Int(string value, string source)
-        => int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n)
-            ? n
-            : throw new ConfigurationException($"{source}: '{value}' is not a whole number.");
+        => int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n
+            : System.Numerics.BigInteger.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out _)
+                ? throw new ConfigurationException($"{source}: '{value}' is out of range (a whole number up to {int.MaxValue}).")
+                : throw new ConfigurationException($"{source}: '{value}' is not a whole number.");
 
     private static bool Bool(string value, string source)
         => bool.TryParse(value, out var b) ? b : throw new ConfigurationException($"{source}: '{value}' is not true or false.");

@@ -48,14 +48,35 @@ public sealed partial class IngestionPipeline : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        try
+        {
+            await RunAsync(stoppingToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // stopped before the pipeline ran
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // Whatever nobody foresaw still ends in one clear line and a non-zero exit, so that systemd counts a failure
+            // (an exception escaping a hosted service stops the host with exit code 0). The stack is at debug level.
+            Log.FailureDetails(_log, ex);
+            Fail($"{ex.GetType().Name}: {ex.Message}", ExitCodes.Failure);
+        }
+    }
+
+    private async Task RunAsync(CancellationToken stoppingToken)
+    {
         // The disk spool takes batches while the database is away; its replayer also finishes what a crashed run left.
         var storageLogger = _loggers.CreateLogger("OrderBookIngestor.Storage");
         using var spool = string.IsNullOrWhiteSpace(_options.SpoolDirectory) ? null
-            : new Spool(SpoolDirectoryFor(_options), _options.SpoolMaxMegabytes * (1L << 20), _options.SpoolSegmentMegabytes * (1L << 20), storageLogger);
+            : new Spool(InstanceDirectory(_options, _options.SpoolDirectory), _options.SpoolMaxMegabytes * (1L << 20), _options.SpoolSegmentMegabytes * (1L << 20), storageLogger);
         var spoolState = new SpoolState();
+        var quarantine = new Quarantine(InstanceDirectory(_options, _options.QuarantineDirectory), storageLogger, _time);
         _metrics.Spool = spool;
         _metrics.SpoolState = spoolState;
-        var replay = spool is null ? null : new SpoolReplayer(spool, spoolState, new BatchCommitter(_dataSource), _dataSource, _time, storageLogger);
+        _metrics.Quarantine = quarantine;
+        var replay = spool is null ? null : new SpoolReplayer(spool, spoolState, new BatchCommitter(_dataSource), _dataSource, _time, storageLogger, quarantine);
 
         SymbolTable symbols;
         Dictionary<int, LastStored> lastStored;
@@ -81,9 +102,16 @@ public sealed partial class IngestionPipeline : BackgroundService
         {
             return;
         }
-        catch (Exception ex) when (ex is ConfigurationException or PostgresException or HttpRequestException or System.Text.Json.JsonException)
+        catch (Exception ex) when (ex is ConfigurationException || DatabaseErrors.IsConfigurationProblem(ex))
         {
-            Fail(ex.Message);
+            // A setting to change (a tier the server cannot give, a wrong password, a database that does not exist).
+            Fail(ex is PostgresException pg ? $"Database: {DatabaseErrors.Describe(pg)} ({DatabaseConnection.Redact(_options.Database)})" : ex.Message,
+                ExitCodes.Configuration);
+            return;
+        }
+        catch (Exception ex) when (ex is PostgresException or HttpRequestException or System.Text.Json.JsonException)
+        {
+            Fail(ex is PostgresException pg ? DatabaseErrors.Describe(pg) : ex.Message, ExitCodes.Failure);
             return;
         }
 
@@ -111,11 +139,11 @@ public sealed partial class IngestionPipeline : BackgroundService
         var replayer = replay is null ? Task.CompletedTask : Task.Run(() => replay.RunAsync(stopReplay.Token), CancellationToken.None);
         var flushers = new[]
         {
-            Task.Run(() => new BatchFlusher<BookTickerEvent, BookTickerRows>(buffers.BookTickers.Reader, _dataSource, _options, _metrics.BookTicker, _time, storageLog, new Random(random.Next()), spool, spoolState).RunAsync(abort.Token), CancellationToken.None),
-            Task.Run(() => new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, _dataSource, _options, _metrics.Trades, _time, storageLog, new Random(random.Next()), spool, spoolState).RunAsync(abort.Token), CancellationToken.None),
-            Task.Run(() => new BatchFlusher<DepthEvent, DepthRows>(buffers.Depth.Reader, _dataSource, _options, _metrics.Depth, _time, storageLog, new Random(random.Next()), spool, spoolState).RunAsync(abort.Token), CancellationToken.None),
-            Task.Run(() => new BatchFlusher<SnapshotRow, SnapshotRows>(buffers.Snapshots.Reader, _dataSource, _options, _metrics.Snapshots, _time, storageLog, new Random(random.Next()), spool, spoolState).RunAsync(abort.Token), CancellationToken.None),
-            Task.Run(() => new BatchFlusher<TopRow, TopRows>(buffers.Tops.Reader, _dataSource, _options, _metrics.Tops, _time, storageLog, new Random(random.Next()), spool, spoolState).RunAsync(abort.Token), CancellationToken.None),
+            Task.Run(() => new BatchFlusher<BookTickerEvent, BookTickerRows>(buffers.BookTickers.Reader, _dataSource, _options, _metrics.BookTicker, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine).RunAsync(abort.Token), CancellationToken.None),
+            Task.Run(() => new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, _dataSource, _options, _metrics.Trades, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine).RunAsync(abort.Token), CancellationToken.None),
+            Task.Run(() => new BatchFlusher<DepthEvent, DepthRows>(buffers.Depth.Reader, _dataSource, _options, _metrics.Depth, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine).RunAsync(abort.Token), CancellationToken.None),
+            Task.Run(() => new BatchFlusher<SnapshotRow, SnapshotRows>(buffers.Snapshots.Reader, _dataSource, _options, _metrics.Snapshots, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine).RunAsync(abort.Token), CancellationToken.None),
+            Task.Run(() => new BatchFlusher<TopRow, TopRows>(buffers.Tops.Reader, _dataSource, _options, _metrics.Tops, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine).RunAsync(abort.Token), CancellationToken.None),
         };
 
         var depthChannel = channels.Where(c => c.IsDepth()).Select(c => (MarketChannel?)c).FirstOrDefault();
@@ -171,7 +199,7 @@ public sealed partial class IngestionPipeline : BackgroundService
             }
 
             var which = fixedTasks.IndexOf(first) is var i and >= 0 ? FixedTaskNames.ElementAtOrDefault(i) ?? $"task {i}" : "a shard reader";
-            Fail($"{which} ended unexpectedly ({first.Status}): {first.Exception?.GetBaseException().Message ?? "no exception"}");
+            Fail($"{which} ended unexpectedly ({first.Status}): {first.Exception?.GetBaseException().Message ?? "no exception"}", ExitCodes.Failure);
             break;
         }
 
@@ -200,11 +228,11 @@ public sealed partial class IngestionPipeline : BackgroundService
     private static readonly string[] FixedTaskNames =
         ["book_ticker flusher", "trades flusher", "depth flusher", "snapshot flusher", "top flusher", "spool replayer", "backfill", "gap writer", "snapshots", "reload", "storage maintenance"];
 
-    /// <summary>Each of several instances keeps its own spool (a spool is one daemon's): spool/instance-K-of-N.</summary>
-    internal static string SpoolDirectoryFor(IngestorOptions options)
+    /// <summary>Each of several instances keeps its own spool and quarantine (they are one daemon's): spool/instance-K-of-N.</summary>
+    internal static string InstanceDirectory(IngestorOptions options, string directory)
     {
         var split = InstanceSplit.Parse(options.Instance);
-        return split.IsAll ? options.SpoolDirectory : Path.Combine(options.SpoolDirectory, $"instance-{split.Index}-of-{split.Count}");
+        return split.IsAll ? directory : Path.Combine(directory, $"instance-{split.Index}-of-{split.Count}");
     }
 
     private async Task Quietly(Task task)
@@ -215,7 +243,7 @@ public sealed partial class IngestionPipeline : BackgroundService
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            Log.StartupFailed(_log, $"pipeline task failed during drain: {ex.Message}");
+            Log.DrainTaskFailed(_log, ex.Message);
         }
     }
 
@@ -247,7 +275,7 @@ public sealed partial class IngestionPipeline : BackgroundService
                 Log.SchemaReady(_log, DatabaseConnection.Redact(_options.Database), applied, _metrics.StorageTier);
                 return;
             }
-            catch (Exception ex) when (IsDatabaseUnavailable(ex))
+            catch (Exception ex) when (DatabaseErrors.IsUnavailable(ex) && !ct.IsCancellationRequested)
             {
                 var delay = backoff.Next();
                 Log.DatabaseWaiting(_log, ex.Message, (long)delay.TotalMilliseconds);
@@ -255,15 +283,6 @@ public sealed partial class IngestionPipeline : BackgroundService
             }
         }
     }
-
-    /// <summary>Unreachable or still starting; wrong credentials or a missing database are not worth waiting for.</summary>
-    internal static bool IsDatabaseUnavailable(Exception ex) => ex switch
-    {
-        PostgresException pg => pg.SqlState is "57P03" or "53300" or "08006" or "08001" or "57P01",
-        NpgsqlException => true,
-        SocketException or IOException or TimeoutException => true,
-        _ => false,
-    };
 
     private async Task<SymbolTable> RegisterSymbolsAsync(CancellationToken ct)
     {
@@ -317,7 +336,9 @@ public sealed partial class IngestionPipeline : BackgroundService
         var unlisted = listed is null ? [] : chosen.Where(s => !byName.TryGetValue(s.Symbol, out var i) || !i.IsTradingUsdtPerpetual).Select(s => s.Symbol).ToList();
         if (unlisted.Count > 0)
         {
-            Log.SymbolsNotListed(_log, string.Join(",", unlisted));
+            // Subscribing them would record nothing (or another market), and register them as active symbols.
+            throw new ConfigurationException(
+                $"Symbols: not TRADING USDT-margined perpetuals on the exchange: {string.Join(",", unlisted)} (check the spelling, or whether they were delisted).");
         }
 
         return OwnShare(chosen);
@@ -344,11 +365,11 @@ public sealed partial class IngestionPipeline : BackgroundService
         return new SymbolInfo(symbol, b, q, "UNKNOWN", "UNKNOWN");
     }
 
-    private void Fail(string error)
+    private void Fail(string error, int exitCode)
     {
         _metrics.StartupError = error;
         Log.StartupFailed(_log, error);
-        Environment.ExitCode = 1;
+        Environment.ExitCode = exitCode;
         _lifetime.StopApplication();
     }
 }

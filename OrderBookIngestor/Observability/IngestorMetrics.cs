@@ -94,6 +94,9 @@ public sealed class IngestorMetrics
 
     public Storage.SpoolState? SpoolState { get; set; }
 
+    /// <summary>Where refused batches go, once the pipeline runs.</summary>
+    public Storage.Quarantine? Quarantine { get; set; }
+
     /// <summary>Every recorded stream with its route and activity, once the pipeline runs.</summary>
     public Func<IReadOnlyList<(string Stream, Exchange.BinanceRoute Route, Pipeline.StreamActivity Activity)>> Streams { get; set; } = () => [];
 

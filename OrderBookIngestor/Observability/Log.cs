@@ -30,9 +30,6 @@ internal static partial class Log
     [LoggerMessage(1007, LogLevel.Warning, "exchangeInfo unavailable ({Reason}); registering the given symbols with assets guessed from their names")]
     public static partial void ExchangeInfoUnavailable(ILogger logger, string reason);
 
-    [LoggerMessage(1008, LogLevel.Warning, "Symbols not listed as TRADING perpetuals by exchangeInfo are still subscribed: {Symbols}")]
-    public static partial void SymbolsNotListed(ILogger logger, string symbols);
-
     [LoggerMessage(1010, LogLevel.Information, "Backfilling {Symbol} aggTrade ids {From}..{To} from REST")]
     public static partial void BackfillStarted(ILogger logger, string symbol, long from, long to);
 
@@ -83,7 +80,7 @@ internal static partial class Log
     [LoggerMessage(3021, LogLevel.Warning, "Storage {Job} failed ({Error}); retrying next pass ({Suppressed} similar suppressed)")]
     public static partial void StorageJobFailed(ILogger logger, string job, string error, long suppressed);
 
-    [LoggerMessage(3022, LogLevel.Information, "Storage tier note: {Note}")]
+    [LoggerMessage(3022, LogLevel.Warning, "Storage tier: {Note}")]
     public static partial void StorageTierNote(ILogger logger, string note);
 
     [LoggerMessage(3023, LogLevel.Information, "Instance {Instance}: recording {Count} of {Total} symbols (the rest belong to the other instances)")]
@@ -92,7 +89,7 @@ internal static partial class Log
     [LoggerMessage(3005, LogLevel.Information, "Database {Database}: schema up to date ({Applied} migrations applied now), storage tier {Tier}")]
     public static partial void SchemaReady(ILogger logger, string database, int applied, string tier);
 
-    [LoggerMessage(3006, LogLevel.Warning, "Database not reachable yet ({Error}); retrying in {DelayMs} ms")]
+    [LoggerMessage(3006, LogLevel.Warning, "Database not reachable ({Error}); waiting for it, however long it takes: next attempt in {DelayMs} ms")]
     public static partial void DatabaseWaiting(ILogger logger, string error, long delayMs);
 
     [LoggerMessage(3007, LogLevel.Information, "COPY into {Table} succeeded again after {Attempts} failed attempts")]
@@ -104,17 +101,32 @@ internal static partial class Log
     [LoggerMessage(3009, LogLevel.Error, "Drain deadline passed: {Rows} gap ledger rows were not written")]
     public static partial void GapRowsLost(ILogger logger, int rows);
 
-    [LoggerMessage(3010, LogLevel.Error, "Spool segment {Segment}: {Problem} at offset {Offset}; cut off {Bytes} bytes (rows there are lost)")]
+    [LoggerMessage(3010, LogLevel.Error, "Spool segment {Segment}: {Problem} at offset {Offset}; skipped {Bytes} bytes to the next valid record (rows there are lost)")]
     public static partial void SpoolCorrupt(ILogger logger, string segment, long offset, long bytes, string problem);
 
     [LoggerMessage(3011, LogLevel.Warning, "Database unavailable: {Table} batches go to the disk spool ({Error})")]
     public static partial void SpoolingStarted(ILogger logger, string table, string error);
 
-    [LoggerMessage(3012, LogLevel.Information, "Spool replayed: {Records} batches, {Rows} rows committed ({Skipped} were already committed)")]
-    public static partial void SpoolReplayed(ILogger logger, int records, long rows, int skipped);
+    [LoggerMessage(3012, LogLevel.Information, "Spool replayed: {Records} batches, {Rows} rows committed ({Skipped} were already committed, {Quarantined} refused by the database and quarantined)")]
+    public static partial void SpoolReplayed(ILogger logger, int records, long rows, int skipped, int quarantined);
 
     [LoggerMessage(3013, LogLevel.Error, "Spool full ({Bytes} bytes, cap {Cap}): holding {Table} batches in memory, readers will be slowed")]
     public static partial void SpoolFull(ILogger logger, long bytes, long cap, string table);
+
+    [LoggerMessage(3014, LogLevel.Error, "The database refused a {Table} batch of {Rows} rows ({Error}): quarantined in {Path}, ingestion goes on; fix the cause, then run `orderbook-ingestor quarantine retry` ({Suppressed} more quarantined since the last such line)")]
+    public static partial void BatchQuarantined(ILogger logger, string table, int rows, string error, string path, long suppressed);
+
+    [LoggerMessage(3015, LogLevel.Error, "Could not write a refused {Table} batch of {Rows} rows to the quarantine in {Directory} ({Error}); keeping it in memory and retrying")]
+    public static partial void QuarantineWriteFailed(ILogger logger, string table, int rows, string directory, string error);
+
+    [LoggerMessage(3016, LogLevel.Error, "The database refused a gap row ({Error}); it is not stored, and is logged here in full: symbol_id {SymbolId}, stream {Stream}, {Start:O} to {End:O}, ids {First}..{Last}, reason {Reason}, details {Details}")]
+    public static partial void GapRowRejected(ILogger logger, string error, int symbolId, string stream, DateTimeOffset start, DateTimeOffset end, long? first, long? last, string reason, string? details);
+
+    [LoggerMessage(3017, LogLevel.Warning, "Spool replay paused: {Error}; trying again shortly")]
+    public static partial void SpoolReplayFailed(ILogger logger, string error);
+
+    [LoggerMessage(3018, LogLevel.Warning, "Gap row not written yet ({Error}); retrying in {DelayMs} ms")]
+    public static partial void GapWriteFailed(ILogger logger, string error, long delayMs);
 
     // 4xxx books
     [LoggerMessage(4001, LogLevel.Warning, "Depth snapshot for {Symbol} failed (attempt {Attempt}): {Error}")]
@@ -154,4 +166,10 @@ internal static partial class Log
 
     [LoggerMessage(9006, LogLevel.Critical, "Startup failed: {Error}")]
     public static partial void StartupFailed(ILogger logger, string error);
+
+    [LoggerMessage(9009, LogLevel.Debug, "Details of the failure")]
+    public static partial void FailureDetails(ILogger logger, Exception exception);
+
+    [LoggerMessage(9010, LogLevel.Error, "A pipeline task failed while draining: {Error}")]
+    public static partial void DrainTaskFailed(ILogger logger, string error);
 }

@@ -72,6 +72,11 @@ public static class PrometheusWriter
         Single(sb, "orderbook_spool_records_replayed_total", "counter", "Spooled batches put into the database.", m.SpoolState?.RecordsReplayed ?? 0);
         Single(sb, "orderbook_spool_corrupt_records_total", "counter", "Torn or corrupt spool records cut off (their rows are lost).", m.Spool?.CorruptRecords ?? 0);
         Single(sb, "orderbook_database_down", "gauge", "1 while COPY fails and batches go to the spool.", m.SpoolState?.DatabaseDown == true ? 1 : 0);
+        Single(sb, "orderbook_spool_replay_failures_total", "counter", "Spool replay passes that stopped on a failure and were tried again.", m.SpoolState?.ReplayFailures ?? 0);
+        TableCounter(sb, m, "orderbook_batches_quarantined_total", "counter", "Batches the database refused (not retryable), set aside in the quarantine directory.", t => m.Quarantine?.Batches(t.Table) ?? 0);
+        TableCounter(sb, m, "orderbook_rows_quarantined_total", "counter", "Rows in the batches the database refused.", t => m.Quarantine?.Rows(t.Table) ?? 0);
+        Single(sb, "orderbook_gap_rows_rejected_total", "counter", "Gap rows the database refused (logged in full instead).", m.Gaps?.RowsRejected ?? 0);
+        Single(sb, "orderbook_gap_write_failures_total", "counter", "Attempts to write a gap row that failed and were retried.", m.Gaps?.WriteFailures ?? 0);
 
         var mt = m.Maintenance;
         Single(sb, "orderbook_partitions_created_total", "counter", "Time partitions created by the maintenance loop (plain PostgreSQL, Citus).", mt.PartitionsCreated);

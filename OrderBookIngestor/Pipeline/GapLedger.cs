@@ -21,5 +21,18 @@ public sealed class GapLedger
 
     public long Count(GapReason reason) => Interlocked.Read(ref _counts[(int)reason]);
 
+    private long _rejected;
+    private long _writeFailures;
+
+    /// <summary>Gap rows the database refused (logged in full instead of stored).</summary>
+    public long RowsRejected => Interlocked.Read(ref _rejected);
+
+    /// <summary>Attempts to write a gap row that failed and were retried (database unavailable).</summary>
+    public long WriteFailures => Interlocked.Read(ref _writeFailures);
+
+    public void OnRejected() => Interlocked.Increment(ref _rejected);
+
+    public void OnWriteFailed() => Interlocked.Increment(ref _writeFailures);
+
     public void Complete() => _records.Writer.TryComplete();
 }

@@ -22,6 +22,7 @@ public sealed class BatchFlusher<T, TEncoder>
     private readonly BatchCommitter _committer;
     private readonly Spool? _spool;
     private readonly SpoolState? _spoolState;
+    private readonly Quarantine? _quarantine;
     private readonly byte _tableId = BatchCommitter.TableId(TEncoder.Table);
     private readonly LogLimiter _spoolFullLog;
     private readonly IngestorOptions _options;
@@ -31,9 +32,12 @@ public sealed class BatchFlusher<T, TEncoder>
     private readonly Backoff _retry;
 
     /// <param name="spool">Where batches go while the database is unavailable; null keeps them in memory and retries.</param>
+    /// <param name="quarantine">Where batches the database refuses go; null keeps them in memory and retries (never the spool:
+    /// a refused batch there would stop every replay behind it).</param>
     public BatchFlusher(ChannelReader<T> reader, NpgsqlDataSource dataSource, IngestorOptions options, TableStats stats,
-        TimeProvider time, ILogger log, Random random, Spool? spool = null, SpoolState? spoolState = null)
+        TimeProvider time, ILogger log, Random random, Spool? spool = null, SpoolState? spoolState = null, Quarantine? quarantine = null)
     {
+        _quarantine = quarantine;
         _reader = reader;
         _committer = new BatchCommitter(dataSource);
         _spool = spool;
@@ -178,11 +182,30 @@ public sealed class BatchFlusher<T, TEncoder>
             {
                 committed = await _committer.CommitAsync(_tableId, batch.Id, batch.Rows, batch.Payload(), abort).ConfigureAwait(false);
             }
-            catch (Exception ex) when (DatabaseErrors.IsTransient(ex) && !abort.IsCancellationRequested)
+            catch (Exception ex) when (DatabaseErrors.IsRejected(ex))
+            {
+                // The server answered and refused these bytes; the same bytes will be refused again. Set them aside
+                // with the reason and go on: the database is up, and the next batch may be fine.
+                _stats.OnAttemptFinished(_time.GetUtcNow().ToUnixTimeMilliseconds());
+                var message = DatabaseErrors.Describe(ex);
+                _stats.OnCopyFailed(message);
+                if (_quarantine?.TryAdd(_tableId, batch.Id, batch.Rows, batch.Payload().Span, message, _time.GetUtcNow()) == true)
+                {
+                    batch.Reset();
+                    return;
+                }
+
+                failures++;
+                var delay = _retry.Next();
+                Log.CopyFailed(_log, TEncoder.Table, failures, batch.Rows, (long)delay.TotalMilliseconds, message);
+                await Task.Delay(delay, _time, abort).ConfigureAwait(false);
+                continue;
+            }
+            catch (Exception ex) when (DatabaseErrors.IsUnavailable(ex) && !abort.IsCancellationRequested)
             {
                 _stats.OnAttemptFinished(_time.GetUtcNow().ToUnixTimeMilliseconds());
                 failures++;
-                var message = DescribeError(ex);
+                var message = DatabaseErrors.Describe(ex);
                 _stats.OnCopyFailed(message);
                 if (_spoolState is not null)
                 {
@@ -227,10 +250,4 @@ public sealed class BatchFlusher<T, TEncoder>
             return;
         }
     }
-
-    private static string DescribeError(Exception ex) => ex switch
-    {
-        PostgresException pg => $"{pg.SqlState}: {pg.MessageText}",
-        _ => $"{ex.GetType().Name}: {ex.Message}",
-    };
 }

@@ -4,12 +4,56 @@ using Npgsql;
 namespace OrderBookIngestor.Storage;
 
 /// <summary>
-/// The one definition of "the database (or the way to it) is in trouble, try again later", shared by every
-/// loop that writes. A timed-out call surfaces as OperationCanceledException; callers exclude their own
-/// shutdown token before deciding.
+/// The one storage failure policy, shared by every loop that talks to the database. A database that cannot be
+/// reached (or is overloaded, shutting down, failing over) is a different event from a database that answered
+/// and refused what it was sent:
+/// <list type="bullet">
+/// <item><b>Unavailable</b>: retry with back-off; batches go to the disk spool meanwhile.</item>
+/// <item><b>Rejected</b>: the server took the request and refused it (a constraint, a type, a missing object,
+/// a permission). Retrying the same bytes gets the same answer, so the batch is quarantined, counted and logged,
+/// and the next batch goes on.</item>
+/// </list>
+/// Classified by SQLSTATE class (https://www.postgresql.org/docs/current/errcodes-appendix.html); anything that is
+/// not an answer from the server (sockets, timeouts, a broken or exhausted pool) is unavailable. Callers exclude
+/// their own shutdown token before deciding.
 /// </summary>
 public static class DatabaseErrors
 {
-    public static bool IsTransient(Exception ex) => ex is NpgsqlException or IOException or SocketException or TimeoutException
-        or InvalidOperationException or OperationCanceledException;
+    public static bool IsUnavailable(Exception ex) => ex switch
+    {
+        PostgresException pg => IsUnavailableState(pg.SqlState),
+        NpgsqlException or IOException or SocketException or TimeoutException or OperationCanceledException => true,
+        // Npgsql reports a connection that broke between calls as an invalid operation on it.
+        InvalidOperationException => true,
+        _ => false,
+    };
+
+    /// <summary>The server answered with an error that a retry of the same request will get again.</summary>
+    public static bool IsRejected(Exception ex) => ex is PostgresException pg && !IsUnavailableState(pg.SqlState);
+
+    /// <summary>Credentials or the database name are wrong: waiting does not help, the operator must change a setting.</summary>
+    public static bool IsConfigurationProblem(Exception ex)
+        => ex is PostgresException pg && (pg.SqlState.StartsWith("28", StringComparison.Ordinal) || pg.SqlState == PostgresErrorCodes.InvalidCatalogName);
+
+    /// <summary>SQLSTATEs that mean "not now" rather than "not this".</summary>
+    internal static bool IsUnavailableState(string sqlState) => sqlState.Length == 5 && (sqlState[..2] switch
+    {
+        "08" => true, // connection exception (Citus reports an unreachable worker this way too)
+        "53" => true, // insufficient resources: too many connections, out of memory, disk full
+        "57" => true, // operator intervention: admin or crash shutdown, cannot connect now, statement timeout
+        "58" => true, // system error: I/O error on the server
+        "XX" => true, // internal error: the server's trouble, not our data
+        _ => sqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected
+            or PostgresErrorCodes.StatementCompletionUnknown or PostgresErrorCodes.LockNotAvailable
+            or PostgresErrorCodes.ObjectInUse
+            // A standby after a failover, until the new primary is found.
+            or PostgresErrorCodes.ReadOnlySqlTransaction,
+    });
+
+    /// <summary>One line for logs and /health: the SQLSTATE and the server's message, or the exception's.</summary>
+    public static string Describe(Exception ex) => ex switch
+    {
+        PostgresException pg => $"{pg.SqlState}: {pg.MessageText}",
+        _ => $"{ex.GetType().Name}: {ex.Message}",
+    };
 }

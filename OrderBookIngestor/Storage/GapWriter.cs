@@ -7,7 +7,8 @@ using OrderBookIngestor.Pipeline;
 
 namespace OrderBookIngestor.Storage;
 
-/// <summary>Persists gap ledger rows. Few rows, so plain parameterised INSERTs, retried until the drain deadline.</summary>
+/// <summary>Persists gap ledger rows. Few rows, so plain parameterised INSERTs, retried while the database is unavailable
+/// (until the drain deadline); a row the database refuses is logged in full and counted instead.</summary>
 public sealed class GapWriter
 {
     private readonly GapLedger _ledger;
@@ -15,6 +16,7 @@ public sealed class GapWriter
     private readonly TimeProvider _time;
     private readonly ILogger _log;
     private readonly Backoff _retry;
+    private readonly LogLimiter _failureLog;
 
     public GapWriter(GapLedger ledger, NpgsqlDataSource dataSource, TimeProvider time, ILogger log, Random random)
     {
@@ -23,6 +25,7 @@ public sealed class GapWriter
         _time = time;
         _log = log;
         _retry = new Backoff(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(10), random);
+        _failureLog = new LogLimiter(time, TimeSpan.FromMinutes(1));
     }
 
     public async Task RunAsync(CancellationToken abort)
@@ -40,9 +43,24 @@ public sealed class GapWriter
                         Log.GapRecorded(_log, gap.Stream, gap.Reason.Label(), gap.FirstMissingId, gap.LastMissingId, (gap.EndMs - gap.StartMs) / 1000.0);
                         break;
                     }
-                    catch (Exception ex) when (DatabaseErrors.IsTransient(ex) && !abort.IsCancellationRequested)
+                    catch (Exception ex) when (DatabaseErrors.IsRejected(ex))
                     {
-                        await Task.Delay(_retry.Next(), _time, abort).ConfigureAwait(false);
+                        // Retrying the same row gets the same refusal: the log line is its record, in full.
+                        _ledger.OnRejected();
+                        Log.GapRowRejected(_log, DatabaseErrors.Describe(ex), gap.SymbolId, gap.Stream, DateTimeOffset.FromUnixTimeMilliseconds(gap.StartMs),
+                            DateTimeOffset.FromUnixTimeMilliseconds(gap.EndMs), gap.FirstMissingId, gap.LastMissingId, gap.Reason.Label(), gap.Details);
+                        break;
+                    }
+                    catch (Exception ex) when (DatabaseErrors.IsUnavailable(ex) && !abort.IsCancellationRequested)
+                    {
+                        _ledger.OnWriteFailed();
+                        var delay = _retry.Next();
+                        if (_failureLog.TryEnter(out _))
+                        {
+                            Log.GapWriteFailed(_log, DatabaseErrors.Describe(ex), (long)delay.TotalMilliseconds);
+                        }
+
+                        await Task.Delay(delay, _time, abort).ConfigureAwait(false);
                     }
                 }
             }

@@ -1,19 +1,16 @@
-using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using OrderBookIngestor.Observability;
 
 namespace OrderBookIngestor.Storage;
 
 /// <summary>
-/// Append-only, checksummed segment files holding COPY batches the database could not take. A record is
-/// the batch exactly as it would have been sent (binary COPY payload) plus its table and batch id, so a
-/// replay is the same COPY and the batch ledger keeps it exactly-once. Disk use is capped; a torn or
-/// corrupt record (crash mid-write, bad disk) is cut off, counted and logged, never replayed.
+/// Append-only, checksummed segment files holding COPY batches the database could not take, one
+/// <see cref="SpoolRecord"/> each, so a replay is the same COPY and the batch ledger keeps it exactly-once.
+/// Disk use is capped. A torn or corrupt record (crash mid-write, bad disk) is skipped, counted and logged, never
+/// replayed; the records after it are read on (every record starts with a magic and carries its own checksum).
 /// </summary>
 public sealed class Spool : IDisposable
 {
-    private const uint Magic = 0x5053424F; // "OBSP"
-    private const int HeaderBytes = 4 + 4 + 4 + 1 + 16 + 4;
     private const string Extension = ".spool";
 
     private readonly string _directory;
@@ -47,14 +44,7 @@ public sealed class Spool : IDisposable
     /// <summary>False when the cap is reached: the caller keeps the batch and applies backpressure instead.</summary>
     public bool TryAppend(byte tableId, Guid batchId, int rows, ReadOnlySpan<byte> payload)
     {
-        var record = new byte[HeaderBytes + payload.Length];
-        BinaryPrimitives.WriteUInt32LittleEndian(record, Magic);
-        BinaryPrimitives.WriteInt32LittleEndian(record.AsSpan(4), payload.Length);
-        record[12] = tableId;
-        batchId.TryWriteBytes(record.AsSpan(13, 16));
-        BinaryPrimitives.WriteInt32LittleEndian(record.AsSpan(29), rows);
-        payload.CopyTo(record.AsSpan(HeaderBytes));
-        BinaryPrimitives.WriteUInt32LittleEndian(record.AsSpan(8), Crc32.Compute(record.AsSpan(12)));
+        var record = SpoolRecord.Encode(tableId, batchId, rows, payload);
         lock (_gate)
         {
             if (_bytes + record.Length > _maxBytes)
@@ -96,54 +86,16 @@ public sealed class Spool : IDisposable
         }
     }
 
-    public sealed record Record(byte TableId, Guid BatchId, int Rows, byte[] Payload);
-
-    /// <summary>Reads a sealed segment's valid records. A bad record and everything after it is cut off (the
-    /// segment is truncated there), counted and logged.</summary>
-    public List<Record> Read(string segment)
-    {
-        var records = new List<Record>();
-        using var file = new FileStream(segment, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
-        var header = new byte[HeaderBytes];
-        long offset = 0;
-        while (offset < file.Length)
+    /// <summary>A sealed segment's valid records, one at a time (memory holds one batch). A stretch that does not check
+    /// out is skipped, counted, logged and handed to <paramref name="onDamage"/> (to record what was lost); the records
+    /// after it are read on.</summary>
+    public IEnumerable<SpoolRecord> Read(string segment, Action<SpoolDamage>? onDamage = null)
+        => SpoolRecord.ReadAll(segment, damage =>
         {
-            file.Position = offset;
-            var problem = file.ReadAtLeast(header, HeaderBytes, throwOnEndOfStream: false) < HeaderBytes ? "torn header" : null;
-            var length = problem is null ? BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(4)) : 0;
-            if (problem is null && (BinaryPrimitives.ReadUInt32LittleEndian(header) != Magic || length < 0 || offset + HeaderBytes + length > file.Length))
-            {
-                problem = "bad header or torn payload";
-            }
-
-            byte[] payload = [];
-            if (problem is null)
-            {
-                payload = new byte[length];
-                file.ReadExactly(payload);
-                var crc = Crc32.Compute(payload, Crc32.Compute(header.AsSpan(12)));
-                if (crc != BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(8)))
-                {
-                    problem = "checksum mismatch";
-                }
-            }
-
-            if (problem is not null)
-            {
-                var cut = file.Length - offset;
-                file.SetLength(offset);
-                Interlocked.Increment(ref _corrupt);
-                Interlocked.Add(ref _bytes, -cut);
-                Log.SpoolCorrupt(_log, Path.GetFileName(segment), offset, cut, problem);
-                break;
-            }
-
-            records.Add(new Record(header[12], new Guid(header.AsSpan(13, 16)), BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(29)), payload));
-            offset += HeaderBytes + length;
-        }
-
-        return records;
-    }
+            Interlocked.Increment(ref _corrupt);
+            Log.SpoolCorrupt(_log, Path.GetFileName(segment), damage.Offset, damage.Bytes, damage.Problem);
+            onDamage?.Invoke(damage);
+        });
 
     /// <summary>Removes a segment whose every record is committed.</summary>
     public void Delete(string segment)

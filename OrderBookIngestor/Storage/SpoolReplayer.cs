@@ -6,9 +6,10 @@ using OrderBookIngestor.Observability;
 namespace OrderBookIngestor.Storage;
 
 /// <summary>
-/// Puts spooled batches into the database once it answers again, oldest segment first, each through the
-/// batch ledger (so a record committed just before a crash is not stored twice), then deletes the segment.
-/// Also replays what a crashed or killed run left behind, and prunes old batch ids.
+/// Puts spooled batches into the database once it answers again, oldest segment first, record by record, each through
+/// the batch ledger (so a record committed just before a crash is not stored twice), then deletes the segment. A record
+/// the database refuses goes to the quarantine, so one bad batch never holds back the rest. Also replays what a crashed
+/// or killed run left behind, and prunes old batch ids. Every failure is logged (at a limited rate) and counted.
 /// </summary>
 public sealed class SpoolReplayer
 {
@@ -20,8 +21,11 @@ public sealed class SpoolReplayer
     private readonly NpgsqlDataSource _dataSource;
     private readonly TimeProvider _time;
     private readonly ILogger _log;
+    private readonly Quarantine? _quarantine;
+    private readonly LogLimiter _failureLog;
 
-    public SpoolReplayer(Spool spool, SpoolState state, BatchCommitter committer, NpgsqlDataSource dataSource, TimeProvider time, ILogger log)
+    public SpoolReplayer(Spool spool, SpoolState state, BatchCommitter committer, NpgsqlDataSource dataSource, TimeProvider time, ILogger log,
+        Quarantine? quarantine = null)
     {
         _spool = spool;
         _state = state;
@@ -29,6 +33,8 @@ public sealed class SpoolReplayer
         _dataSource = dataSource;
         _time = time;
         _log = log;
+        _quarantine = quarantine;
+        _failureLog = new LogLimiter(time, TimeSpan.FromMinutes(1));
     }
 
     public async Task RunAsync(CancellationToken stop)
@@ -47,7 +53,7 @@ public sealed class SpoolReplayer
                 if (!_state.DatabaseDown && _time.GetTimestamp() - lastPrune > _time.TimestampFrequency * 3600)
                 {
                     lastPrune = _time.GetTimestamp();
-                    await Transient(() => _committer.PruneAsync(KeepBatchIds, stop)).ConfigureAwait(false);
+                    await Attempt(() => _committer.PruneAsync(KeepBatchIds, stop)).ConfigureAwait(false);
                 }
             }
             while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false));
@@ -58,10 +64,10 @@ public sealed class SpoolReplayer
         }
     }
 
-    /// <summary>One pass: probe, then replay every sealed segment. Stops at the first failure.</summary>
+    /// <summary>One pass: probe, then replay every sealed segment. Stops at the first failure that is not a refusal.</summary>
     public async Task ReplayOnceAsync(CancellationToken ct)
     {
-        var ok = await Transient(async () =>
+        var ok = await Attempt(async () =>
         {
             await using var probe = _dataSource.CreateCommand("SELECT 1");
             await probe.ExecuteScalarAsync(ct).ConfigureAwait(false);
@@ -72,23 +78,23 @@ public sealed class SpoolReplayer
         }
 
         _spool.Seal();
-        int records = 0, skipped = 0;
+        int records = 0, skipped = 0, quarantined = 0;
         long rows = 0;
         foreach (var segment in _spool.Segments())
         {
             foreach (var record in _spool.Read(segment))
             {
-                var committed = false;
-                if (!await Transient(async () => committed = await _committer.CommitAsync(record.TableId, record.BatchId, record.Rows, record.Payload, ct).ConfigureAwait(false))
-                        .ConfigureAwait(false))
+                var outcome = await ReplayAsync(record, ct).ConfigureAwait(false);
+                if (outcome is null)
                 {
                     // The rest of this segment stays; the records already committed are in the ledger and skipped next time.
                     return;
                 }
 
                 records++;
-                skipped += committed ? 0 : 1;
-                rows += committed ? record.Rows : 0;
+                skipped += outcome == Outcome.AlreadyCommitted ? 1 : 0;
+                quarantined += outcome == Outcome.Quarantined ? 1 : 0;
+                rows += outcome == Outcome.Committed ? record.Rows : 0;
             }
 
             _spool.Delete(segment);
@@ -97,7 +103,7 @@ public sealed class SpoolReplayer
         _state.OnReplayed(records);
         if (records > 0)
         {
-            Log.SpoolReplayed(_log, records, rows, skipped);
+            Log.SpoolReplayed(_log, records, rows, skipped, quarantined);
         }
 
         // The sealed backlog went in: the database takes batches again. Records written meanwhile are in
@@ -105,7 +111,40 @@ public sealed class SpoolReplayer
         _state.MarkUp();
     }
 
-    private static async Task<bool> Transient(Func<Task> action)
+    private enum Outcome
+    {
+        Committed,
+        AlreadyCommitted,
+        Quarantined,
+    }
+
+    /// <returns>What became of the record, or null when the pass must stop (database unavailable, quarantine unwritable).</returns>
+    private async Task<Outcome?> ReplayAsync(SpoolRecord record, CancellationToken ct)
+    {
+        try
+        {
+            return await _committer.CommitAsync(record.TableId, record.BatchId, record.Rows, record.Payload, ct).ConfigureAwait(false)
+                ? Outcome.Committed : Outcome.AlreadyCommitted;
+        }
+        catch (Exception ex) when (DatabaseErrors.IsRejected(ex))
+        {
+            if (_quarantine?.TryAdd(record.TableId, record.BatchId, record.Rows, record.Payload, DatabaseErrors.Describe(ex), _time.GetUtcNow()) == true)
+            {
+                return Outcome.Quarantined;
+            }
+
+            Failed(ex);
+            return null;
+        }
+        catch (Exception ex) when (DatabaseErrors.IsUnavailable(ex))
+        {
+            Failed(ex);
+            return null;
+        }
+    }
+
+    /// <summary>Runs a call whose failure only postpones the work; returns whether it succeeded.</summary>
+    private async Task<bool> Attempt(Func<Task> action)
     {
         try
         {
@@ -113,9 +152,19 @@ public sealed class SpoolReplayer
             return true;
         }
         // At shutdown the loop's own wait stops it.
-        catch (Exception ex) when (DatabaseErrors.IsTransient(ex))
+        catch (Exception ex) when (DatabaseErrors.IsUnavailable(ex) || DatabaseErrors.IsRejected(ex))
         {
+            Failed(ex);
             return false;
+        }
+    }
+
+    private void Failed(Exception ex)
+    {
+        _state.OnReplayFailed();
+        if (_failureLog.TryEnter(out _))
+        {
+            Log.SpoolReplayFailed(_log, DatabaseErrors.Describe(ex));
         }
     }
 }

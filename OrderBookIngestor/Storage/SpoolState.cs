@@ -6,6 +6,7 @@ public sealed class SpoolState
     private volatile bool _down;
     private long _replayed;
     private long _spooledRows;
+    private long _replayFailures;
 
     public bool DatabaseDown => _down;
 
@@ -24,6 +25,11 @@ public sealed class SpoolState
     public void MarkUp() => _down = false;
 
     public void OnReplayed(int records) => Interlocked.Add(ref _replayed, records);
+
+    /// <summary>Replay passes (or probes and ledger prunes) that failed and will be tried again.</summary>
+    public long ReplayFailures => Interlocked.Read(ref _replayFailures);
+
+    public void OnReplayFailed() => Interlocked.Increment(ref _replayFailures);
 
     public void OnSpooled(int rows) => Interlocked.Add(ref _spooledRows, rows);
 }

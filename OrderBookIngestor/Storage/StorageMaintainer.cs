@@ -49,7 +49,8 @@ public sealed class MaintenanceStats
 /// marketdata.run_rollups() every RollupIntervalMs and marketdata.run_maintenance(now) every
 /// MaintenanceIntervalSeconds (and once at start). The work itself is in SQL (schema/005_storage.sql), so it is
 /// the same when run by hand; several daemons on one database take turns through advisory locks.
-/// A failed pass (database away) is logged at a limited rate and retried on the next tick; it never stops ingestion.
+/// A failed pass (database away or refusing) is logged at a limited rate and retried after a capped, jittered back-off
+/// (never sooner than a second); it never stops ingestion.
 /// </summary>
 public sealed class StorageMaintainer
 {
@@ -60,12 +61,13 @@ public sealed class StorageMaintainer
     private readonly TimeSpan _rollupEvery;
     private readonly TimeSpan _maintainEvery;
     private readonly LogLimiter _failures;
+    private readonly Feeds.Backoff _backoff;
 
     private readonly TimeSpan _settle;
 
     /// <param name="settle">How old a committed batch must be before it is rolled up (see marketdata.run_rollups); tests pass zero.</param>
     public StorageMaintainer(NpgsqlDataSource dataSource, TimeProvider time, ILogger log, MaintenanceStats stats, TimeSpan rollupEvery, TimeSpan maintainEvery,
-        TimeSpan? settle = null)
+        TimeSpan? settle = null, Random? random = null)
     {
         _settle = settle ?? TimeSpan.FromSeconds(2);
         _dataSource = dataSource;
@@ -75,6 +77,7 @@ public sealed class StorageMaintainer
         _rollupEvery = rollupEvery;
         _maintainEvery = maintainEvery;
         _failures = new LogLimiter(time, TimeSpan.FromMinutes(1));
+        _backoff = new Feeds.Backoff(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(60), random ?? new Random());
     }
 
     /// <summary>One maintenance pass at the daemon's clock; returns the actions taken (created/dropped partitions).</summary>
@@ -128,21 +131,31 @@ public sealed class StorageMaintainer
     public async Task RunAsync(CancellationToken stop)
     {
         var nextMaintenance = _time.GetTimestamp();
+        var interval = _rollupEvery > TimeSpan.Zero ? _rollupEvery : _maintainEvery;
         while (!stop.IsCancellationRequested)
         {
+            var failed = false;
             if (_time.GetTimestamp() >= nextMaintenance)
             {
-                await Guarded("maintenance", () => MaintainOnceAsync(stop)).ConfigureAwait(false);
-                nextMaintenance = _time.GetTimestamp() + (long)(_maintainEvery.TotalSeconds * _time.TimestampFrequency);
+                if (await Guarded("maintenance", () => MaintainOnceAsync(stop)).ConfigureAwait(false))
+                {
+                    nextMaintenance = _time.GetTimestamp() + (long)(_maintainEvery.TotalSeconds * _time.TimestampFrequency);
+                }
+                else
+                {
+                    failed = true; // due again on the next pass, after the back-off
+                }
             }
 
-            if (_rollupEvery > TimeSpan.Zero)
+            if (_rollupEvery > TimeSpan.Zero && !failed)
             {
-                // Keep going while a backlog is left (catching up after an outage or a replay), then wait.
-                var more = false;
+                // Keep going while a backlog is left (catching up after an outage or a replay), then wait. Only a pass
+                // that succeeded may ask for another at once: a failed one waits out the back-off below.
+                bool more;
                 do
                 {
-                    await Guarded("rollup", async () =>
+                    more = false;
+                    failed = !await Guarded("rollup", async () =>
                     {
                         var (taken, pending) = await RollupOnceAsync(stop).ConfigureAwait(false);
                         // Pending batches younger than the settle time stay for the next tick.
@@ -152,9 +165,22 @@ public sealed class StorageMaintainer
                 while (more && !stop.IsCancellationRequested);
             }
 
+            // A database that is down or refusing is asked again no sooner than the back-off allows (1 s floor, 60 s cap,
+            // jittered), however short the interval: each attempt is a new connection.
+            var wait = interval;
+            if (failed)
+            {
+                var backoff = _backoff.Next();
+                wait = backoff > wait ? backoff : wait;
+            }
+            else
+            {
+                _backoff.Reset();
+            }
+
             try
             {
-                await Task.Delay(_rollupEvery > TimeSpan.Zero ? _rollupEvery : _maintainEvery, _time, stop).ConfigureAwait(false);
+                await Task.Delay(wait, _time, stop).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -163,19 +189,23 @@ public sealed class StorageMaintainer
         }
     }
 
-    private async Task Guarded(string job, Func<Task> pass)
+    /// <returns>Whether the pass succeeded.</returns>
+    private async Task<bool> Guarded(string job, Func<Task> pass)
     {
         try
         {
             await pass().ConfigureAwait(false);
+            return true;
         }
-        catch (Exception ex) when (ex is PostgresException || DatabaseErrors.IsTransient(ex))
+        catch (Exception ex) when (DatabaseErrors.IsUnavailable(ex) || DatabaseErrors.IsRejected(ex))
         {
             _stats.Failed();
             if (_failures.TryEnter(out var suppressed))
             {
-                Log.StorageJobFailed(_log, job, ex.Message, suppressed);
+                Log.StorageJobFailed(_log, job, DatabaseErrors.Describe(ex), suppressed);
             }
+
+            return false;
         }
     }
 }
