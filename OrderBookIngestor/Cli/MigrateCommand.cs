@@ -47,12 +47,17 @@ public static class MigrateCommand
             catch (ConfigurationException ex)
             {
                 Console.Error.WriteLine($"orderbook-ingestor: {ex.Message}");
-                return 2;
+                return ExitCodes.Configuration;
+            }
+            catch (Exception ex) when (DatabaseErrors.IsConfigurationProblem(ex))
+            {
+                Console.Error.WriteLine($"orderbook-ingestor: migrate refused by {DatabaseConnection.Redact(options.Database)}: {DatabaseErrors.Describe(ex)}");
+                return ExitCodes.Configuration;
             }
             catch (Exception ex) when (ex is NpgsqlException or IOException or TimeoutException)
             {
-                Console.Error.WriteLine($"orderbook-ingestor: migrate failed against {DatabaseConnection.Redact(options.Database)}: {ex.Message}");
-                return 1;
+                Console.Error.WriteLine($"orderbook-ingestor: migrate failed against {DatabaseConnection.Redact(options.Database)}: {DatabaseErrors.Describe(ex)}");
+                return ExitCodes.Failure;
             }
         });
         return command;

@@ -58,14 +58,23 @@ public static class DatabaseConnection
             var kv = pair.Split('=', 2);
             var key = Uri.UnescapeDataString(kv[0]);
             var value = kv.Length == 2 ? Uri.UnescapeDataString(kv[1]) : "";
+            // libpq spellings that Npgsql names differently.
+            var keyword = key switch { "sslmode" => "SSL Mode", "sslrootcert" => "Root Certificate", "application_name" => "Application Name", _ => key };
+            if (!b.ContainsKey(keyword))
+            {
+                throw new ConfigurationException($"Database: URL parameter '{key}' is not understood.");
+            }
+
             try
             {
-                // libpq spellings that Npgsql names differently.
-                b[key switch { "sslmode" => "SSL Mode", "sslrootcert" => "Root Certificate", "application_name" => "Application Name", _ => key }] = value;
+                b[keyword] = value;
             }
-            catch (ArgumentException ex)
+            catch (Exception ex) when (ex is ArgumentException or FormatException or OverflowException)
             {
-                throw new ConfigurationException($"Database: URL parameter '{key}' is not understood.", ex);
+                // The value is not echoed: a URL parameter may carry a secret.
+                throw new ConfigurationException(key == "sslmode"
+                    ? "Database: URL parameter 'sslmode' must be disable, allow, prefer, require, verify-ca or verify-full."
+                    : $"Database: URL parameter '{key}' has a value that is not valid for it.", ex);
             }
         }
 

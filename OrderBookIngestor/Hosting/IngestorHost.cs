@@ -105,7 +105,17 @@ public static class IngestorHost
             context.Cancel = true;
             pipeline.RequestReload();
         });
-        await host.RunAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await host.RunAsync(ct).ConfigureAwait(false);
+        }
+        catch (IOException ex) when (ex.InnerException is System.Net.Sockets.SocketException or Microsoft.AspNetCore.Connections.AddressInUseException)
+        {
+            // Kestrel could not bind: a setting (another process has the port), not a crash.
+            Log.StartupFailed(provider.CreateLogger("OrderBookIngestor"), $"Http: cannot listen on {options.Http}: {ex.Message}");
+            return ExitCodes.Configuration;
+        }
+
         return Environment.ExitCode;
     }
 }
