@@ -14,6 +14,8 @@
 #   BENCH_CASES="" BENCH_SOAK_SECONDS=600 BENCH_SOAK_RATE=50000 ./scripts/bench.sh   # memory over a long run
 #   BENCH_BDN=1 ./scripts/bench.sh            # also the BenchmarkDotNet micro-benchmarks
 #   BENCH_CASES="" BENCH_STORAGE_ROWS=30000000 ./scripts/bench.sh   # storage at scale: write rate as tables grow, view timings
+#   BENCH_TIER=timescaledb ./scripts/bench.sh  # the storage tier: postgres (default), timescaledb, timescaledb-apache, citus
+#                                             # (needs the extension installed; citus runs a coordinator and two workers here)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=lib/pg.sh
@@ -34,11 +36,39 @@ sim_port=${BENCH_SIM_PORT:-9481}; http_port=${BENCH_HTTP_PORT:-9480}
 obi_publish "$root"; bin=$OBI_BIN
 # The daemon runs as the systemd unit runs it: two malloc arenas (see systemd/orderbook-ingestor.service).
 export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
-pg_start "$work/pg" "${BENCH_PG_PORT:-54349}"
+# The tier's server(s), durable (synchronous_commit and fsync on), one data directory per tier.
+tier=${BENCH_TIER:-postgres}
+pg_port=${BENCH_PG_PORT:-54349}
+timescale=("shared_preload_libraries = 'timescaledb'" "timescaledb.telemetry_level = off" "max_worker_processes = 32")
+citus=("shared_preload_libraries = 'citus'" "citus.node_conninfo = 'sslmode=prefer'" "max_connections = 300")
+citus_workers=()
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; pg_stop; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; pg_stop_all; }
 trap cleanup EXIT
+case "$tier" in
+  postgres) pg_start "$work/pg" "$pg_port" ;;
+  timescaledb) pg_start "$work/pg-timescaledb" "$pg_port" "" "${timescale[@]}" ;;
+  timescaledb-apache) pg_start "$work/pg-timescaledb-apache" "$pg_port" "" "${timescale[@]}" "timescaledb.license = 'apache'" ;;
+  citus)
+    for w in 1 2; do pg_start "$work/pg-citus-worker-$w" $((pg_port + w)) "" "${citus[@]}"; citus_workers+=($((pg_port + w))); done
+    pg_start "$work/pg-citus" "$pg_port" "" "${citus[@]}" ;;
+  *) echo "BENCH_TIER: '$tier' is not postgres, timescaledb, timescaledb-apache or citus" >&2; exit 2 ;;
+esac
 psql_q() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -Atqc "$2"; }
+# fresh_db NAME: an empty database of this run's tier (on Citus: on every node, with the extension and the workers added).
+fresh_db() {
+  local port
+  for port in "${citus_workers[@]}" "$PG_PORT"; do
+    "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atqc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null 2>&1
+    "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atqc "CREATE DATABASE $1" >/dev/null
+    [ "$tier" = citus ] && "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -d "$1" -Atqc "CREATE EXTENSION citus" >/dev/null
+  done
+  if [ "$tier" = citus ]; then
+    psql_q "$1" "SELECT citus_set_coordinator_host('127.0.0.1', $PG_PORT)" >/dev/null
+    for port in "${citus_workers[@]}"; do psql_q "$1" "SELECT citus_add_node('127.0.0.1', $port)" >/dev/null; done
+  fi
+  return 0
+}
 ledger() { curl -fs "http://127.0.0.1:$sim_port/sim/ledger" | grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Quantile q of the exchange-to-commit histogram, summed over tables: the upper edge of the bucket that holds it.
@@ -53,7 +83,8 @@ quantile() {
   echo "# orderbook-ingestor benchmark, $stamp"
   echo
   echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)."
-  echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on the same host (synchronous_commit=off, fsync on); simulator, daemon and database co-located."
+  echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on the same host (durable commit: synchronous_commit and fsync on); simulator, daemon and database co-located."
+  echo "Storage tier: **$tier**$([ "$tier" = citus ] && echo " (a coordinator and two workers on this host, $(psql_q postgres "SHOW citus.shard_count") shards per table)")."
   echo "Command: \`BENCH_CASES=\"$cases\" BENCH_SECONDS=$seconds ./scripts/bench.sh\`. $seconds s per step, a fresh database per step."
   echo
   echo '```'
@@ -67,13 +98,13 @@ run_step() {
   local case=$1 rate=$2 symbols=$3 channels=$4
   local events=$((rate * seconds)) streams
   streams=$(( symbols * $(echo "$channels" | tr ',' '\n' | wc -l) ))
-  psql_q postgres "DROP DATABASE IF EXISTS bench WITH (FORCE)" >/dev/null 2>&1; psql_q postgres "CREATE DATABASE bench" >/dev/null
+  fresh_db bench
   rm -rf "$work/spool"
   "$bin" simulate --port "$sim_port" --symbols "$symbols" --rate "$rate" --events "$events" --wait-streams "$streams" >"$work/sim.log" 2>&1 &
   local sim=$!; pids+=("$sim")
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null 2>&1 && break; sleep 0.1; done
   # Migrate first so that start-to-ready measures the start of a daemon whose database is reachable.
-  ORDERBOOK_DATABASE="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=bench" "$bin" migrate >/dev/null
+  ORDERBOOK_DATABASE="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=bench" "$bin" migrate --storage-tier "$tier" >/dev/null
   local launched; launched=$(date +%s%N)
   ORDERBOOK_DATABASE="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=bench" ORDERBOOK_SPOOL_DIRECTORY="$work/spool" \
     "$bin" --symbols ALL --channels "$channels" --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" \
@@ -131,8 +162,8 @@ raw_copy() {
   # and indexes the daemon writes to (without the daemon's batch ledger and rollups, so this is the ceiling).
   psql_q bench "\\copy (SELECT * FROM marketdata.book_ticker) TO '$work/book_ticker.bin' WITH (FORMAT binary)" >/dev/null
   psql_q bench "\\copy (SELECT * FROM marketdata.trades) TO '$work/trades.bin' WITH (FORMAT binary)" >/dev/null
-  psql_q postgres "DROP DATABASE IF EXISTS bench_raw WITH (FORCE)" >/dev/null 2>&1; psql_q postgres "CREATE DATABASE bench_raw" >/dev/null
-  "$bin" migrate --database "Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=bench_raw" --log-level Warning >/dev/null
+  fresh_db bench_raw
+  "$bin" migrate --database "Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=bench_raw" --storage-tier "$tier" --log-level Warning >/dev/null
   raw_rows=$(psql_q bench "SELECT (SELECT count(*) FROM marketdata.book_ticker) + (SELECT count(*) FROM marketdata.trades)")
   t0=$(date +%s.%N)
   psql_q bench_raw "\\copy marketdata.book_ticker FROM '$work/book_ticker.bin' WITH (FORMAT binary)" >/dev/null
@@ -144,7 +175,7 @@ raw_copy() {
     echo
     echo "## PostgreSQL's own COPY of the same rows"
     echo
-    echo "psql \`\\copy ... FROM file (FORMAT binary)\` of $raw_rows book_ticker+trades rows into a freshly migrated database (the same partitions and indexes; no batch ledger or rollups): **$raw_rate rows/s**."
+    echo "psql \`\\copy ... FROM file (FORMAT binary)\` of $raw_rows book_ticker+trades rows into a freshly migrated database of the same tier ($tier: the same partitions, hypertables or distributed tables and indexes; no batch ledger or rollups): **$raw_rate rows/s**."
     echo "The daemon's highest achieved zero-loss rate in case a (${best_a:-0} msg/s, one row per message, while also receiving and parsing) is **$fraction %** of it."
   } | tee -a "$report"
 }
@@ -170,7 +201,7 @@ done
 soak_seconds=${BENCH_SOAK_SECONDS:-0}
 if [ "$soak_seconds" -gt 0 ]; then
   soak_rate=${BENCH_SOAK_RATE:-50000}
-  psql_q postgres "DROP DATABASE IF EXISTS bench WITH (FORCE)" >/dev/null 2>&1; psql_q postgres "CREATE DATABASE bench" >/dev/null
+  fresh_db bench
   rm -rf "$work/spool"
   "$bin" simulate --port "$sim_port" --symbols 50 --rate "$soak_rate" --wait-streams 100 >"$work/sim-soak.log" 2>&1 &
   sim=$!; pids+=("$sim")
@@ -215,7 +246,7 @@ fi
 # Storage at scale: tens of millions of rows through the write path, then the views users query.
 storage_rows=${BENCH_STORAGE_ROWS:-0}
 if [ "$storage_rows" -gt 0 ]; then
-  psql_q postgres "DROP DATABASE IF EXISTS bench_storage WITH (FORCE)" >/dev/null 2>&1; psql_q postgres "CREATE DATABASE bench_storage" >/dev/null
+  fresh_db bench_storage
   {
     echo; echo "## Storage at scale: $storage_rows rows (${BENCH_STORAGE_SYMBOLS:-200} symbols), through the daemon's write path"; echo
     echo "Command: \`BENCH_CASES=\"\" BENCH_STORAGE_ROWS=$storage_rows ./scripts/bench.sh\` (runs \`orderbook-ingestor bench-storage\`)."; echo

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite, from a clean clone: starts a private PostgreSQL (as an unprivileged OS user when
-# run as root), runs the NUnit unit and integration tests against it, publishes the trimmed single-file
+# The whole test suite, from a clean clone: starts private PostgreSQL servers (as an unprivileged OS user when
+# run as root), runs the NUnit unit and integration tests against them, publishes the trimmed single-file
 # binary and smoke-tests that binary end to end. Ends with one line: "N passed, N failed, N skipped".
+#
+# Servers: a plain PostgreSQL (the postgres tier; where TimescaleDB and Citus are installed, they are installed
+# but not preloaded there, which is a case of its own), and, where the extension files are installed, one with
+# TimescaleDB preloaded, one with TimescaleDB's Apache-only edition, and a Citus coordinator with two workers.
+# With CI=true, a tier whose server is missing fails its tests instead of skipping them.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=lib/pg.sh
@@ -16,7 +21,9 @@ totals() { echo "$passed passed, $failed failed, $skipped skipped"; }
 free_port() {
   local p
   for _ in $(seq 1 100); do
-    p=$(( 20000 + RANDOM % 30000 ))
+    # Below Linux's ephemeral range (32768+): a client connecting to a stopped server's port there can be
+    # handed that same port as its own and connect to itself, and the server then cannot restart.
+    p=$(( 20000 + RANDOM % 12000 ))
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
   done
   echo 0
@@ -26,16 +33,41 @@ rm -rf "$work"; mkdir -p "$work"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  pg_stop
+  pg_stop_all
 }
 trap cleanup EXIT
 
-if ! pg_start "$work/pg" "$(free_port)" fast; then
-  echo "could not start PostgreSQL for the tests"
-  failed=1; totals; exit 1
+conn_at() { echo "Host=127.0.0.1;Port=$1;Username=postgres;Database=${2:-postgres}"; }
+# start_server VAR DIR [CONFIG_LINE...]: a throwaway cluster whose admin connection goes into VAR.
+start_server() {
+  local var=$1 dir=$2 port; shift 2
+  port=$(free_port)
+  pg_start "$dir" "$port" fast "$@" || { echo "could not start the PostgreSQL server for $var"; failed=$((failed + 1)); return 1; }
+  export "$var=$(conn_at "$port")"
+  echo "  $var: 127.0.0.1:$port (data $PG_DATA)"
+}
+
+echo "== PostgreSQL servers for the tests"
+citus_ports=()
+if pg_find_bin && pg_has_extension timescaledb; then
+  timescale=("shared_preload_libraries = 'timescaledb'" "timescaledb.telemetry_level = off" "max_worker_processes = 32")
+  start_server ORDERBOOK_TEST_TIMESCALE "$work/pg-timescale" "${timescale[@]}"
+  start_server ORDERBOOK_TEST_TIMESCALE_APACHE "$work/pg-timescale-apache" "${timescale[@]}" "timescaledb.license = 'apache'"
 fi
-export ORDERBOOK_TEST_ADMIN
-ORDERBOOK_TEST_ADMIN=$(pg_conn postgres)
+if pg_find_bin && pg_has_extension citus; then
+  # Four shards per table instead of 32: the first migrate distributes every partition of every table.
+  citus=("shared_preload_libraries = 'citus'" "citus.node_conninfo = 'sslmode=prefer'" "max_connections = 300")
+  for w in 1 2; do
+    start_server CITUS_WORKER_$w "$work/pg-citus-worker-$w" "${citus[@]}" && citus_ports+=("127.0.0.1:$PG_PORT")
+  done
+  start_server ORDERBOOK_TEST_CITUS "$work/pg-citus" "${citus[@]}" "citus.shard_count = 4"
+  export ORDERBOOK_TEST_CITUS_WORKERS
+  ORDERBOOK_TEST_CITUS_WORKERS=$(IFS=,; echo "${citus_ports[*]}")
+fi
+# The plain server last: PG_PORT and PG_DATA name it for the smoke tests below.
+if ! start_server ORDERBOOK_TEST_ADMIN "$work/pg"; then
+  totals; exit 1
+fi
 echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT (data $PG_DATA, OS user $PG_USER_OS)"
 
 # --- NUnit: unit and integration -------------------------------------------------------------
@@ -204,7 +236,8 @@ stop_ms=$(( ($(date +%s%N) - stop_start) / 1000000 ))
 spooled=$(find "$spool_dir" -name '*.spool' -size +0 | wc -l)
 check "SIGTERM during a database outage exits 0 in ${stop_ms} ms with the unwritten batches spooled ($spooled segments)" \
   bash -c "[ $code = 0 ] && [ $stop_ms -lt 30000 ] && [ $spooled -gt 0 ]"
-sleep $(( 30 - ($(date +%s) - outage_start) ))
+remaining=$(( 30 - ($(date +%s) - outage_start) ))
+[ "$remaining" -gt 0 ] && sleep "$remaining"
 pg_resume
 start_outage_daemon
 for _ in $(seq 1 300); do
@@ -217,6 +250,43 @@ check "trades stay contiguous and unique across the outage and the restart" bash
   && [ \"$(out_q "SELECT count(*) - count(DISTINCT (symbol_id, update_id)) FROM marketdata.book_ticker")\" = 0 ]"
 check "the replay is in the log" grep -q "Spool replayed" "$work/daemon-outage.log"
 kill -TERM "$daemon"; wait "$daemon" 2>/dev/null || true
+
+# PostgreSQL itself killed with SIGKILL (postmaster and every backend) in the middle of the load, then restarted
+# (crash recovery): with durable commit, every batch the daemon counted as committed survived, and what failed
+# went to the spool and was replayed: every event the simulator sent is stored exactly once.
+sim_port=$(free_port); http_port=$(free_port)
+pg_ensure_db pgcrash
+crash_pg_q() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d pgcrash -Atqc "$1" 2>/dev/null || echo 0; }
+"$bin" simulate --port "$sim_port" --symbols 3 --rate 4000 --events 60000 --seed 12 --wait-streams 6 >"$work/sim-pgcrash.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null && break; sleep 0.1; done
+ORDERBOOK_DATABASE="$(pg_conn pgcrash);Timeout=3" ORDERBOOK_SPOOL_DIRECTORY="$work/spool-pgcrash" "$bin" --symbols ALL --ws-url "ws://127.0.0.1:$sim_port" \
+  --rest-url "http://127.0.0.1:$sim_port" --http "127.0.0.1:$http_port" --summary-interval 5 >"$work/daemon-pgcrash.log" 2>&1 &
+daemon=$!; pids+=("$daemon")
+for _ in $(seq 1 300); do [ "$(crash_pg_q "SELECT count(*) FROM marketdata.trades")" -gt 5000 ] && break; sleep 0.1; done
+postmaster=$(head -n 1 "$PG_DATA/postmaster.pid")
+pkill -KILL -P "$postmaster"; kill -KILL "$postmaster"
+sleep 3
+pg_resume 2>/dev/null   # crash recovery; pg_ctl notes the stale postmaster.pid
+delivered=0
+for _ in $(seq 1 600); do
+  delivered=$(curl -fs "http://127.0.0.1:$sim_port/sim/ledger" | grep -o '"delivered":[0-9]*' | cut -d: -f2)
+  [ "${delivered:-0}" = 60000 ] && [ "$(crash_pg_q "SELECT (SELECT count(*) FROM marketdata.book_ticker) + (SELECT count(*) FROM marketdata.trades)")" = 60000 ] && break
+  sleep 0.1
+done
+check "PostgreSQL killed with SIGKILL mid-load and restarted: all $delivered events stored exactly once" bash -c "[ '$delivered' = 60000 ] \
+  && [ \"$(crash_pg_q "SELECT (SELECT count(DISTINCT (symbol_id, update_id)) FROM marketdata.book_ticker) + (SELECT count(DISTINCT (symbol_id, agg_trade_id)) FROM marketdata.trades)")\" = 60000 ] \
+  && [ \"$(crash_pg_q "SELECT (SELECT count(*) FROM marketdata.book_ticker) + (SELECT count(*) FROM marketdata.trades)")\" = 60000 ]"
+check "the daemon rode out the crash (still running, spooled and replayed)" bash -c "kill -0 $daemon && grep -q 'Spool replayed' '$work/daemon-pgcrash.log'"
+kill -TERM "$daemon"; wait "$daemon" 2>/dev/null || true
+
+check "quarantine list on an empty quarantine says so" bash -c "ORDERBOOK_QUARANTINE_DIRECTORY='$work/quarantine-empty' '$bin' quarantine list | grep -q '^0 batch(es), 0 rows'"
+if command -v promtool >/dev/null 2>&1; then
+  check "promtool accepts the alert rules" promtool check rules "$root/monitoring/alerts.yml"
+  check "promtool accepts the /metrics exposition (no lint either)" bash -c "promtool check metrics <'$work/metrics.txt'"
+else
+  echo "  skip promtool checks (Debian's prometheus package is not installed)"; skipped=$((skipped + 2))
+fi
 
 stage="$work/install-root"
 check "install.sh stages binary, unit, config and a 0640 secrets file" bash -c "'$root/scripts/install.sh' --root '$stage' --binary '$bin' --no-systemctl >/dev/null \

@@ -6,7 +6,8 @@ using OrderBookIngestor.Tests.Support;
 namespace OrderBookIngestor.Tests.Integration;
 
 /// <summary>The book rebuilt from the stored snapshot plus the stored diffs equals the exchange's own book.</summary>
-public sealed class DepthBookTests : DatabaseTest
+[TestFixtureSource(typeof(TestTiers), nameof(TestTiers.All))]
+public sealed class DepthBookTests(string tier) : DatabaseTest(tier)
 {
     private static Task<Harness> Start(TestDatabase db, SimulatorOptions sim) => Harness.StartAsync(db, sim, o =>
     {

@@ -6,7 +6,8 @@ using OrderBookIngestor.Tests.Support;
 namespace OrderBookIngestor.Tests.Integration;
 
 /// <summary>Faults from the simulator: every event it generated is stored exactly once or covered by a feed_gaps row.</summary>
-public sealed class FidelityTests : DatabaseTest
+[TestFixtureSource(typeof(TestTiers), nameof(TestTiers.All))]
+public sealed class FidelityTests(string tier) : DatabaseTest(tier)
 {
     private static async Task StartedAsync(Harness h) =>
         await Harness.WaitUntilAsync(() => h.Simulator.Ledger.Delivered > 100, TimeSpan.FromSeconds(20), () => "market did not start");
@@ -111,11 +112,11 @@ public sealed class FidelityTests : DatabaseTest
         await Harness.WaitUntilAsync(() => Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps").Result == 1, TimeSpan.FromSeconds(10), () => "gap row");
 
         Assert.That(await Db.ScalarAsync<string>("SELECT stream || ' ' || reason FROM marketdata.feed_gaps"), Is.EqualTo("btcusdt@bookTicker daemon_down"));
-        Assert.That(await Db.ScalarAsync<bool>("""
-            SELECT g.gap_end - g.gap_start >= interval '900 milliseconds'
-               AND NOT EXISTS (SELECT 1 FROM marketdata.book_ticker b WHERE b.ts_exchange > g.gap_start AND b.ts_exchange < g.gap_end)
-            FROM marketdata.feed_gaps g
-            """), Is.True, "the recorded window is the downtime, and nothing is stored inside it");
+        // A join rather than a correlated subquery: Citus plans no correlated subquery over a reference table (feed_gaps).
+        Assert.That(await Db.ScalarAsync<bool>("SELECT gap_end - gap_start >= interval '900 milliseconds' FROM marketdata.feed_gaps"), Is.True, "the recorded window is the downtime");
+        Assert.That(await Db.ScalarAsync<long>("""
+            SELECT count(*) FROM marketdata.feed_gaps g JOIN marketdata.book_ticker b ON b.symbol_id = g.symbol_id AND b.ts_exchange > g.gap_start AND b.ts_exchange < g.gap_end
+            """), Is.Zero, "nothing is stored inside the recorded window");
         Assert.That(await Db.ScalarAsync<long>("SELECT max(agg_trade_id) - min(agg_trade_id) + 1 - count(DISTINCT agg_trade_id) FROM marketdata.trades"),
             Is.Zero, "trades stay contiguous across the restart");
         Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades WHERE is_backfilled"), Is.EqualTo(h.Metrics.TradesBackfilled));

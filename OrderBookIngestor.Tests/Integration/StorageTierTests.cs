@@ -8,73 +8,84 @@ using OrderBookIngestor.Tests.Support;
 namespace OrderBookIngestor.Tests.Integration;
 
 /// <summary>
-/// The storage tier this suite's server offers (plain PostgreSQL in CI: native partitions, retention and rollups
-/// run by the daemon), the 1-second rollups against an independent computation, the views users query, and the
-/// writer/reader roles. Everything goes through the real write path (binary COPY with the batch ledger).
+/// Each storage tier on a real server of its own: its layout (native partitions, hypertables with policies and
+/// continuous aggregates, Citus distribution), its retention and partition upkeep, the 1-second rollups against an
+/// independent computation, the views and functions users query, and the writer/reader roles. Everything goes
+/// through the real write path (binary COPY with the batch ledger).
 /// </summary>
-public sealed class StorageTierTests : DatabaseTest
+[TestFixtureSource(typeof(TestTiers), nameof(TestTiers.All))]
+public sealed class StorageTierTests(string tier) : StorageTest(tier)
 {
-    private static readonly DateTimeOffset Now = new(2026, 11, 22, 10, 0, 0, TimeSpan.Zero);
-
-    private Task<MigrationOutcome> Migrate(IngestorOptions? options = null, bool roles = false)
-        => new SchemaMigrator(Db.DataSource, NullLogger.Instance, options).MigrateAsync(CancellationToken.None, roles);
-
-    private StorageMaintainer Maintainer(TimeProvider time, MaintenanceStats? stats = null, NpgsqlDataSource? ds = null)
-        => new(ds ?? Db.DataSource, time, NullLogger.Instance, stats ?? new MaintenanceStats(), TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(5), TimeSpan.Zero);
-
-    internal static async Task CommitAsync<T, TEncoder>(NpgsqlDataSource ds, IEnumerable<T> rows)
-        where T : struct
-        where TEncoder : IRowEncoder<T>
+    /// <summary>Brings the 1-second rollups up to date the way the tier does: the daemon's pass, or a refresh of the
+    /// continuous aggregates.</summary>
+    private async Task<(int Batches, long PendingAfter)?> RefreshRollupsAsync()
     {
-        using var batch = new CopyBatch(1024);
-        foreach (var row in rows)
+        if (StorageTiers.DaemonMaintained(Tier))
         {
-            TEncoder.Encode(batch, row);
+            return await Maintainer(TimeProvider.System).RollupOnceAsync(CancellationToken.None);
         }
 
-        Assert.That(await new BatchCommitter(ds).CommitAsync(BatchCommitter.TableId(TEncoder.Table), batch.Id, batch.Rows, batch.Payload(), CancellationToken.None), Is.True);
+        await Db.RefreshContinuousAggregatesAsync();
+        return null;
     }
 
-    private static long Ms(DateTimeOffset t) => t.ToUnixTimeMilliseconds();
-
-    private static BookTickerEvent Book(int symbol, long id, DateTimeOffset t, double bid, double ask, double bidQty = 1, double askQty = 2, long latencyMs = 5)
-        => new(symbol, id, Ms(t), Ms(t), (Ms(t) + latencyMs) * 1000, bid, bidQty, ask, askQty);
-
-    private static TradeEvent Trade(int symbol, long id, DateTimeOffset t, double price, double qty, bool maker, long latencyMs = 5)
-        => new(symbol, id, Ms(t), Ms(t), (Ms(t) + latencyMs) * 1000, price, qty, id * 3, (id * 3) + 2, maker);
-
-    private async Task<int> RegisterAsync(string symbol)
-        => (await new SymbolStore(Db.DataSource).RegisterAsync([new(symbol, symbol[..^4], "USDT", "TRADING", "PERPETUAL")], CancellationToken.None))[symbol];
+    private static bool Partitioned(string tier) => tier is StorageTiers.Postgres or StorageTiers.Citus;
 
     [Test]
-    public async Task Migrate_ChoosesTheTierThisServerOffers_PartitionsByTime_AndRecordsIt()
+    public async Task Migrate_LaysOutTheTier_AndRunsTheSetupAgainOnlyWhenSettingsChange()
     {
-        var timescale = await Db.ScalarAsync<long>("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'") > 0;
         var outcome = await Migrate();
+        Assert.That(outcome.Tier, Is.EqualTo(Tier), outcome.TierNote);
         Assert.That(outcome.Applied, Is.EqualTo(SchemaMigrator.Migrations().Count));
-        Assert.That(outcome.SetupApplied, Is.True);
-        Assert.That(await Db.ScalarAsync<string>("SELECT marketdata.storage_tier()"), Is.EqualTo(outcome.Tier));
-        if (timescale)
+        Assert.That(await Db.ScalarAsync<string>("SELECT marketdata.storage_tier()"), Is.EqualTo(Tier));
+        if (Partitioned(Tier))
         {
-            Assert.Ignore($"TimescaleDB is available here (tier {outcome.Tier}); the TimescaleDB tier tests cover it.");
+            foreach (var table in StorageLayout.Tables.Select(t => t.Table))
+            {
+                Assert.That(await Db.ScalarAsync<string>($"SELECT relkind::text FROM pg_class WHERE oid = 'marketdata.{table}'::regclass"), Is.EqualTo("p"), table);
+                Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM pg_inherits WHERE inhparent = 'marketdata.{table}'::regclass"), Is.GreaterThanOrEqualTo(2), $"{table}: default + current partitions");
+                Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM pg_class WHERE oid = to_regclass('marketdata.{table}_default')"), Is.EqualTo(1), $"{table}: a default partition");
+            }
+
+            // A row now lands in a partition of its own range, not the default.
+            var id = await RegisterAsync("BTCUSDT");
+            await CommitAsync<BookTickerEvent, BookTickerRows>(Db.DataSource, [Book(id, 1, DateTimeOffset.UtcNow, 100, 101)]);
+            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_ticker_default"), Is.Zero);
+            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_ticker"), Is.EqualTo(1));
         }
 
-        Assert.That(outcome.Tier, Is.EqualTo(StorageTiers.Postgres));
-        Assert.That(outcome.TierNote, Does.Contain("TimescaleDB is not installed"));
-        foreach (var table in StorageLayout.Tables.Select(t => t.Table))
+        if (Tier == StorageTiers.Citus)
         {
-            Assert.That(await Db.ScalarAsync<string>($"SELECT relkind::text FROM pg_class WHERE oid = 'marketdata.{table}'::regclass"), Is.EqualTo("p"), table);
-            Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM pg_inherits WHERE inhparent = 'marketdata.{table}'::regclass"), Is.GreaterThanOrEqualTo(2), $"{table}: default + current partitions");
+            Assert.That(await Db.ScalarAsync<long>("""
+                SELECT count(*) FROM pg_dist_partition WHERE partmethod = 'h' AND colocationid = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'marketdata.book_ticker'::regclass)
+                  AND logicalrelid::text IN ('marketdata.book_ticker', 'marketdata.trades', 'marketdata.depth_events', 'marketdata.book_snapshots', 'marketdata.orderbook_top', 'marketdata.bt_1s', 'marketdata.trade_1s')
+                """), Is.EqualTo(7), "event tables and rollups distributed by symbol_id, co-located");
+            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = 'marketdata.book_ticker_default'::regclass"), Is.EqualTo(1), "the default partition is distributed too");
+            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM pg_dist_partition WHERE partmethod = 'n' AND logicalrelid::text IN ('marketdata.symbols', 'marketdata.feed_gaps', 'marketdata.ingest_batches', 'marketdata.storage_settings')"), Is.EqualTo(4), "reference tables");
+            Assert.That(await Db.ScalarAsync<long>("SELECT count(DISTINCT nodename || nodeport) FROM pg_dist_shard_placement p JOIN pg_dist_shard s USING (shardid) WHERE s.logicalrelid = 'marketdata.trades'::regclass"), Is.EqualTo(2), "shards on both workers");
         }
 
-        // A row now lands in a partition of its own range, not the default.
-        var id = await RegisterAsync("BTCUSDT");
-        await CommitAsync<BookTickerEvent, BookTickerRows>(Db.DataSource, [Book(id, 1, DateTimeOffset.UtcNow, 100, 101)]);
-        Assert.That(await Db.ScalarAsync<string>("SELECT tableoid::regclass::text FROM marketdata.book_ticker"), Does.Match(@"^marketdata\.book_ticker_p\d{8}t\d{4}$"));
+        if (Tier is StorageTiers.Timescale or StorageTiers.TimescaleApache)
+        {
+            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_schema = 'marketdata'"), Is.EqualTo(Tier == StorageTiers.Timescale ? 5 : 7));
+            Assert.That(await Db.ScalarAsync<string>("SELECT time_interval::text FROM timescaledb_information.dimensions WHERE hypertable_schema = 'marketdata' AND hypertable_name = 'book_ticker'"), Is.EqualTo("06:00:00"));
+        }
+
+        if (Tier == StorageTiers.Timescale)
+        {
+            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM timescaledb_information.continuous_aggregates WHERE view_schema = 'marketdata' AND view_name IN ('bt_1s', 'trade_1s')"), Is.EqualTo(2));
+            Assert.That(await Db.ScalarAsync<string>("""
+                SELECT string_agg(d.time_interval::text, ',') FROM timescaledb_information.continuous_aggregates c
+                JOIN timescaledb_information.dimensions d ON d.hypertable_schema = c.materialization_hypertable_schema AND d.hypertable_name = c.materialization_hypertable_name
+                WHERE c.view_schema = 'marketdata'
+                """), Is.EqualTo("7 days,7 days"), "the aggregates' chunks are the configured 168 h");
+            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM timescaledb_information.jobs WHERE hypertable_schema = 'marketdata' AND proc_name IN ('policy_compression', 'policy_retention', 'policy_refresh_continuous_aggregate')"),
+                Is.EqualTo(5 + 7 + 2), "compression for 5 tables, retention for 7, refresh for 2");
+        }
 
         // Again: nothing to apply, and no DDL (the writer role relies on that).
         var again = await Migrate();
-        Assert.That((again.Applied, again.SetupApplied, again.Tier), Is.EqualTo((0, false, StorageTiers.Postgres)));
+        Assert.That((again.Applied, again.SetupApplied, again.Tier), Is.EqualTo((0, false, Tier)));
 
         // Changed settings re-apply the setup and land in storage_tables.
         var changed = await Migrate(new IngestorOptions { RetentionDays = { ["book_ticker"] = 7 }, ChunkHours = { ["trades"] = 12 } });
@@ -83,124 +94,15 @@ public sealed class StorageTierTests : DatabaseTest
         Assert.That(await Db.ScalarAsync<string>("SELECT chunk_interval::text FROM marketdata.storage_tables WHERE table_name = 'trades'"), Is.EqualTo("12:00:00"));
 
         // A tier cannot change in place: asking for another one is refused with the reason.
-        var refused = Assert.ThrowsAsync<ConfigurationException>(() => Migrate(new IngestorOptions { StorageTier = StorageTiers.Timescale }));
-        Assert.That(refused!.Message, Does.Contain("set up as 'postgres'"));
-    }
-
-    [Test]
-    public async Task TimescaleTier_HasHypertablesPoliciesAndContinuousAggregates_WhenTheExtensionIsThere()
-    {
-        if (await Db.ScalarAsync<long>("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'") == 0)
-        {
-            Assert.Ignore("TimescaleDB is not installed on this server (not in this machine's package registries); tier 1 and 2 SQL is checked where it is.");
-        }
-
-        var outcome = await Migrate();
-        Assert.That(outcome.Tier, Is.AnyOf(StorageTiers.Timescale, StorageTiers.TimescaleApache), outcome.TierNote);
-        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_schema = 'marketdata'"),
-            Is.EqualTo(outcome.Tier == StorageTiers.Timescale ? 5 : 7));
-        if (outcome.Tier == StorageTiers.Timescale)
-        {
-            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM timescaledb_information.continuous_aggregates WHERE view_schema = 'marketdata' AND view_name IN ('bt_1s', 'trade_1s')"), Is.EqualTo(2));
-            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM timescaledb_information.jobs WHERE proc_name IN ('policy_compression', 'policy_retention', 'policy_refresh_continuous_aggregate')"), Is.GreaterThanOrEqualTo(5 + 5 + 2));
-        }
-
-        Assert.That((await Migrate()).SetupApplied, Is.False);
-    }
-
-    [Test]
-    public async Task CitusTier_DistributesEventTablesBySymbol_WhenTheExtensionIsThere()
-    {
-        if (await Db.ScalarAsync<long>("SELECT count(*) FROM pg_available_extensions WHERE name = 'citus'") == 0)
-        {
-            Assert.Ignore("Citus is not installed on this server (not in this machine's package registries).");
-        }
-
-        await using (var ext = Db.DataSource.CreateCommand("CREATE EXTENSION IF NOT EXISTS citus"))
-        {
-            await ext.ExecuteNonQueryAsync();
-        }
-
-        Assert.That((await Migrate()).Tier, Is.EqualTo(StorageTiers.Citus));
-        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text IN ('marketdata.book_ticker', 'marketdata.trades', 'marketdata.depth_events', 'marketdata.bt_1s', 'marketdata.trade_1s') AND partmethod = 'h'"), Is.EqualTo(5));
-        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = 'marketdata.symbols'::regclass AND partmethod = 'n'"), Is.EqualTo(1));
-    }
-
-    [Test]
-    public async Task AskingForTimescale_WhereItIsNotInstalled_IsAClearError()
-    {
-        if (await Db.ScalarAsync<long>("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'") > 0)
-        {
-            Assert.Ignore("TimescaleDB is available on this server.");
-        }
-
-        var ex = Assert.ThrowsAsync<ConfigurationException>(() => Migrate(new IngestorOptions { StorageTier = StorageTiers.Timescale }));
-        Assert.That(ex!.Message, Does.Contain("StorageTier: timescaledb").And.Contain("not installed"));
-        var citus = Assert.ThrowsAsync<ConfigurationException>(() => Migrate(new IngestorOptions { StorageTier = StorageTiers.Citus }));
-        Assert.That(citus!.Message, Does.Contain("citus extension is not installed"));
-        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM pg_namespace WHERE nspname = 'marketdata'"), Is.Zero, "a refused migrate leaves nothing behind");
-    }
-
-    [Test]
-    public async Task Maintenance_CreatesPartitionsAhead_AndDropsThemPastRetention_ByTheDaemonsClock()
-    {
-        if ((await Migrate()).Tier != StorageTiers.Postgres)
-        {
-            Assert.Ignore("plain PostgreSQL tier only");
-        }
-
-        var id = await RegisterAsync("BTCUSDT");
-        var time = new ManualTimeProvider(Now);
-        var stats = new MaintenanceStats();
-        var maintainer = Maintainer(time, stats);
-        await maintainer.MaintainOnceAsync(CancellationToken.None);
-        await CommitAsync<BookTickerEvent, BookTickerRows>(Db.DataSource, [Book(id, 1, Now, 100, 101)]);
-        await CommitAsync<TradeEvent, TradeRows>(Db.DataSource, [Trade(id, 1, Now, 100, 1, false)]);
-
-        // 31 days on: book_ticker (30 days) loses the partition holding the row, trades (90 days) keep theirs,
-        // and partitions reach two days past the new time.
-        time.Advance(TimeSpan.FromDays(31));
-        var actions = await maintainer.MaintainOnceAsync(CancellationToken.None);
-        Assert.That(actions.Where(a => a.Action == "dropped").Select(a => a.Table).Distinct(), Does.Contain("book_ticker").And.Contain("depth_events").And.Not.Contain("trades"));
-        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_ticker"), Is.Zero, "expired with its partition");
-        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades"), Is.EqualTo(1));
-        var later = Now.AddDays(31);
-        Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'marketdata.book_ticker'::regclass AND c.relname = 'book_ticker_p{later.AddDays(2):yyyyMMdd}t0600'"), Is.EqualTo(1), "created ahead");
-        Assert.That(stats.PartitionsDropped, Is.EqualTo(actions.Count(a => a.Action == "dropped")));
-        Assert.That(stats.PartitionsCreated, Is.GreaterThan(0));
-
-        // Nothing is left to do at the same moment.
-        Assert.That(await maintainer.MaintainOnceAsync(CancellationToken.None), Is.Empty);
-    }
-
-    [Test]
-    public async Task RowsNoPartitionCovers_WaitInTheDefaultPartition_AndMoveIntoTheirOwnOnTheNextPass()
-    {
-        if ((await Migrate()).Tier != StorageTiers.Postgres)
-        {
-            Assert.Ignore("plain PostgreSQL tier only");
-        }
-
-        var id = await RegisterAsync("BTCUSDT");
-        var far = DateTimeOffset.UtcNow.AddDays(20);
-        await CommitAsync<BookTickerEvent, BookTickerRows>(Db.DataSource, [Book(id, 1, far, 100, 101), Book(id, 2, far.AddSeconds(1), 100, 101)]);
-        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_ticker_default"), Is.EqualTo(2), "accepted, not refused");
-
-        var actions = await Maintainer(TimeProvider.System).MaintainOnceAsync(CancellationToken.None);
-        Assert.That(actions.Where(a => a.Action == "created for waiting rows").Select(a => a.Table), Does.Contain("book_ticker"));
-        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_ticker_default"), Is.Zero);
-        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_ticker"), Is.EqualTo(2), "moved, none lost or doubled");
-        Assert.That(await Db.ScalarAsync<string>("SELECT DISTINCT tableoid::regclass::text FROM marketdata.book_ticker"), Does.StartWith("marketdata.book_ticker_p"));
+        var other = Tier == StorageTiers.Postgres ? StorageTiers.Citus : StorageTiers.Postgres;
+        var refused = Assert.ThrowsAsync<ConfigurationException>(() => Migrate(new IngestorOptions { StorageTier = other }));
+        Assert.That(refused!.Message, Does.Contain($"set up as '{Tier}'"));
     }
 
     [Test]
     public async Task Rollups_EqualAnIndependentComputation_AndFollowLateBatches()
     {
-        var tier = (await Migrate()).Tier;
-        if (!StorageTiers.DaemonMaintained(tier))
-        {
-            Assert.Ignore("continuous aggregates on full TimescaleDB");
-        }
+        await Migrate();
 
         var btc = await RegisterAsync("BTCUSDT");
         var eth = await RegisterAsync("ETHUSDT");
@@ -233,16 +135,21 @@ public sealed class StorageTierTests : DatabaseTest
             await CommitAsync<TradeEvent, TradeRows>(Db.DataSource, chunk);
         }
 
-        var maintainer = Maintainer(TimeProvider.System);
-        Assert.That((await maintainer.RollupOnceAsync(CancellationToken.None)).Batches, Is.GreaterThan(0));
+        var first = await RefreshRollupsAsync();
+        Assert.That(first?.Batches ?? 1, Is.GreaterThan(0));
         await AssertBookRollupsAsync(books.Except(late));
         await AssertTradeRollupsAsync(trades);
 
         await CommitAsync<BookTickerEvent, BookTickerRows>(Db.DataSource, late);
-        Assert.That(await maintainer.RollupOnceAsync(CancellationToken.None), Is.EqualTo((1, 0L)), "only the late batch was pending");
+        var second = await RefreshRollupsAsync();
         await AssertBookRollupsAsync(books);
-        Assert.That(await maintainer.RollupOnceAsync(CancellationToken.None), Is.EqualTo((0, 0L)), "nothing pending");
-        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.ingest_batches WHERE rollup_pending"), Is.Zero);
+        if (second is not null)
+        {
+            Assert.That(second, Is.EqualTo((1, 0L)), "only the late batch was pending");
+            Assert.That(await RefreshRollupsAsync(), Is.EqualTo((0, 0L)), "nothing pending");
+        }
+
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.ingest_batches WHERE rollup_pending"), Is.Zero, "the continuous aggregates need no ledger");
     }
 
     [Test]
@@ -342,7 +249,7 @@ public sealed class StorageTierTests : DatabaseTest
     [Test]
     public async Task Views_CountQualityProblems_Gaps_AndBuildYesterdaysTrainingGrid()
     {
-        var tier = (await Migrate()).Tier;
+        await Migrate();
         var btc = await RegisterAsync("BTCUSDT");
         var eth = await RegisterAsync("ETHUSDT");
         var yesterday = new DateTimeOffset(DateTime.UtcNow.Date.AddDays(-1), TimeSpan.Zero);
@@ -372,15 +279,7 @@ public sealed class StorageTierTests : DatabaseTest
         var now = DateTimeOffset.UtcNow;
         await CommitAsync<BookTickerEvent, BookTickerRows>(Db.DataSource, Enumerable.Range(0, 50).Select(i => Book(eth, i + 1, now.AddSeconds(-i), 10, 10.1, latencyMs: 20 + i)));
 
-        if (StorageTiers.DaemonMaintained(tier))
-        {
-            await Maintainer(TimeProvider.System).RollupOnceAsync(CancellationToken.None);
-        }
-        else
-        {
-            await using var refresh = Db.DataSource.CreateCommand("CALL refresh_continuous_aggregate('marketdata.bt_1s', NULL, NULL); CALL refresh_continuous_aggregate('marketdata.trade_1s', NULL, NULL)");
-            await refresh.ExecuteNonQueryAsync();
-        }
+        await RefreshRollupsAsync();
 
         // data_quality_report over yesterday: exactly the injected problems.
         await using (var q = Db.DataSource.CreateCommand("""
@@ -430,6 +329,7 @@ public sealed class StorageTierTests : DatabaseTest
     public async Task Roles_WriterIngestsAndMaintainsWithoutDdlRights_ReaderOnlyReads()
     {
         var tier = (await Migrate(roles: true)).Tier;
+        Assert.That(tier, Is.EqualTo(Tier));
         var suffix = Guid.NewGuid().ToString("N")[..8];
         var writer = $"obi_w_{suffix}";
         var reader = $"obi_r_{suffix}";
@@ -452,7 +352,17 @@ public sealed class StorageTierTests : DatabaseTest
             await new SymbolStore(asWriter).DeactivateAsync([id], CancellationToken.None);
             await new BatchCommitter(asWriter).PruneAsync(TimeSpan.FromDays(3), CancellationToken.None);
             var maintainer = Maintainer(new ManualTimeProvider(DateTimeOffset.UtcNow.AddDays(40)), ds: asWriter);
-            Assert.That((await maintainer.MaintainOnceAsync(CancellationToken.None)).Count, Is.GreaterThan(0), "creates and drops partitions through SECURITY DEFINER functions");
+            var actions = await maintainer.MaintainOnceAsync(CancellationToken.None);
+            if (Tier == StorageTiers.Timescale)
+            {
+                Assert.That(actions, Is.Empty, "TimescaleDB's own policies keep this tier; the daemon's pass has nothing to do");
+            }
+            else
+            {
+                // Partitions created and dropped (postgres, citus), or the expired chunk dropped (timescaledb-apache).
+                Assert.That(actions.Select(a => a.Action), Does.Contain("dropped"), "through SECURITY DEFINER functions");
+            }
+
             await maintainer.RollupOnceAsync(CancellationToken.None);
 
             await AssertDeniedAsync(asWriter, "DROP TABLE marketdata.trades");

@@ -14,6 +14,8 @@ public sealed class TcpProxy : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _accepting;
     private volatile bool _cut;
+    private int _connections;
+    private int _cutAfter = int.MaxValue;
 
     public TcpProxy(string host, int port)
     {
@@ -40,7 +42,17 @@ public sealed class TcpProxy : IAsyncDisposable
         }
     }
 
-    public void Restore() => _cut = false;
+    public void Restore()
+    {
+        _cutAfter = int.MaxValue;
+        _cut = false;
+    }
+
+    /// <summary>Connections clients have opened to the proxy, relayed or refused: what a database would see as attempts.</summary>
+    public int Connections => Volatile.Read(ref _connections);
+
+    /// <summary>Relays <paramref name="more"/> further connections, then behaves as <see cref="Cut"/> (for a failure at an exact point).</summary>
+    public void CutAfter(int more) => _cutAfter = Connections + more;
 
     /// <summary>Closes with RST (linger 0), as a dead peer or a partition looks to the other side.</summary>
     private static void Reset(TcpClient client)
@@ -72,6 +84,11 @@ public sealed class TcpProxy : IAsyncDisposable
             catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
             {
                 return;
+            }
+
+            if (Interlocked.Increment(ref _connections) > _cutAfter)
+            {
+                _cut = true;
             }
 
             if (_cut)

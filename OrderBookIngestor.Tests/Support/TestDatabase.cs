@@ -1,24 +1,41 @@
 using Npgsql;
+using OrderBookIngestor.Storage;
 
 namespace OrderBookIngestor.Tests.Support;
 
 /// <summary>
-/// A fresh database on the PostgreSQL server that scripts/test.sh starts (ORDERBOOK_TEST_ADMIN names its
-/// admin connection). Each fixture gets its own database, dropped afterwards.
+/// A fresh database on one of the PostgreSQL servers that scripts/test.sh starts, dropped afterwards. Each storage
+/// tier has its own server (environment variables name their admin connections):
+/// <list type="bullet">
+/// <item>postgres: ORDERBOOK_TEST_ADMIN, plain PostgreSQL (where the extensions are installed, installed but not preloaded);</item>
+/// <item>timescaledb: ORDERBOOK_TEST_TIMESCALE, timescaledb preloaded;</item>
+/// <item>timescaledb-apache: ORDERBOOK_TEST_TIMESCALE_APACHE, preloaded with timescaledb.license = apache (a server-wide setting);</item>
+/// <item>citus: ORDERBOOK_TEST_CITUS, a coordinator, with ORDERBOOK_TEST_CITUS_WORKERS (host:port,host:port) its two workers.
+/// The database is created on all three nodes with the extension, and the workers are added to it.</item>
+/// </list>
+/// A tier whose server is not there is skipped with the reason, except under CI=true, where it fails: a broken
+/// extension install must never turn the suite green.
 /// </summary>
 public sealed class TestDatabase : IAsyncDisposable
 {
     public const string AdminVariable = "ORDERBOOK_TEST_ADMIN";
 
     private readonly string _admin;
+    private readonly IReadOnlyList<string> _workers;
 
-    private TestDatabase(string admin, string name)
+    private TestDatabase(string tier, string admin, IReadOnlyList<string> workers, string name)
     {
+        Tier = tier;
         _admin = admin;
+        _workers = workers;
         Name = name;
-        ConnectionString = new NpgsqlConnectionStringBuilder(admin) { Database = name, Pooling = true }.ConnectionString;
+        // Error details in the test log: these servers hold nothing secret.
+        ConnectionString = new NpgsqlConnectionStringBuilder(admin) { Database = name, Pooling = true, IncludeErrorDetail = true }.ConnectionString;
         DataSource = NpgsqlDataSource.Create(ConnectionString);
     }
+
+    /// <summary>The storage tier this database's server offers (what `migrate` with tier auto chooses there).</summary>
+    public string Tier { get; }
 
     public string Name { get; }
 
@@ -26,24 +43,75 @@ public sealed class TestDatabase : IAsyncDisposable
 
     public NpgsqlDataSource DataSource { get; }
 
-    public static async Task<TestDatabase> CreateAsync()
+    /// <summary>The admin connection of the server that serves <paramref name="tier"/>, or null when the run has none.</summary>
+    public static string? ServerFor(string tier) => Environment.GetEnvironmentVariable(tier switch
     {
-        var admin = Environment.GetEnvironmentVariable(AdminVariable);
-        if (string.IsNullOrEmpty(admin))
+        StorageTiers.Timescale => "ORDERBOOK_TEST_TIMESCALE",
+        StorageTiers.TimescaleApache => "ORDERBOOK_TEST_TIMESCALE_APACHE",
+        StorageTiers.Citus => "ORDERBOOK_TEST_CITUS",
+        _ => AdminVariable,
+    }) is { Length: > 0 } admin ? admin : null;
+
+    /// <summary>Skips (or under CI=true fails) the current test when the run has no server for <paramref name="tier"/>.</summary>
+    public static string RequireServer(string tier)
+    {
+        if (ServerFor(tier) is { } admin)
         {
-            // Not skipped silently: without a server these tests cannot say anything, so they fail and say why.
+            return admin;
+        }
+
+        if (tier == StorageTiers.Postgres)
+        {
+            // Not skipped: without a server these tests cannot say anything, so they fail and say why.
             Assert.Fail($"{AdminVariable} is not set. Run the suite with ./scripts/test.sh, which starts a private PostgreSQL server.");
         }
 
-        var name = "obi_test_" + Guid.NewGuid().ToString("N")[..12];
-        await using (var connection = new NpgsqlConnection(admin))
+        var why = $"no {tier} server in this run: scripts/test.sh starts one only where the {(tier == StorageTiers.Citus ? "citus" : "timescaledb")} extension is installed";
+        if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
         {
-            await connection.OpenAsync();
-            await using var cmd = new NpgsqlCommand($"CREATE DATABASE {name}", connection);
-            await cmd.ExecuteNonQueryAsync();
+            Assert.Fail($"{why}; with CI=true every tier must run (is ../shared/extensions/install.sh in .ci/run?)");
         }
 
-        return new TestDatabase(admin!, name);
+        Assert.Ignore(why);
+        return "";
+    }
+
+    public static async Task<TestDatabase> CreateAsync(string tier = StorageTiers.Postgres)
+    {
+        var admin = RequireServer(tier);
+        var workers = tier == StorageTiers.Citus
+            ? (Environment.GetEnvironmentVariable("ORDERBOOK_TEST_CITUS_WORKERS") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries)
+            : [];
+        var name = "obi_test_" + Guid.NewGuid().ToString("N")[..12];
+        foreach (var node in workers.Select(w => WorkerAdmin(admin, w)).Prepend(admin))
+        {
+            await ExecuteAsync(node, $"CREATE DATABASE {name}");
+            if (tier == StorageTiers.Citus)
+            {
+                await ExecuteAsync(new NpgsqlConnectionStringBuilder(node) { Database = name }.ConnectionString, "CREATE EXTENSION citus");
+            }
+        }
+
+        if (tier == StorageTiers.Citus)
+        {
+            var coordinator = new NpgsqlConnectionStringBuilder(admin);
+            var sql = $"SELECT citus_set_coordinator_host('{coordinator.Host}', {coordinator.Port});"
+                + string.Concat(workers.Select(w => $"SELECT citus_add_node('{w.Split(':')[0]}', {w.Split(':')[1]});"));
+            await ExecuteAsync(new NpgsqlConnectionStringBuilder(admin) { Database = name }.ConnectionString, sql);
+        }
+
+        return new TestDatabase(tier, admin, workers, name);
+    }
+
+    private static string WorkerAdmin(string admin, string worker)
+        => new NpgsqlConnectionStringBuilder(admin) { Host = worker.Split(':')[0], Port = int.Parse(worker.Split(':')[1], System.Globalization.CultureInfo.InvariantCulture) }.ConnectionString;
+
+    private static async Task ExecuteAsync(string connectionString, string sql)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var cmd = new NpgsqlCommand(sql, connection) { CommandTimeout = 120 };
+        await cmd.ExecuteNonQueryAsync();
     }
 
     public async Task<T> ScalarAsync<T>(string sql)
@@ -53,13 +121,63 @@ public sealed class TestDatabase : IAsyncDisposable
         return (T)Convert.ChangeType(value!, typeof(T), System.Globalization.CultureInfo.InvariantCulture);
     }
 
+    public async Task ExecuteAsync(string sql)
+    {
+        await using var cmd = DataSource.CreateCommand(sql);
+        cmd.CommandTimeout = 120;
+        await cmd.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>
+    /// Runs a statement that TimescaleDB refuses while its own background job does the same work (a continuous
+    /// aggregate refresh, a policy job): the refresh policy runs every 30 s, so a test's CALL may meet it. Retried
+    /// a few times on that refusal (55P03) only.
+    /// </summary>
+    public async Task ExecuteBesideTimescaleJobsAsync(string sql)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await ExecuteAsync(sql);
+                return;
+            }
+            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.LockNotAvailable && attempt < 20)
+            {
+                await Task.Delay(250);
+            }
+        }
+    }
+
+    /// <summary>What the refresh policy of the continuous aggregates would do, now (one CALL per statement: CALL is
+    /// refused inside a pipeline). The policies are paused first: their own refresh, every 30 s, would otherwise hold
+    /// the same window for as long as it takes under load.</summary>
+    public async Task RefreshContinuousAggregatesAsync()
+    {
+        await PauseTimescaleJobsAsync();
+        await ExecuteBesideTimescaleJobsAsync("CALL refresh_continuous_aggregate('marketdata.bt_1s', NULL, NULL)");
+        await ExecuteBesideTimescaleJobsAsync("CALL refresh_continuous_aggregate('marketdata.trade_1s', NULL, NULL)");
+    }
+
+    /// <summary>Stops the scheduler from starting this database's policy jobs, and waits for any it started to end.</summary>
+    public async Task PauseTimescaleJobsAsync()
+    {
+        await ExecuteAsync("SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs WHERE hypertable_schema = 'marketdata'");
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (await ScalarAsync<long>("SELECT count(*) FROM timescaledb_information.job_stats WHERE hypertable_schema = 'marketdata' AND job_status = 'Running'") > 0)
+        {
+            Assert.That(DateTime.UtcNow, Is.LessThan(deadline), "a TimescaleDB job kept running for a minute");
+            await Task.Delay(100);
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         await DataSource.DisposeAsync();
         NpgsqlConnection.ClearAllPools();
-        await using var connection = new NpgsqlConnection(_admin);
-        await connection.OpenAsync();
-        await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {Name} WITH (FORCE)", connection);
-        await cmd.ExecuteNonQueryAsync();
+        foreach (var node in _workers.Select(w => WorkerAdmin(_admin, w)).Prepend(_admin))
+        {
+            await ExecuteAsync(node, $"DROP DATABASE IF EXISTS {Name} WITH (FORCE)");
+        }
     }
 }

@@ -28,7 +28,7 @@ public sealed class SpoolTests
         Assert.That(spool.TryAppend(2, b, 20, Payload(50, 9)), Is.True);
         Assert.That(spool.Segments(), Is.Empty, "the segment being written is not replayed yet");
         spool.Seal();
-        var records = spool.Read(spool.Segments().Single());
+        var records = spool.Read(spool.Segments().Single()).ToList();
         Assert.That(records.Select(r => (r.TableId, r.BatchId, r.Rows, r.Payload.Length)), Is.EqualTo(new[] { ((byte)1, a, 10, 100), ((byte)2, b, 20, 50) }));
         Assert.That(records[1].Payload, Is.All.EqualTo(9));
         spool.Delete(spool.Segments().Single());
@@ -36,7 +36,7 @@ public sealed class SpoolTests
     }
 
     [Test]
-    public void Spool_ATornTailIsCutOffAndCounted_TheRecordsBeforeItSurvive()
+    public void Spool_ATornTailIsSkippedAndCounted_TheRecordsBeforeItSurvive()
     {
         string segment;
         using (var spool = new Spool(_dir, 1 << 20, 1 << 20, NullLogger.Instance))
@@ -54,13 +54,14 @@ public sealed class SpoolTests
         }
 
         using var reopened = new Spool(_dir, 1 << 20, 1 << 20, NullLogger.Instance);
-        var records = reopened.Read(segment);
+        var damage = new List<SpoolDamage>();
+        var records = reopened.Read(segment, damage.Add).ToList();
         Assert.That(records, Has.Count.EqualTo(1));
         Assert.That(records[0].Payload, Is.All.EqualTo(1));
         Assert.That(reopened.CorruptRecords, Is.EqualTo(1));
-        Assert.That(new FileInfo(segment).Length, Is.EqualTo(33 + 64), "truncated to the last good record");
-        Assert.That(reopened.Read(segment), Has.Count.EqualTo(1), "reading again finds nothing more to cut");
-        Assert.That(reopened.CorruptRecords, Is.EqualTo(1));
+        Assert.That(damage.Single().Offset, Is.EqualTo(SpoolRecord.HeaderBytes + 64), "the damage starts where the torn record does");
+        Assert.That(damage.Single().Bytes, Is.EqualTo(SpoolRecord.HeaderBytes + 64 - 10), "and runs to the end of the file");
+        Assert.That(damage.Single().Problem, Is.EqualTo("torn payload"));
     }
 
     [Test]
@@ -75,9 +76,34 @@ public sealed class SpoolTests
         var bytes = File.ReadAllBytes(segment);
         bytes[97 + 33 + 5] ^= 0xFF; // inside the second record's payload
         File.WriteAllBytes(segment, bytes);
-        var records = spool.Read(segment);
-        Assert.That(records, Has.Count.EqualTo(1), "a record that fails its checksum, and what follows it in the segment, are not trusted");
+        var damage = new List<SpoolDamage>();
+        var records = spool.Read(segment, damage.Add).ToList();
+        Assert.That(records.Select(r => r.Payload[0]), Is.EqualTo(new byte[] { 1, 3 }), "the damaged record is skipped; the one after it is read on");
         Assert.That(spool.CorruptRecords, Is.EqualTo(1));
+        var d = damage.Single();
+        Assert.That((d.Offset, d.Bytes, d.Problem), Is.EqualTo((97L, 97L, "checksum mismatch")));
+        Assert.That((d.TableId, d.Rows, d.SuspectPayload!.Length), Is.EqualTo(((byte?)1, (int?)1, 64)), "what the damaged record claimed, for the gap ledger");
+    }
+
+    [Test]
+    public void Spool_ADamagedHeader_IsSkippedToTheNextRecordThatChecksOut()
+    {
+        using var spool = new Spool(_dir, 1 << 20, 1 << 20, NullLogger.Instance);
+        for (byte i = 1; i <= 4; i++)
+        {
+            spool.TryAppend(1, Guid.NewGuid(), i, Payload(200, i));
+        }
+
+        spool.Seal();
+        var segment = spool.Segments().Single();
+        var bytes = File.ReadAllBytes(segment);
+        bytes[233 + 4] ^= 0x40; // the second record's length field: its end, and where the third starts, are unknown
+        bytes[(2 * 233) + 1] ^= 0x01; // and the third record's magic
+        File.WriteAllBytes(segment, bytes);
+        var damage = new List<SpoolDamage>();
+        var records = spool.Read(segment, damage.Add).ToList();
+        Assert.That(records.Select(r => r.Rows), Is.EqualTo(new[] { 1, 4 }));
+        Assert.That(damage.Select(x => (x.Offset, x.Bytes)), Is.EqualTo(new[] { (233L, 2 * 233L) }), "one stretch, from the bad record to the next good one");
     }
 
     [Test]

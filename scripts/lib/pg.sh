@@ -40,10 +40,16 @@ pg_as() {
   if [ "$(id -un)" = "$user" ]; then "$@"; else runuser -u "$user" -- "$@"; fi
 }
 
-# pg_start DATADIR PORT [fast]  → starts (or reuses) a cluster; sets PG_DATA, PG_PORT, PG_USER_OS.
-# "fast" is for throwaway test clusters only: starts empty, with durability (fsync) off.
+# pg_start DATADIR PORT [fast] [CONFIG_LINE...]  → starts (or reuses) a cluster; sets PG_DATA, PG_PORT, PG_USER_OS.
+# "fast" is for throwaway test clusters only: starts empty, with fsync off (a crash of the OS could lose data;
+# a crash of PostgreSQL itself cannot, since commits still wait for their WAL write). Every cluster keeps
+# PostgreSQL's durable commit (synchronous_commit on): with it off, a PostgreSQL crash forgets the last batches
+# the daemon already counted as committed. CONFIG_LINEs go into postgresql.conf when the cluster is created
+# (shared_preload_libraries and the like). Several clusters can run at once; pg_stop_all stops them all.
+PG_STARTED=()
 pg_start() {
   local data=$1 port=$2 fast=${3:-}
+  shift 2; [ $# -gt 0 ] && shift
   pg_find_bin || return 1
   PG_USER_OS=$(pg_server_user) || return 1
   mkdir -p "$data"
@@ -74,11 +80,18 @@ pg_start() {
       echo "port = $port"
       echo "unix_socket_directories = ''"
       echo "max_connections = 100"
-      echo "shared_buffers = 256MB"
+      if [ "$fast" = fast ]; then echo "shared_buffers = 128MB"; echo "fsync = off"; echo "full_page_writes = off"
+      else echo "shared_buffers = 256MB"; fi
       echo "max_wal_size = 4GB"
-      echo "synchronous_commit = off"
-      if [ "$fast" = fast ]; then echo "fsync = off"; echo "full_page_writes = off"; fi
+      local line
+      for line in "$@"; do echo "$line"; done
     } >>"$data/postgresql.conf"
+  fi
+  if grep -qx "synchronous_commit = off" "$data/postgresql.conf"; then
+    # Written by earlier versions of this script; durable commit is what the daemon's exactly-once counts on.
+    pg_log "turning durable commit back on in $data (synchronous_commit)"
+    sed -i '/^synchronous_commit = off$/d' "$data/postgresql.conf"
+    pg_as "$PG_USER_OS" "$PG_BIN/pg_ctl" -D "$data" reload >/dev/null 2>&1 || true
   fi
   if pg_as "$PG_USER_OS" "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     pg_log "cluster in $data already running"
@@ -86,6 +99,21 @@ pg_start() {
     pg_as "$PG_USER_OS" "$PG_BIN/pg_ctl" -D "$data" -o "-p $port" -l "$data/server.log" -w -t 60 start >/dev/null \
       || { pg_log "PostgreSQL failed to start; its log:"; tail -n 30 "$data/server.log" >&2; return 1; }
   fi
+  PG_STARTED+=("$data")
+}
+
+# Whether Debian's PostgreSQL has an extension's files (pg_available_extensions would list it).
+pg_has_extension() {
+  local major
+  major=$("$PG_BIN/postgres" --version | awk '{print $3}' | cut -d. -f1)
+  [ -f "/usr/share/postgresql/$major/extension/$1.control" ]
+}
+
+pg_stop_all() {
+  local d
+  for d in "${PG_STARTED[@]}"; do
+    pg_as "$PG_USER_OS" "$PG_BIN/pg_ctl" -D "$d" -m fast -w stop >/dev/null 2>&1 || true
+  done
 }
 
 pg_stop() {

@@ -1,0 +1,132 @@
+using OrderBookIngestor.Pipeline;
+using OrderBookIngestor.Storage;
+using OrderBookIngestor.Tests.Support;
+
+namespace OrderBookIngestor.Tests.Integration;
+
+/// <summary>Native partitions (plain PostgreSQL and Citus): created ahead and dropped past retention by the daemon's
+/// clock, with a default partition that takes any row no partition covers yet.</summary>
+[TestFixtureSource(typeof(TestTiers), nameof(TestTiers.Partitioned))]
+public sealed class PartitionMaintenanceTests(string tier) : StorageTest(tier)
+{
+    [Test]
+    public async Task Maintenance_CreatesPartitionsAhead_AndDropsThemPastRetention_ByTheDaemonsClock()
+    {
+        await Migrate();
+
+        var id = await RegisterAsync("BTCUSDT");
+        var time = new ManualTimeProvider(Now);
+        var stats = new MaintenanceStats();
+        var maintainer = Maintainer(time, stats);
+        await maintainer.MaintainOnceAsync(CancellationToken.None);
+        await CommitAsync<BookTickerEvent, BookTickerRows>(Db.DataSource, [Book(id, 1, Now, 100, 101)]);
+        await CommitAsync<TradeEvent, TradeRows>(Db.DataSource, [Trade(id, 1, Now, 100, 1, false)]);
+
+        // 31 days on: book_ticker (30 days) loses the partition holding the row, trades (90 days) keep theirs,
+        // and partitions reach two days past the new time.
+        time.Advance(TimeSpan.FromDays(31));
+        var actions = await maintainer.MaintainOnceAsync(CancellationToken.None);
+        Assert.That(actions.Where(a => a.Action == "dropped").Select(a => a.Table).Distinct(), Does.Contain("book_ticker").And.Contain("depth_events").And.Not.Contain("trades"));
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_ticker"), Is.Zero, "expired with its partition");
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades"), Is.EqualTo(1));
+        var later = Now.AddDays(31);
+        Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'marketdata.book_ticker'::regclass AND c.relname = 'book_ticker_p{later.AddDays(2):yyyyMMdd}t0600'"), Is.EqualTo(1), "created ahead");
+        Assert.That(stats.PartitionsDropped, Is.EqualTo(actions.Count(a => a.Action == "dropped")));
+        Assert.That(stats.PartitionsCreated, Is.GreaterThan(0));
+
+        // Nothing is left to do at the same moment.
+        Assert.That(await maintainer.MaintainOnceAsync(CancellationToken.None), Is.Empty);
+    }
+
+    [Test]
+    public async Task RowsNoPartitionCovers_WaitInTheDefaultPartition_AndMoveIntoTheirOwnOnTheNextPass()
+    {
+        await Migrate();
+
+        var id = await RegisterAsync("BTCUSDT");
+        var far = DateTimeOffset.UtcNow.AddDays(20);
+        await CommitAsync<BookTickerEvent, BookTickerRows>(Db.DataSource, [Book(id, 1, far, 100, 101), Book(id, 2, far.AddSeconds(1), 100, 101)]);
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_ticker_default"), Is.EqualTo(2), "accepted, not refused");
+
+        var actions = await Maintainer(TimeProvider.System).MaintainOnceAsync(CancellationToken.None);
+        Assert.That(actions.Where(a => a.Action == "created for waiting rows").Select(a => a.Table), Does.Contain("book_ticker"));
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_ticker_default"), Is.Zero);
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_ticker"), Is.EqualTo(2), "moved, none lost or doubled");
+        Assert.That(await Db.ScalarAsync<string>("SELECT DISTINCT tableoid::regclass::text FROM marketdata.book_ticker"), Does.StartWith("marketdata.book_ticker_p"));
+    }
+}
+
+/// <summary>Full TimescaleDB keeps itself: compression, retention and the aggregates' refresh are its own jobs.</summary>
+[TestFixtureSource(typeof(TestTiers), nameof(TestTiers.Timescale))]
+public sealed class TimescalePolicyTests(string tier) : StorageTest(tier)
+{
+    [Test]
+    public async Task TimescalePolicies_CompressDropAndRefresh_WhenTheirJobsRun_AndLateRowsStillGoIntoACompressedChunk()
+    {
+        await Migrate();
+        // The scheduler would run these jobs too, at moments of its own; the test runs each itself, once, and alone
+        // (two runs of one compression job on one chunk refuse each other).
+        await Db.PauseTimescaleJobsAsync();
+
+        // Rows three days old (past compress_after: two chunk widths, at least a day), forty days old (past the
+        // 30-day retention) and one hour old (inside the aggregates' refresh window).
+        var id = await RegisterAsync("BTCUSDT");
+        var now = DateTimeOffset.UtcNow;
+        var old = now.AddDays(-3);
+        await CommitAsync<BookTickerEvent, BookTickerRows>(Db.DataSource, Enumerable.Range(0, 100).Select(i => Book(id, i + 1, old.AddSeconds(i), 100, 101)));
+        await CommitAsync<BookTickerEvent, BookTickerRows>(Db.DataSource, [Book(id, 1_000, now.AddDays(-40), 100, 101)]);
+        await CommitAsync<BookTickerEvent, BookTickerRows>(Db.DataSource, Enumerable.Range(0, 10).Select(i => Book(id, 2_000 + i, now.AddHours(-1).AddSeconds(i), 200, 201)));
+
+
+        async Task RunJob(string proc, string relation)
+        {
+            var job = await Db.ScalarAsync<int>($"SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = '{proc}' AND hypertable_schema = 'marketdata' AND hypertable_name = '{relation}'");
+            await Db.ExecuteBesideTimescaleJobsAsync($"CALL run_job({job})");
+        }
+
+        await RunJob("policy_compression", "book_ticker");
+        Assert.That(await Db.ScalarAsync<long>($"""
+            SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_schema = 'marketdata' AND hypertable_name = 'book_ticker'
+              AND is_compressed AND range_start <= '{old:O}' AND range_end > '{old:O}'
+            """), Is.EqualTo(1), "the three-day-old chunk is compressed");
+        await RunJob("policy_retention", "book_ticker");
+        Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.book_ticker WHERE ts_exchange < '{now.AddDays(-30):O}'"), Is.Zero, "the forty-day-old row went with its chunk");
+
+        // A spool replay or a backfill brings rows for a compressed chunk: stored, not refused, not lost.
+        await CommitAsync<BookTickerEvent, BookTickerRows>(Db.DataSource, Enumerable.Range(0, 5).Select(i => Book(id, 500 + i, old.AddSeconds(200 + i), 100, 101)));
+        Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.book_ticker WHERE ts_exchange BETWEEN '{old.AddMinutes(-1):O}' AND '{old.AddHours(1):O}'"), Is.EqualTo(105));
+
+        var view = await Db.ScalarAsync<string>("SELECT materialization_hypertable_name FROM timescaledb_information.continuous_aggregates WHERE view_schema = 'marketdata' AND view_name = 'bt_1s'");
+        var job = await Db.ScalarAsync<int>("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'policy_refresh_continuous_aggregate' AND hypertable_name = 'bt_1s'");
+        await Db.ExecuteBesideTimescaleJobsAsync($"CALL run_job({job})");
+        Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM _timescaledb_internal.{view} WHERE bucket > now() - interval '2 hours'"), Is.EqualTo(10),
+            "the refresh policy materialised the last hour's seconds");
+        var failed = await Db.ScalarAsync<string>("SELECT coalesce(string_agg(job_id || ' ' || proc_name || ': ' || err_message, '; '), '') FROM timescaledb_information.job_errors");
+        Assert.That(failed, Is.Empty, "no job that ran failed");
+    }
+}
+
+/// <summary>TimescaleDB's Apache edition has no policies: the daemon's maintenance pass drops expired chunks.</summary>
+[TestFixtureSource(typeof(TestTiers), nameof(TestTiers.TimescaleApache))]
+public sealed class ApacheRetentionTests(string tier) : StorageTest(tier)
+{
+    [Test]
+    public async Task ApacheEditionRetention_DropsChunksPastRetention_ByTheDaemonsClock()
+    {
+        await Migrate();
+
+        var id = await RegisterAsync("BTCUSDT");
+        var time = new ManualTimeProvider(DateTimeOffset.UtcNow);
+        var maintainer = Maintainer(time);
+        await CommitAsync<BookTickerEvent, BookTickerRows>(Db.DataSource, [Book(id, 1, time.GetUtcNow(), 100, 101)]);
+        await CommitAsync<TradeEvent, TradeRows>(Db.DataSource, [Trade(id, 1, time.GetUtcNow(), 100, 1, false)]);
+        Assert.That(await maintainer.MaintainOnceAsync(CancellationToken.None), Is.Empty, "nothing has expired yet");
+
+        // 31 days on: book_ticker (30 days) loses the chunk holding its row; trades (90 days) keep theirs.
+        time.Advance(TimeSpan.FromDays(31));
+        var actions = await maintainer.MaintainOnceAsync(CancellationToken.None);
+        Assert.That(actions.Where(a => a.Action == "dropped").Select(a => a.Table).Distinct(), Is.EquivalentTo(new[] { "book_ticker" }));
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_ticker"), Is.Zero);
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades"), Is.EqualTo(1));
+    }
+}

@@ -1,0 +1,65 @@
+using System.Net.Sockets;
+using Npgsql;
+using OrderBookIngestor.Storage;
+
+namespace OrderBookIngestor.Tests.Unit;
+
+/// <summary>One storage failure policy: "not now" is retried and spooled, "not this" is quarantined.</summary>
+public sealed class DatabaseErrorsTests
+{
+    private static PostgresException Pg(string sqlState) => new("message", "ERROR", "ERROR", sqlState);
+
+    [TestCase("08006", Description = "connection failure (also Citus's unreachable worker)")]
+    [TestCase("08001")]
+    [TestCase("53300", Description = "too many connections")]
+    [TestCase("53100", Description = "disk full")]
+    [TestCase("57P01", Description = "admin shutdown")]
+    [TestCase("57P03", Description = "cannot connect now (starting up)")]
+    [TestCase("57014", Description = "statement timeout")]
+    [TestCase("40001", Description = "serialization failure")]
+    [TestCase("40P01", Description = "deadlock")]
+    [TestCase("55P03", Description = "lock not available")]
+    [TestCase("25006", Description = "read-only transaction: a standby after a failover")]
+    [TestCase("58030", Description = "I/O error on the server")]
+    [TestCase("XX000", Description = "internal error")]
+    public void ServerTrouble_IsUnavailable_NotRejected(string sqlState)
+    {
+        Assert.That(DatabaseErrors.IsUnavailable(Pg(sqlState)), Is.True);
+        Assert.That(DatabaseErrors.IsRejected(Pg(sqlState)), Is.False);
+    }
+
+    [TestCase("23514", Description = "check violation, or no partition for the row")]
+    [TestCase("23502", Description = "not null violation")]
+    [TestCase("22P02", Description = "invalid text representation")]
+    [TestCase("22003", Description = "numeric value out of range")]
+    [TestCase("42P01", Description = "undefined table")]
+    [TestCase("42501", Description = "insufficient privilege")]
+    [TestCase("0A000", Description = "feature not supported")]
+    [TestCase("P0001", Description = "raised by a function")]
+    [TestCase("28P01", Description = "wrong password")]
+    [TestCase("3D000", Description = "no such database")]
+    public void ARefusal_IsRejected_NotUnavailable(string sqlState)
+    {
+        Assert.That(DatabaseErrors.IsRejected(Pg(sqlState)), Is.True);
+        Assert.That(DatabaseErrors.IsUnavailable(Pg(sqlState)), Is.False);
+    }
+
+    [Test]
+    public void NoAnswerFromTheServer_IsUnavailable()
+    {
+        foreach (var ex in new Exception[] { new NpgsqlException("broken"), new IOException(), new SocketException(), new TimeoutException(), new OperationCanceledException() })
+        {
+            Assert.That((DatabaseErrors.IsUnavailable(ex), DatabaseErrors.IsRejected(ex)), Is.EqualTo((true, false)), ex.GetType().Name);
+        }
+    }
+
+    [Test]
+    public void CredentialsAndTheDatabaseName_AreConfigurationProblems()
+    {
+        Assert.That(DatabaseErrors.IsConfigurationProblem(Pg("28P01")), Is.True);
+        Assert.That(DatabaseErrors.IsConfigurationProblem(Pg("28000")), Is.True);
+        Assert.That(DatabaseErrors.IsConfigurationProblem(Pg("3D000")), Is.True);
+        Assert.That(DatabaseErrors.IsConfigurationProblem(Pg("23514")), Is.False);
+        Assert.That(DatabaseErrors.Describe(Pg("23514")), Is.EqualTo("23514: message"));
+    }
+}
