@@ -41,19 +41,29 @@ public sealed class TradeBackfiller
 
     public ChannelWriter<BackfillRequest> Requests => _requests.Writer;
 
-    /// <summary>Runs until <paramref name="stop"/>; then every hole still open is written to the ledger.</summary>
+    /// <summary>Runs until <paramref name="stop"/>; then every hole still open is written to the ledger, the one being
+    /// filled when the stop came (in a REST call or a retry wait) included.</summary>
     public async Task RunAsync(CancellationToken stop, CancellationToken abort)
     {
+        BackfillRequest? current = null;
         try
         {
             await foreach (var request in _requests.Reader.ReadAllAsync(stop).ConfigureAwait(false))
             {
+                current = request;
                 await FillAsync(request, stop, abort).ConfigureAwait(false);
+                current = null;
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
             // shutting down: fall through and document what is still open
+        }
+
+        if (current is not null)
+        {
+            // The ids below the last stored one: the next start cannot find them, so they are written down now.
+            Abandon(current, "daemon stopped during backfill");
         }
 
         _requests.Writer.TryComplete();
