@@ -79,6 +79,80 @@ public sealed class OutageTests : DatabaseTest
     }
 
     [Test]
+    public async Task DamagedSpoolRecords_TheirTradesAreBackfilled_AndTheirBookTickerRowsAreAGapRow()
+    {
+        var pg = new NpgsqlConnectionStringBuilder(Db.ConnectionString);
+        await using var proxy = new TcpProxy(pg.Host!, pg.Port);
+        var viaProxy = new NpgsqlConnectionStringBuilder(Db.ConnectionString) { Host = "127.0.0.1", Port = proxy.Port, Timeout = 3 }.ConnectionString;
+        var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Events = 16_000, Seed = 53, WaitForStreams = 4 };
+        await using var h = await Harness.StartAsync(Db, sim, o =>
+        {
+            o.Database = viaProxy;
+            o.SpoolDirectory = _spoolDir;
+            o.BatchMaxRows = 200;
+        });
+        await Harness.WaitUntilAsync(() => h.RowsCommitted > 1_000, TimeSpan.FromSeconds(20), () => "not recording");
+        proxy.Cut();
+        await Harness.WaitUntilAsync(() => h.Metrics.BookTicker.RowsSpooled > 1_000 && h.Metrics.Trades.RowsSpooled > 1_000, TimeSpan.FromSeconds(30), () => "not spooling");
+        await h.Daemon.StopAsync();
+
+        // A flipped bit in a price of the first spooled trades batch and of the first book_ticker batch (a bad disk):
+        // their checksums fail, but their headers, symbols, times and ids still read.
+        var segment = Directory.EnumerateFiles(_spoolDir, "*.spool").Order(StringComparer.Ordinal).First();
+        var bytes = await File.ReadAllBytesAsync(segment);
+        var damaged = new Dictionary<string, IReadOnlyList<CopyPayload.SymbolRange>>();
+        long offset = 0;
+        foreach (var record in SpoolRecord.ReadAll(segment, _ => Assert.Fail("the spool was damaged before the test did it")))
+        {
+            var table = BatchCommitter.Tables[record.TableId].Table;
+            if (!damaged.ContainsKey(table) && table is "trades" or "book_ticker" && record.Rows > 2)
+            {
+                damaged[table] = CopyPayload.Salvage(table, record.Payload);
+                bytes[offset + SpoolRecord.HeaderBytes + 19 + (2 * (table == "trades" ? 116 : 106)) + 62 + 3] ^= 0x10; // third row, its price
+            }
+
+            offset += record.EncodedLength;
+        }
+
+        await File.WriteAllBytesAsync(segment, bytes);
+        Assert.That(damaged.Keys, Is.EquivalentTo(new[] { "trades", "book_ticker" }));
+
+        proxy.Restore();
+        await h.RestartDaemonAsync(TimeSpan.Zero);
+        await h.Simulator.Finished.WaitAsync(TimeSpan.FromSeconds(60));
+        var lostTrades = damaged["trades"].Sum(r => r.Rows);
+        var contiguous = "SELECT coalesce(sum(n), -1) FROM (SELECT max(agg_trade_id) - min(agg_trade_id) + 1 - count(DISTINCT agg_trade_id) AS n FROM marketdata.trades GROUP BY symbol_id) x";
+        await Harness.WaitUntilAsync(() => Db.ScalarAsync<long>(contiguous).Result == 0 && h.Metrics.TradesBackfilled >= lostTrades, TimeSpan.FromSeconds(60),
+            () => $"trades not contiguous ({Db.ScalarAsync<long>(contiguous).Result} missing), {h.Metrics.TradesBackfilled} backfilled");
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(h.Metrics.Spool!.CorruptRecords, Is.EqualTo(2));
+            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) - count(DISTINCT (symbol_id, agg_trade_id)) FROM marketdata.trades"), Is.Zero, "no trade twice");
+            foreach (var r in damaged["trades"])
+            {
+                Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.trades WHERE symbol_id = {r.SymbolId} AND agg_trade_id BETWEEN {r.FirstId} AND {r.LastId} AND is_backfilled"),
+                    Is.EqualTo(r.LastId - r.FirstId + 1), "the damaged record's trades came back from REST");
+            }
+
+            // The damaged bookTicker rows cannot come back: each symbol's loss is a spool_corrupt gap row with its ids and times.
+            foreach (var r in damaged["book_ticker"])
+            {
+                Assert.That(await Db.ScalarAsync<long>($"""
+                    SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'spool_corrupt' AND symbol_id = {r.SymbolId} AND stream LIKE '%@bookTicker'
+                      AND first_missing_id = {r.FirstId} AND last_missing_id = {r.LastId}
+                      AND gap_start = to_timestamp({r.FromUs / 1000} / 1000.0) AND gap_end = to_timestamp({r.ToUs / 1000} / 1000.0)
+                    """), Is.EqualTo(1), $"gap row for symbol {r.SymbolId}");
+                Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.book_ticker WHERE symbol_id = {r.SymbolId} AND update_id BETWEEN {r.FirstId} AND {r.LastId}"),
+                    Is.Zero, "nothing stored inside it");
+            }
+
+            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'spool_corrupt'"), Is.EqualTo(damaged["book_ticker"].Count),
+                "the trades were all recovered, so no trade gap row");
+        });
+    }
+
+    [Test]
     public async Task SpoolLeftByACrash_IsReplayed_AndABatchAlreadyCommittedIsNotStoredTwice()
     {
         await new SchemaMigrator(Db.DataSource, NullLogger.Instance).MigrateAsync(CancellationToken.None);

@@ -86,6 +86,27 @@ public sealed class SpoolTests
     }
 
     [Test]
+    public void Spool_TwoDamagedRecordsSideBySide_AreReportedOneByOne_WithWhatEachClaimed()
+    {
+        using var spool = new Spool(_dir, 1 << 20, 1 << 20, NullLogger.Instance);
+        for (byte i = 1; i <= 4; i++)
+        {
+            spool.TryAppend(i, Guid.NewGuid(), i * 10, Payload(64, i));
+        }
+
+        spool.Seal();
+        var segment = spool.Segments().Single();
+        var bytes = File.ReadAllBytes(segment);
+        bytes[97 + 40] ^= 0x01;
+        bytes[(2 * 97) + 40] ^= 0x01;
+        File.WriteAllBytes(segment, bytes);
+        var damage = new List<SpoolDamage>();
+        Assert.That(spool.Read(segment, damage.Add).Select(r => r.TableId), Is.EqualTo(new byte[] { 1, 4 }));
+        Assert.That(damage.Select(d => (d.Offset, d.Bytes, d.TableId, d.Rows)), Is.EqualTo(new[] { (97L, 97L, (byte?)2, (int?)20), (194L, 97L, (byte?)3, (int?)30) }));
+        Assert.That((spool.CorruptRecords, spool.CorruptRows), Is.EqualTo((2L, 50L)));
+    }
+
+    [Test]
     public void Spool_ADamagedHeader_IsSkippedToTheNextRecordThatChecksOut()
     {
         using var spool = new Spool(_dir, 1 << 20, 1 << 20, NullLogger.Instance);

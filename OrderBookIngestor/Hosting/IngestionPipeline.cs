@@ -76,7 +76,8 @@ public sealed partial class IngestionPipeline : BackgroundService
         _metrics.Spool = spool;
         _metrics.SpoolState = spoolState;
         _metrics.Quarantine = quarantine;
-        var replay = spool is null ? null : new SpoolReplayer(spool, spoolState, new BatchCommitter(_dataSource), _dataSource, _time, storageLogger, quarantine);
+        var losses = new SpoolLossRecorder(_time, storageLogger);
+        var replay = spool is null ? null : new SpoolReplayer(spool, spoolState, new BatchCommitter(_dataSource), _dataSource, _time, storageLogger, quarantine, losses.OnDamage);
 
         SymbolTable symbols;
         Dictionary<int, LastStored> lastStored;
@@ -157,6 +158,8 @@ public sealed partial class IngestionPipeline : BackgroundService
         var rest = new BinanceRestClient(_http, _options.RestUrl, gate);
         var backfiller = new TradeBackfiller(rest, states, buffers, gaps, _metrics, _time, feedLog, _options.MaxBackfillTrades);
         var backfill = Task.Run(() => backfiller.RunAsync(stopBackfill.Token, abort.Token), CancellationToken.None);
+        // What damaged spool records held (found by the replay at start, or later) is backfilled or written down from here on.
+        losses.Attach(symbols, states, gaps, backfiller.Requests, depthChannel);
         var router = new EventRouter(buffers, states, gaps, backfiller.Requests, _metrics, symbols, _time);
         var fetcher = new Books.SnapshotFetcher(rest, buffers, gaps, _time, _loggers.CreateLogger("OrderBookIngestor.Books"), _options.SnapshotLimit);
         router.UseSnapshots(fetcher);

@@ -128,6 +128,12 @@ internal static partial class Log
     [LoggerMessage(3018, LogLevel.Warning, "Gap row not written yet ({Error}); retrying in {DelayMs} ms")]
     public static partial void GapWriteFailed(ILogger logger, string error, long delayMs);
 
+    [LoggerMessage(3019, LogLevel.Error, "A damaged spool record held {Rows} {Table} rows of {Symbol}, ids {FirstId}..{LastId}, {From:O} to {To:O}: trades are backfilled from REST, the rest is in feed_gaps (spool_corrupt)")]
+    public static partial void SpoolLoss(ILogger logger, string table, string symbol, int rows, long firstId, long lastId, DateTimeOffset from, DateTimeOffset to);
+
+    [LoggerMessage(3024, LogLevel.Error, "Spool damage at offset {Offset} ({Bytes} bytes, {Problem}) shows no readable rows: what it held is unknown")]
+    public static partial void SpoolLossUnknown(ILogger logger, long offset, long bytes, string problem);
+
     // 4xxx books
     [LoggerMessage(4001, LogLevel.Warning, "Depth snapshot for {Symbol} failed (attempt {Attempt}): {Error}")]
     public static partial void SnapshotFailed(ILogger logger, string symbol, int attempt, string error);

@@ -70,7 +70,8 @@ public static class PrometheusWriter
         TableCounter(sb, m, "orderbook_rows_spooled_total", "counter", "Rows written to the disk spool because the database did not take them.", t => t.RowsSpooled);
         Single(sb, "orderbook_spool_bytes", "gauge", "Bytes in the disk spool waiting for the database.", m.Spool?.Bytes ?? 0);
         Single(sb, "orderbook_spool_records_replayed_total", "counter", "Spooled batches put into the database.", m.SpoolState?.RecordsReplayed ?? 0);
-        Single(sb, "orderbook_spool_corrupt_records_total", "counter", "Torn or corrupt spool records cut off (their rows are lost).", m.Spool?.CorruptRecords ?? 0);
+        Single(sb, "orderbook_spool_corrupt_records_total", "counter", "Torn or corrupt spool records skipped (their trades are backfilled, the rest written to feed_gaps).", m.Spool?.CorruptRecords ?? 0);
+        Single(sb, "orderbook_spool_corrupt_rows_total", "counter", "Rows the skipped spool records held, as far as their headers still read.", m.Spool?.CorruptRows ?? 0);
         Single(sb, "orderbook_database_down", "gauge", "1 while COPY fails and batches go to the spool.", m.SpoolState?.DatabaseDown == true ? 1 : 0);
         Single(sb, "orderbook_spool_replay_failures_total", "counter", "Spool replay passes that stopped on a failure and were tried again.", m.SpoolState?.ReplayFailures ?? 0);
         TableCounter(sb, m, "orderbook_batches_quarantined_total", "counter", "Batches the database refused (not retryable), set aside in the quarantine directory.", t => m.Quarantine?.Batches(t.Table) ?? 0);

@@ -162,9 +162,11 @@ public sealed class EventRouter
     }
 }
 
-/// <summary>aggTrade ids [From, To] of a symbol to fetch from REST; the gap is dated by the trades around it.</summary>
-public sealed record BackfillRequest(int SymbolId, string Symbol, long From, long To, long GapStartMs, long GapEndMs, long DetectedMs)
+/// <summary>aggTrade ids [From, To] of a symbol to fetch from REST; the gap is dated by the trades around it. What REST
+/// cannot give is recorded with <paramref name="Reason"/> (why the ids were missing in the first place).</summary>
+public sealed record BackfillRequest(int SymbolId, string Symbol, long From, long To, long GapStartMs, long GapEndMs, long DetectedMs,
+    GapReason Reason = GapReason.AggTradeIds)
 {
     public GapRecord ToGap(string stream, string details, long? from = null, long? to = null)
-        => new(SymbolId, stream, GapStartMs, Math.Max(GapStartMs, GapEndMs), from ?? From, to ?? To, GapReason.AggTradeIds, DetectedMs, details);
+        => new(SymbolId, stream, GapStartMs, Math.Max(GapStartMs, GapEndMs), from ?? From, to ?? To, Reason, DetectedMs, details);
 }

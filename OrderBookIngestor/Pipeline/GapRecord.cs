@@ -17,6 +17,10 @@ public enum GapReason
 
     /// <summary>Received but not stored (e.g. the drain deadline passed at shutdown).</summary>
     Dropped,
+
+    /// <summary>Spooled while the database was away, but the spool record was damaged on disk and could not be replayed
+    /// (the time and id ranges are what the damaged record still showed; trades are backfilled from REST first).</summary>
+    SpoolCorrupt,
 }
 
 public static class GapReasons
@@ -30,6 +34,7 @@ public static class GapReasons
         GapReason.AggTradeIds => "agg_trade_ids",
         GapReason.DaemonDown => "daemon_down",
         GapReason.Dropped => "dropped",
+        GapReason.SpoolCorrupt => "spool_corrupt",
         _ => "unknown",
     };
 }

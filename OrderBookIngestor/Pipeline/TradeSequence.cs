@@ -98,6 +98,30 @@ public sealed class TradeSequence
         }
     }
 
+    /// <summary>
+    /// Marks [from, to] missing again although it was passed: rows once received for these ids were lost before they
+    /// reached the database (a damaged spool record), so a backfill may fill them. Ids already missing stay so once.
+    /// </summary>
+    public void Reopen(long from, long to)
+    {
+        lock (_gate)
+        {
+            to = Math.Min(to, _highest);
+            if (from > to)
+            {
+                return;
+            }
+
+            foreach (var (f, t) in _missing.Where(r => r.To >= from && r.From <= to).ToList())
+            {
+                _missing.Remove((f, t));
+                (from, to) = (Math.Min(from, f), Math.Max(to, t));
+            }
+
+            _missing.Add((from, to));
+        }
+    }
+
     /// <summary>What is still missing within [from, to], e.g. after backfill gave up.</summary>
     public List<(long From, long To)> StillMissing(long from, long to)
     {

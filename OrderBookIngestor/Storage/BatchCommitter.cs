@@ -32,7 +32,7 @@ public sealed class BatchCommitter
         await using var connection = await _dataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
         await using var tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
         // The time range lets the rollup maintenance recompute exactly the seconds this batch touched.
-        var range = CopyBatch.FirstColumnRange(payload.Span);
+        var range = CopyPayload.FirstColumnRange(payload.Span);
         await using (var claim = new NpgsqlCommand("""
             INSERT INTO marketdata.ingest_batches (batch_id, table_name, row_count, ts_min, ts_max, rollup_pending)
             VALUES ($1, $2, $3, $4, $5, marketdata.rollup_tracked($2)) ON CONFLICT (batch_id) DO NOTHING

@@ -12,10 +12,10 @@ namespace OrderBookIngestor.Storage;
 public sealed class CopyBatch : IDisposable
 {
     /// <summary>"PGCOPY\n\377\r\n\0", then flags (0) and header-extension length (0).</summary>
-    private static ReadOnlySpan<byte> Header => [(byte)'P', (byte)'G', (byte)'C', (byte)'O', (byte)'P', (byte)'Y', (byte)'\n', 0xFF, (byte)'\r', (byte)'\n', 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    internal static ReadOnlySpan<byte> Header => [(byte)'P', (byte)'G', (byte)'C', (byte)'O', (byte)'P', (byte)'Y', (byte)'\n', 0xFF, (byte)'\r', (byte)'\n', 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
     /// <summary>Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01 UTC).</summary>
-    private const long PostgresEpochOffsetUs = 946_684_800_000_000L;
+    internal const long PostgresEpochOffsetUs = 946_684_800_000_000L;
 
     private byte[] _buffer;
     private long[] _exchangeTimesMs;
@@ -157,60 +157,6 @@ public sealed class CopyBatch : IDisposable
         Ensure(2);
         BinaryPrimitives.WriteInt16BigEndian(_buffer.AsSpan(_length), -1);
         return _buffer.AsMemory(0, _length + 2);
-    }
-
-    /// <summary>
-    /// The smallest and largest value of the first column (every table's time column) in a COPY payload, as
-    /// DateTimes (UTC); null when it holds no row. Reads what this class writes, including payloads from the
-    /// spool, and stops at anything malformed rather than reading past the buffer.
-    /// </summary>
-    public static (DateTime Min, DateTime Max)? FirstColumnRange(ReadOnlySpan<byte> payload)
-    {
-        long min = long.MaxValue, max = long.MinValue;
-        var at = Header.Length;
-        while (at + 2 <= payload.Length)
-        {
-            var fields = BinaryPrimitives.ReadInt16BigEndian(payload[at..]);
-            at += 2;
-            if (fields <= 0)
-            {
-                break;
-            }
-
-            for (var f = 0; f < fields; f++)
-            {
-                if (at + 4 > payload.Length)
-                {
-                    return Result(min, max);
-                }
-
-                var length = BinaryPrimitives.ReadInt32BigEndian(payload[at..]);
-                at += 4;
-                if (length < 0)
-                {
-                    continue;
-                }
-
-                if (at + length > payload.Length)
-                {
-                    return Result(min, max);
-                }
-
-                if (f == 0 && length == 8)
-                {
-                    var us = BinaryPrimitives.ReadInt64BigEndian(payload[at..]);
-                    min = Math.Min(min, us);
-                    max = Math.Max(max, us);
-                }
-
-                at += length;
-            }
-        }
-
-        return Result(min, max);
-
-        static (DateTime, DateTime)? Result(long min, long max) => min > max ? null
-            : (DateTime.UnixEpoch.AddTicks((min + PostgresEpochOffsetUs) * 10), DateTime.UnixEpoch.AddTicks((max + PostgresEpochOffsetUs) * 10));
     }
 
     private void Ensure(int more)

@@ -21,6 +21,7 @@ public sealed class Spool : IDisposable
     private FileStream? _active;
     private long _bytes;
     private long _corrupt;
+    private long _corruptRows;
     private int _counter;
 
     public Spool(string directory, long maxBytes, long segmentBytes, ILogger log)
@@ -38,6 +39,9 @@ public sealed class Spool : IDisposable
     public long Bytes => Interlocked.Read(ref _bytes);
 
     public long CorruptRecords => Interlocked.Read(ref _corrupt);
+
+    /// <summary>Rows the damaged records claimed to hold (as far as their headers still read).</summary>
+    public long CorruptRows => Interlocked.Read(ref _corruptRows);
 
     public bool IsEmpty => Bytes == 0;
 
@@ -93,6 +97,7 @@ public sealed class Spool : IDisposable
         => SpoolRecord.ReadAll(segment, damage =>
         {
             Interlocked.Increment(ref _corrupt);
+            Interlocked.Add(ref _corruptRows, damage.Rows ?? 0);
             Log.SpoolCorrupt(_log, Path.GetFileName(segment), damage.Offset, damage.Bytes, damage.Problem);
             onDamage?.Invoke(damage);
         });

@@ -50,7 +50,7 @@ public sealed record SpoolRecord(byte TableId, Guid BatchId, int Rows, byte[] Pa
         SpoolDamage? damage = null;
         while (offset < file.Length)
         {
-            var (record, problem) = TryReadAt(file, offset, header);
+            var (record, problem, length) = TryReadAt(file, offset, header);
             if (record is not null)
             {
                 if (damage is { } d)
@@ -64,7 +64,23 @@ public sealed record SpoolRecord(byte TableId, Guid BatchId, int Rows, byte[] Pa
                 continue;
             }
 
-            // The first bad position of a stretch says what was there (its header, if it was readable).
+            // A record whose header reads (its length leads to the next record, or to the end) but whose checksum fails
+            // is one damaged record of its own: reported with what its header claims, and stepped over whole.
+            var next = offset + HeaderBytes + length;
+            if (problem == "checksum mismatch" && (next == file.Length || MagicAt(file, next, header)))
+            {
+                if (damage is { } d)
+                {
+                    onDamage(d with { Bytes = offset - d.Offset });
+                    damage = null;
+                }
+
+                onDamage(Suspect(file, offset, header, problem) with { Bytes = next - offset });
+                offset = next;
+                continue;
+            }
+
+            // Otherwise a stretch of unknown extent: its first bad position says what was there, if anything.
             damage ??= Suspect(file, offset, header, problem!);
             offset = NextMagic(file, offset + 1);
         }
@@ -75,31 +91,37 @@ public sealed record SpoolRecord(byte TableId, Guid BatchId, int Rows, byte[] Pa
         }
     }
 
-    private static (SpoolRecord? Record, string? Problem) TryReadAt(FileStream file, long offset, byte[] header)
+    private static (SpoolRecord? Record, string? Problem, int Length) TryReadAt(FileStream file, long offset, byte[] header)
     {
         file.Position = offset;
         if (file.ReadAtLeast(header, HeaderBytes, throwOnEndOfStream: false) < HeaderBytes)
         {
-            return (null, "torn header");
+            return (null, "torn header", 0);
         }
 
         var length = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(4));
         if (BinaryPrimitives.ReadUInt32LittleEndian(header) != Magic || length < 0 || length > MaxPayloadBytes)
         {
-            return (null, "bad header");
+            return (null, "bad header", 0);
         }
 
         if (offset + HeaderBytes + length > file.Length)
         {
-            return (null, "torn payload");
+            return (null, "torn payload", 0);
         }
 
         var payload = new byte[length];
         file.ReadExactly(payload);
         var crc = Crc32.Compute(payload, Crc32.Compute(header.AsSpan(12)));
         return crc != BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(8))
-            ? (null, "checksum mismatch")
-            : (new SpoolRecord(header[12], new Guid(header.AsSpan(13, 16)), BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(29)), payload), null);
+            ? (null, "checksum mismatch", length)
+            : (new SpoolRecord(header[12], new Guid(header.AsSpan(13, 16)), BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(29)), payload), null, length);
+    }
+
+    private static bool MagicAt(FileStream file, long offset, byte[] scratch)
+    {
+        file.Position = offset;
+        return file.ReadAtLeast(scratch.AsSpan(0, 4), 4, throwOnEndOfStream: false) == 4 && BinaryPrimitives.ReadUInt32LittleEndian(scratch) == Magic;
     }
 
     /// <summary>What the header at a bad position claims, when it still looks like one: the table, the row count and the

@@ -22,11 +22,14 @@ public sealed class SpoolReplayer
     private readonly TimeProvider _time;
     private readonly ILogger _log;
     private readonly Quarantine? _quarantine;
+    private readonly Action<SpoolDamage>? _onDamage;
     private readonly LogLimiter _failureLog;
 
+    /// <param name="onDamage">Told what a damaged record still shows, to write the loss down (and backfill trades).</param>
     public SpoolReplayer(Spool spool, SpoolState state, BatchCommitter committer, NpgsqlDataSource dataSource, TimeProvider time, ILogger log,
-        Quarantine? quarantine = null)
+        Quarantine? quarantine = null, Action<SpoolDamage>? onDamage = null)
     {
+        _onDamage = onDamage;
         _spool = spool;
         _state = state;
         _committer = committer;
@@ -82,7 +85,7 @@ public sealed class SpoolReplayer
         long rows = 0;
         foreach (var segment in _spool.Segments())
         {
-            foreach (var record in _spool.Read(segment))
+            foreach (var record in _spool.Read(segment, _onDamage))
             {
                 var outcome = await ReplayAsync(record, ct).ConfigureAwait(false);
                 if (outcome is null)
