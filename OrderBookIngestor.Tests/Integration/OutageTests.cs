@@ -25,15 +25,22 @@ public sealed class OutageTests : DatabaseTest
         }
     }
 
+    /// <summary>The test database behind a relay the test can cut, as a network partition or a dead server would.</summary>
+    private (TcpProxy Proxy, string ConnectionString) BehindProxy()
+    {
+        var pg = new NpgsqlConnectionStringBuilder(Db.ConnectionString);
+        var proxy = new TcpProxy(pg.Host!, pg.Port);
+        return (proxy, new NpgsqlConnectionStringBuilder(Db.ConnectionString) { Host = "127.0.0.1", Port = proxy.Port, Timeout = 3 }.ConnectionString);
+    }
+
     private async Task<long> EventRows() => await Db.ScalarAsync<long>(
         "SELECT (SELECT count(*) FROM marketdata.book_ticker) + (SELECT count(*) FROM marketdata.trades)");
 
     [Test]
     public async Task DatabaseCutMidRun_BatchesAreSpooled_ThenReplayed_EveryEventStoredOnce()
     {
-        var pg = new NpgsqlConnectionStringBuilder(Db.ConnectionString);
-        await using var proxy = new TcpProxy(pg.Host!, pg.Port);
-        var viaProxy = new NpgsqlConnectionStringBuilder(Db.ConnectionString) { Host = "127.0.0.1", Port = proxy.Port, Timeout = 3 }.ConnectionString;
+        var (relay, viaProxy) = BehindProxy();
+        await using var proxy = relay;
         var sim = new SimulatorOptions { Symbols = 3, Rate = 3_000, Events = 24_000, Seed = 51, WaitForStreams = 6 };
         await using var h = await Harness.StartAsync(Db, sim, o =>
         {
@@ -53,6 +60,8 @@ public sealed class OutageTests : DatabaseTest
         }, TimeSpan.FromSeconds(30), () => $"{h.Metrics.BookTicker.RowsSpooled + h.Metrics.Trades.RowsSpooled} rows spooled");
         Assert.That(h.Metrics.SpoolState!.DatabaseDown, Is.True);
         Assert.That(Directory.EnumerateFiles(_spoolDir), Is.Not.Empty, "the outage is on disk, not in memory");
+        Assert.That(Hosting.SummaryReporter.Format(h.Metrics, 0, 0), Does.Match(@"\| spool [0-9.]+ MB, [0-9,]+ rows spooled, 0 replayed \(database down\)$"),
+            "the summary line says where the rows go");
         proxy.Restore();
 
         await h.Simulator.Finished.WaitAsync(TimeSpan.FromSeconds(60));
@@ -67,6 +76,8 @@ public sealed class OutageTests : DatabaseTest
             Assert.That(h.Metrics.SpoolState.RecordsReplayed, Is.GreaterThan(0));
             Assert.That(maxBuffered, Is.LessThanOrEqualTo(2 * 5_000), "memory bounded by the buffers, whatever the outage");
             Assert.That(h.Metrics.BookTicker.RowsAbandoned + h.Metrics.Trades.RowsAbandoned, Is.Zero);
+            Assert.That(h.Metrics.BookTicker.RowsCommitted + h.Metrics.Trades.RowsCommitted, Is.EqualTo(24_000), "rows written count the replayed ones");
+            Assert.That(h.Metrics.BookTicker.RowsReplayed + h.Metrics.Trades.RowsReplayed, Is.GreaterThan(0));
         });
         var ledger = h.Simulator.Ledger.Snapshot();
         foreach (var (stream, totals) in ledger)
@@ -81,9 +92,8 @@ public sealed class OutageTests : DatabaseTest
     [Test]
     public async Task DamagedSpoolRecords_TheirTradesAreBackfilled_AndTheirBookTickerRowsAreAGapRow()
     {
-        var pg = new NpgsqlConnectionStringBuilder(Db.ConnectionString);
-        await using var proxy = new TcpProxy(pg.Host!, pg.Port);
-        var viaProxy = new NpgsqlConnectionStringBuilder(Db.ConnectionString) { Host = "127.0.0.1", Port = proxy.Port, Timeout = 3 }.ConnectionString;
+        var (relay, viaProxy) = BehindProxy();
+        await using var proxy = relay;
         var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Events = 16_000, Seed = 53, WaitForStreams = 4 };
         await using var h = await Harness.StartAsync(Db, sim, o =>
         {

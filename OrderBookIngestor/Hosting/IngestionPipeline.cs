@@ -77,17 +77,18 @@ public sealed partial class IngestionPipeline : BackgroundService
         _metrics.SpoolState = spoolState;
         _metrics.Quarantine = quarantine;
         var losses = new SpoolLossRecorder(_time, storageLogger);
-        var replay = spool is null ? null : new SpoolReplayer(spool, spoolState, new BatchCommitter(_dataSource), _dataSource, _time, storageLogger, quarantine, losses.OnDamage);
+        var replay = spool is null ? null : new SpoolReplayer(spool, spoolState, new BatchCommitter(_dataSource), _dataSource, _time, storageLogger, quarantine, losses.OnDamage,
+            (table, rows) => _metrics.Tables.First(t => t.Table == table).OnReplayed(rows));
 
         SymbolTable symbols;
         Dictionary<int, LastStored> lastStored;
         try
         {
             await PrepareDatabaseAsync(stoppingToken).ConfigureAwait(false);
-            symbols = await RegisterSymbolsAsync(stoppingToken).ConfigureAwait(false);
 
             // What a previous run spooled goes in before continuity is read from the database: otherwise its
-            // rows would look missing, and trades would be backfilled a second time from REST.
+            // rows would look missing, and trades would be backfilled a second time from REST. It needs nothing
+            // from the exchange, so an exchange that cannot be reached yet does not hold it back.
             while (replay is not null && !spool!.IsEmpty)
             {
                 await replay.ReplayOnceAsync(stoppingToken).ConfigureAwait(false);
@@ -96,6 +97,8 @@ public sealed partial class IngestionPipeline : BackgroundService
                     await Task.Delay(TimeSpan.FromSeconds(1), _time, stoppingToken).ConfigureAwait(false);
                 }
             }
+
+            symbols = await RegisterSymbolsAsync(stoppingToken).ConfigureAwait(false);
 
             lastStored = await LastStoredReader.ReadAsync(_dataSource, symbols.Symbols.Select(s => symbols.TryGetId(s, out var id) ? id : 0), stoppingToken).ConfigureAwait(false);
         }

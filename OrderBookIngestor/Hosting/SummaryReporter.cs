@@ -59,6 +59,21 @@ public sealed class SummaryReporter : BackgroundService
         return string.Create(c,
             $"msgs {m.TotalMessages:N0} ({messagesPerSecond:N0}/s) | rows book_ticker {m.BookTicker.RowsCommitted:N0} trades {m.Trades.RowsCommitted:N0} ({rowsPerSecond:N0}/s) | " +
             $"buffered {m.BookTicker.BufferDepth() + m.Trades.BufferDepth():N0} | rejected {m.TotalRejects:N0} | reconnects {shards.Sum(s => s.Reconnects):N0} | " +
-            $"streaming {streaming}/{shards.Count} | p99 commit lag {(double.IsNaN(p99) ? "-" : (p99 * 1000).ToString("N0", c) + " ms")}");
+            $"streaming {streaming}/{shards.Count} | p99 commit lag {(double.IsNaN(p99) ? "-" : (p99 * 1000).ToString("N0", c) + " ms")}") + NotYetStored(m, c);
+    }
+
+    /// <summary>What is not in the database yet: the spool (while it holds anything) and the quarantine (once it does).</summary>
+    private static string NotYetStored(IngestorMetrics m, CultureInfo c)
+    {
+        var part = "";
+        var bytes = m.Spool?.Bytes ?? 0;
+        if (bytes > 0 || m.SpoolState?.DatabaseDown == true)
+        {
+            part += string.Create(c, $" | spool {bytes / 1048576.0:N1} MB, {m.Tables.Sum(t => t.RowsSpooled):N0} rows spooled, {m.Tables.Sum(t => t.RowsReplayed):N0} replayed")
+                + (m.SpoolState?.DatabaseDown == true ? " (database down)" : "");
+        }
+
+        var quarantined = m.Quarantine is { } q ? m.Tables.Sum(t => q.Batches(t.Table)) : 0;
+        return quarantined > 0 ? part + string.Create(c, $" | quarantined {quarantined:N0} batches") : part;
     }
 }

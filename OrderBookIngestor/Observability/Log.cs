@@ -158,7 +158,7 @@ internal static partial class Log
     [LoggerMessage(9003, LogLevel.Information, "Stopping: readers closed, draining buffers")]
     public static partial void Draining(ILogger logger);
 
-    [LoggerMessage(9004, LogLevel.Information, "Stopped: {BookTicker} book_ticker rows and {Trades} trades committed in total")]
+    [LoggerMessage(9004, LogLevel.Information, "Stopped: {BookTicker} book_ticker rows and {Trades} trades committed in total (replayed from the spool included)")]
     public static partial void Stopped(ILogger logger, long bookTicker, long trades);
 
     [LoggerMessage(9005, LogLevel.Information, "{Summary}")]

@@ -60,7 +60,8 @@ public static class PrometheusWriter
         Single(sb, "orderbook_events_lost_at_shutdown_total", "counter", "Received events not buffered before the drain deadline.", m.EventsLostAtShutdown);
         Single(sb, "orderbook_rest_weight_used", "gauge", "Binance REST request weight used this minute (X-MBX-USED-WEIGHT-1M).", m.RestWeightUsed());
 
-        TableCounter(sb, m, "orderbook_rows_written_total", "counter", "Rows committed to the database.", t => t.RowsCommitted);
+        TableCounter(sb, m, "orderbook_rows_written_total", "counter", "Rows committed to the database (from the spool too).", t => t.RowsCommitted);
+        TableCounter(sb, m, "orderbook_rows_replayed_total", "counter", "Rows committed from the disk spool (part of orderbook_rows_written_total).", t => t.RowsReplayed);
         TableCounter(sb, m, "orderbook_copy_batches_total", "counter", "COPY batches committed.", t => t.Batches);
         TableCounter(sb, m, "orderbook_copy_failures_total", "counter", "COPY attempts that failed and were retried.", t => t.CopyFailures);
         TableCounter(sb, m, "orderbook_rows_abandoned_total", "counter", "Rows not committed before the shutdown drain deadline.", t => t.RowsAbandoned);

@@ -58,6 +58,17 @@ public sealed class TableStats
 
     public void OnAbandoned(int rows) => Interlocked.Add(ref _rowsAbandoned, rows);
 
+    private long _rowsReplayed;
+
+    /// <summary>Rows committed from the disk spool (also counted in <see cref="RowsCommitted"/>).</summary>
+    public long RowsReplayed => Interlocked.Read(ref _rowsReplayed);
+
+    public void OnReplayed(int rows)
+    {
+        Interlocked.Add(ref _rowsCommitted, rows);
+        Interlocked.Add(ref _rowsReplayed, rows);
+    }
+
     private long _rowsSpooled;
 
     /// <summary>Rows written to the disk spool because the database did not take them.</summary>

@@ -23,12 +23,15 @@ public sealed class SpoolReplayer
     private readonly ILogger _log;
     private readonly Quarantine? _quarantine;
     private readonly Action<SpoolDamage>? _onDamage;
+    private readonly Action<string, int>? _onCommitted;
     private readonly LogLimiter _failureLog;
 
     /// <param name="onDamage">Told what a damaged record still shows, to write the loss down (and backfill trades).</param>
+    /// <param name="onCommitted">Told the table and row count of every record committed now (for the rows-written counters).</param>
     public SpoolReplayer(Spool spool, SpoolState state, BatchCommitter committer, NpgsqlDataSource dataSource, TimeProvider time, ILogger log,
-        Quarantine? quarantine = null, Action<SpoolDamage>? onDamage = null)
+        Quarantine? quarantine = null, Action<SpoolDamage>? onDamage = null, Action<string, int>? onCommitted = null)
     {
+        _onCommitted = onCommitted;
         _onDamage = onDamage;
         _spool = spool;
         _state = state;
@@ -126,8 +129,13 @@ public sealed class SpoolReplayer
     {
         try
         {
-            return await _committer.CommitAsync(record.TableId, record.BatchId, record.Rows, record.Payload, ct).ConfigureAwait(false)
-                ? Outcome.Committed : Outcome.AlreadyCommitted;
+            if (!await _committer.CommitAsync(record.TableId, record.BatchId, record.Rows, record.Payload, ct).ConfigureAwait(false))
+            {
+                return Outcome.AlreadyCommitted;
+            }
+
+            _onCommitted?.Invoke(BatchCommitter.Tables[record.TableId].Table, record.Rows);
+            return Outcome.Committed;
         }
         catch (Exception ex) when (DatabaseErrors.IsRejected(ex))
         {
