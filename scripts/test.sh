@@ -153,12 +153,37 @@ done
 check "every metric the dashboard and alerts use is exported${missing_metrics:+ (missing:$missing_metrics)}" test -z "$missing_metrics"
 check "the password never reaches the command line" bash -c "! tr '\0' ' ' </proc/$daemon/cmdline | grep -q 'Host='"
 rss_kb=$(awk '/VmHWM/{print $2}' "/proc/$daemon/status" 2>/dev/null || echo 0)
-check "peak RSS stays small ($((rss_kb / 1024)) MB at 5000 msg/s)" test "$rss_kb" -lt $((200 * 1024))
+# Judged only for a daemon that was recording: a daemon that never ran has a small RSS and may well exit 0.
+check "peak RSS stays small ($((rss_kb / 1024)) MB at 5000 msg/s, after recording all $rows events)" bash -c "[ '$rows' = 10000 ] && [ '$rss_kb' -lt $((200 * 1024)) ]"
 kill -TERM "$daemon"
 code=0; wait "$daemon" || code=$?
-check "SIGTERM drains and exits 0 (exit $code)" test "$code" = 0
+check "SIGTERM drains and exits 0 (exit $code, after recording all $rows events)" bash -c "[ '$rows' = 10000 ] && [ '$code' = 0 ]"
 check "the log shows the ordered drain" grep -q "Stopped: 5000 book_ticker rows and 5000 trades" "$work/daemon.log"
 check "the periodic summary line is logged" grep -q "msgs .* rows book_ticker" "$work/daemon.log"
+
+# A start that cannot succeed ends at once, with one clear line and exit 2 (a setting to change), never a stack
+# trace and never exit 0 (systemd would count a clean exit).
+failed_start() { # failed_start NAME EXPECTED_TEXT ARGS... : exit 2, the text on one "Startup failed" line, no stack trace
+  local name=$1 text=$2; shift 2
+  local out="$work/failed-start-$name.log" code=0
+  timeout 60 "$bin" --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" --summary-interval 0 "$@" >"$out" 2>&1 || code=$?
+  [ "$code" = 2 ] && [ "$(grep -c 'Startup failed' "$out")" = 1 ] && grep -q -- "$text" "$out" && ! grep -qE '^\s+at |Unhandled exception' "$out"
+}
+sim_port=$(free_port)
+"$bin" simulate --port "$sim_port" --symbols 3 --rate 100 --seed 7 >"$work/sim-failed-start.log" 2>&1 &
+sim_failed=$!; pids+=("$sim_failed")
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null && break; sleep 0.1; done
+pg_ensure_db failedstart
+check "a tier the server cannot give stops the start: exit 2, one line naming the fix" env ORDERBOOK_DATABASE="$(pg_conn failedstart)" bash -c \
+  "$(declare -f failed_start); work='$work' bin='$bin' sim_port=$sim_port failed_start tier 'shared_preload_libraries\|not installed' --symbols BTCUSDT --http none --storage-tier citus"
+check "a database that does not exist stops the start: exit 2, one line with the SQLSTATE" env ORDERBOOK_DATABASE="$(pg_conn no_such_database)" bash -c \
+  "$(declare -f failed_start); work='$work' bin='$bin' sim_port=$sim_port failed_start nodb '3D000' --symbols BTCUSDT --http none"
+check "a symbol the exchange does not list stops the start: exit 2, the symbol named" bash -c \
+  "$(declare -f failed_start); work='$work' bin='$bin' sim_port=$sim_port failed_start symbol 'NOPEUSDT' --symbols BTCUSDT,NOPEUSDT --http none"
+check "an HTTP port in use stops the start: exit 2, one line" bash -c \
+  "$(declare -f failed_start); work='$work' bin='$bin' sim_port=$sim_port failed_start port 'cannot listen' --symbols BTCUSDT --http 127.0.0.1:$sim_port"
+check "an unknown flag exits 2" bash -c "'$bin' --no-such-flag >/dev/null 2>&1; [ \$? = 2 ]"
+kill "$sim_failed" 2>/dev/null || true
 
 # SIGHUP: a running daemon re-reads its config file and starts recording a symbol it did not have.
 cat >"$work/reload.json" <<'EOF2'

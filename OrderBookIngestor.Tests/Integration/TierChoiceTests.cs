@@ -44,7 +44,7 @@ public sealed class TierChoiceTests : DatabaseTest
     public async Task AskingForATier_WhoseExtensionCannotLoadHere_IsAClearError_AndLeavesNothingBehind(string tier, string extension)
     {
         var ex = Assert.ThrowsAsync<ConfigurationException>(() => Migrate(Db, tier));
-        Assert.That(ex!.Message, Does.StartWith($"StorageTier: {tier}, but").And.Contain(await ExpectedRemedy(extension)));
+        Assert.That(ex!.Message, Does.StartWith($"StorageTier: {tier} cannot be used here: ").And.Contain(await ExpectedRemedy(extension)));
         Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM pg_namespace WHERE nspname = 'marketdata'"), Is.Zero, "a refused migrate leaves nothing behind");
 
         // The session survived the refusal: the same database migrates as soon as a usable tier is asked for.

@@ -63,6 +63,9 @@ public static class IngestorHost
         logging.ClearProviders();
         logging.AddProvider(loggerProvider);
         logging.SetMinimumLevel(LogLevel.Trace);
+        // The host reports a failed start with a stack trace; the daemon reports it itself in one line (IngestorHost.RunAsync,
+        // IngestionPipeline), so the host's own failure lines are kept out.
+        logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         services.Configure<HostOptions>(h =>
         {
             // The pipeline drains within DrainTimeoutSeconds; the host must wait a little longer than that.

@@ -247,7 +247,7 @@ public sealed partial class SchemaMigrator
             }
             else if (citus != ExtensionState.Created)
             {
-                throw new ConfigurationException($"StorageTier: citus, but {Remedy("citus", citus)}.");
+                throw new ConfigurationException($"StorageTier: citus cannot be used here: {Remedy("citus", citus)}.");
             }
 
             return (StorageTiers.Citus, null);
@@ -266,7 +266,7 @@ public sealed partial class SchemaMigrator
         {
             if (wanted != StorageTiers.Auto)
             {
-                throw new ConfigurationException($"StorageTier: {wanted}, but {Remedy("timescaledb", timescale)}.");
+                throw new ConfigurationException($"StorageTier: {wanted} cannot be used here: {Remedy("timescaledb", timescale)}.");
             }
 
             var notes = new List<string> { Remedy("timescaledb", timescale) };
