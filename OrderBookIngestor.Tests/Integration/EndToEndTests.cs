@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using OrderBookIngestor.Exchange;

@@ -1,7 +1,4 @@
 using System.Globalization;
-using System.Net.Http.Json;
-using System.Text.Json;
-using System.Text.RegularExpressions;
 using OrderBookIngestor.Exchange;
 using OrderBookIngestor.Simulator;
 using OrderBookIngestor.Tests.Support;

@@ -101,7 +101,11 @@ public sealed class TimescalePolicyTests(string tier) : StorageTest(tier)
         await Db.ExecuteBesideTimescaleJobsAsync($"CALL run_job({job})");
         Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM _timescaledb_internal.{view} WHERE bucket > now() - interval '2 hours'"), Is.EqualTo(10),
             "the refresh policy materialised the last hour's seconds");
-        var failed = await Db.ScalarAsync<string>("SELECT coalesce(string_agg(job_id || ' ' || proc_name || ': ' || err_message, '; '), '') FROM timescaledb_information.job_errors");
+        // The scheduler's own first runs after the migrate count too; those the pause above cancelled (57014) do not.
+        var failed = await Db.ScalarAsync<string>("""
+            SELECT coalesce(string_agg(job_id || ' ' || proc_name || ': ' || err_message, '; '), '') FROM timescaledb_information.job_errors
+            WHERE sqlerrcode IS DISTINCT FROM '57014'
+            """);
         Assert.That(failed, Is.Empty, "no job that ran failed");
     }
 }
