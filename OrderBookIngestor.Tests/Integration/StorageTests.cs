@@ -55,7 +55,7 @@ public sealed class StorageTests : DatabaseTest
         var buffers = new EventBuffers(10_000);
         var stats = new TableStats("trades");
         var options = new IngestorOptions { BatchMaxRows = 1_000, BatchMaxAgeMs = 100 };
-        var flusher = new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, Db.DataSource, options, stats, time, NullLogger.Instance, new Random(1));
+        var flusher = new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, new BatchCommitter(Db.DataSource), options, stats, time, NullLogger.Instance, new Random(1));
         var run = flusher.RunAsync(CancellationToken.None);
 
         for (var i = 1; i <= 3; i++)
@@ -93,7 +93,7 @@ public sealed class StorageTests : DatabaseTest
         var buffers = new EventBuffers(10_000);
         var stats = new TableStats("trades");
         var options = new IngestorOptions { BatchMaxRows = 5, BatchMaxAgeMs = 100 };
-        var flusher = new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, Db.DataSource, options, stats, time, NullLogger.Instance, new Random(1));
+        var flusher = new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, new BatchCommitter(Db.DataSource), options, stats, time, NullLogger.Instance, new Random(1));
         var run = flusher.RunAsync(CancellationToken.None);
         for (var i = 1; i <= 5; i++)
         {

@@ -77,14 +77,18 @@ public sealed partial class IngestionPipeline : BackgroundService
         _metrics.SpoolState = spoolState;
         _metrics.Quarantine = quarantine;
         var losses = new SpoolLossRecorder(_time, storageLogger);
-        var replay = spool is null ? null : new SpoolReplayer(spool, spoolState, new BatchCommitter(_dataSource), _dataSource, _time, storageLogger, quarantine, losses.OnDamage,
-            (table, rows) => _metrics.Tables.First(t => t.Table == table).OnReplayed(rows));
+        SpoolReplayer? replay = null;
+        BatchCommitter committer;
 
         SymbolTable symbols;
         Dictionary<int, LastStored> lastStored;
         try
         {
             await PrepareDatabaseAsync(stoppingToken).ConfigureAwait(false);
+            // Every COPY of this run (flushers and spool replay) goes through one committer, shaped by the tier now known.
+            committer = new BatchCommitter(_dataSource, citus: _metrics.StorageTier == StorageTiers.Citus);
+            replay = spool is null ? null : new SpoolReplayer(spool, spoolState, committer, _dataSource, _time, storageLogger, quarantine, losses.OnDamage,
+                (table, rows) => _metrics.Tables.First(t => t.Table == table).OnReplayed(rows));
 
             // What a previous run spooled goes in before continuity is read from the database: otherwise its
             // rows would look missing, and trades would be backfilled a second time from REST. It needs nothing
@@ -143,11 +147,11 @@ public sealed partial class IngestionPipeline : BackgroundService
         var replayer = replay is null ? Task.CompletedTask : Task.Run(() => replay.RunAsync(stopReplay.Token), CancellationToken.None);
         var flushers = new[]
         {
-            Task.Run(() => new BatchFlusher<BookTickerEvent, BookTickerRows>(buffers.BookTickers.Reader, _dataSource, _options, _metrics.BookTicker, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine).RunAsync(abort.Token), CancellationToken.None),
-            Task.Run(() => new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, _dataSource, _options, _metrics.Trades, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine).RunAsync(abort.Token), CancellationToken.None),
-            Task.Run(() => new BatchFlusher<DepthEvent, DepthRows>(buffers.Depth.Reader, _dataSource, _options, _metrics.Depth, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine).RunAsync(abort.Token), CancellationToken.None),
-            Task.Run(() => new BatchFlusher<SnapshotRow, SnapshotRows>(buffers.Snapshots.Reader, _dataSource, _options, _metrics.Snapshots, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine).RunAsync(abort.Token), CancellationToken.None),
-            Task.Run(() => new BatchFlusher<TopRow, TopRows>(buffers.Tops.Reader, _dataSource, _options, _metrics.Tops, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine).RunAsync(abort.Token), CancellationToken.None),
+            Task.Run(() => new BatchFlusher<BookTickerEvent, BookTickerRows>(buffers.BookTickers.Reader, committer, _options, _metrics.BookTicker, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine).RunAsync(abort.Token), CancellationToken.None),
+            Task.Run(() => new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, committer, _options, _metrics.Trades, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine).RunAsync(abort.Token), CancellationToken.None),
+            Task.Run(() => new BatchFlusher<DepthEvent, DepthRows>(buffers.Depth.Reader, committer, _options, _metrics.Depth, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine).RunAsync(abort.Token), CancellationToken.None),
+            Task.Run(() => new BatchFlusher<SnapshotRow, SnapshotRows>(buffers.Snapshots.Reader, committer, _options, _metrics.Snapshots, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine).RunAsync(abort.Token), CancellationToken.None),
+            Task.Run(() => new BatchFlusher<TopRow, TopRows>(buffers.Tops.Reader, committer, _options, _metrics.Tops, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine).RunAsync(abort.Token), CancellationToken.None),
         };
 
         var depthChannel = channels.Where(c => c.IsDepth()).Select(c => (MarketChannel?)c).FirstOrDefault();

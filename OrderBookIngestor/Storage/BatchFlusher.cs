@@ -34,12 +34,12 @@ public sealed class BatchFlusher<T, TEncoder>
     /// <param name="spool">Where batches go while the database is unavailable; null keeps them in memory and retries.</param>
     /// <param name="quarantine">Where batches the database refuses go; null keeps them in memory and retries (never the spool:
     /// a refused batch there would stop every replay behind it).</param>
-    public BatchFlusher(ChannelReader<T> reader, NpgsqlDataSource dataSource, IngestorOptions options, TableStats stats,
+    public BatchFlusher(ChannelReader<T> reader, BatchCommitter committer, IngestorOptions options, TableStats stats,
         TimeProvider time, ILogger log, Random random, Spool? spool = null, SpoolState? spoolState = null, Quarantine? quarantine = null)
     {
         _quarantine = quarantine;
         _reader = reader;
-        _committer = new BatchCommitter(dataSource);
+        _committer = committer;
         _spool = spool;
         _spoolState = spool is null ? null : spoolState ?? new SpoolState();
         _spoolFullLog = new LogLimiter(time, TimeSpan.FromSeconds(30));
