@@ -14,6 +14,7 @@
 #   BENCH_CASES="" BENCH_SOAK_SECONDS=600 BENCH_SOAK_RATE=50000 ./scripts/bench.sh   # memory over a long run
 #   BENCH_BDN=1 ./scripts/bench.sh            # also the BenchmarkDotNet micro-benchmarks
 #   BENCH_CASES="" BENCH_STORAGE_ROWS=30000000 ./scripts/bench.sh   # storage at scale: write rate as tables grow, view timings
+#   BENCH_CASES="" BENCH_REPLAY_SECONDS=60 ./scripts/bench.sh   # spool a database outage of 60 s at BENCH_REPLAY_RATE, then time its replay and its peak RSS
 #   BENCH_TIER=timescaledb ./scripts/bench.sh  # the storage tier: postgres (default), timescaledb, timescaledb-apache, citus
 #                                             # (needs the extension installed; citus runs a coordinator and two workers here)
 set -euo pipefail
@@ -241,6 +242,50 @@ if [ "$soak_seconds" -gt 0 ]; then
       printf "%s (%.2f MB per minute after the first third; %d MB to %d MB)", (slope < 0.2 ? "flat" : "GROWING"), slope, v[t+1], v[n]}')
     echo; echo "RSS over the run: **$verdict**." | tee -a "$report"
   fi
+fi
+
+# Spool replay: the database goes away for BENCH_REPLAY_SECONDS under load, the daemon spools it and stops; then a
+# fresh daemon replays the spool with the database back. Reported: spool size, replay time and rate, peak RSS.
+replay_seconds=${BENCH_REPLAY_SECONDS:-0}
+if [ "$replay_seconds" -gt 0 ]; then
+  replay_rate=${BENCH_REPLAY_RATE:-50000}
+  fresh_db bench
+  rm -rf "$work/spool"
+  replay_db="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=bench;Timeout=3"
+  ORDERBOOK_DATABASE=$replay_db "$bin" migrate --storage-tier "$tier" >/dev/null
+  "$bin" simulate --port "$sim_port" --symbols 50 --rate "$replay_rate" --wait-streams 100 >"$work/sim-replay.log" 2>&1 &
+  sim=$!; pids+=("$sim")
+  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null 2>&1 && break; sleep 0.1; done
+  ORDERBOOK_DATABASE=$replay_db ORDERBOOK_SPOOL_DIRECTORY="$work/spool" "$bin" --symbols ALL --ws-url "ws://127.0.0.1:$sim_port" \
+    --rest-url "http://127.0.0.1:$sim_port" --http "127.0.0.1:$http_port" --summary-interval 0 --log-level Warning >"$work/daemon-replay-1.log" 2>&1 &
+  daemon=$!; pids+=("$daemon")
+  for _ in $(seq 1 600); do [ "$(ledger delivered || echo 0)" -gt 100000 ] && break; sleep 0.1; done
+  pg_pause
+  sleep "$replay_seconds"
+  kill -TERM "$daemon"; wait "$daemon" 2>/dev/null || true
+  kill "$sim" 2>/dev/null; wait "$sim" 2>/dev/null || true
+  spool_mb=$(du -sm "$work/spool" | cut -f1)
+  pg_resume
+  before=$(psql_q bench "SELECT (SELECT count(*) FROM marketdata.book_ticker) + (SELECT count(*) FROM marketdata.trades)")
+  # Nothing to record now (the simulator is gone): the start replays the spool before it asks the exchange anything.
+  ORDERBOOK_DATABASE=$replay_db ORDERBOOK_SPOOL_DIRECTORY="$work/spool" "$bin" --symbols BTCUSDT --ws-url "ws://127.0.0.1:1" \
+    --rest-url "http://127.0.0.1:1" --http "127.0.0.1:$http_port" --summary-interval 0 --log-level Information >"$work/daemon-replay-2.log" 2>&1 &
+  daemon=$!; pids+=("$daemon")
+  t0=$(date +%s.%N)
+  while ! grep -q "Spool replayed" "$work/daemon-replay-2.log"; do
+    kill -0 "$daemon" 2>/dev/null || break
+    sleep 0.2
+  done
+  t1=$(date +%s.%N)
+  peak=$(awk '/VmHWM/{printf "%.0f", $2/1024}' "/proc/$daemon/status" 2>/dev/null || echo "?")
+  kill -TERM "$daemon"; wait "$daemon" 2>/dev/null || true
+  after=$(psql_q bench "SELECT (SELECT count(*) FROM marketdata.book_ticker) + (SELECT count(*) FROM marketdata.trades)")
+  {
+    echo; echo "## Spool replay after a ${replay_seconds} s database outage at $replay_rate msg/s offered"; echo
+    echo "Command: \`BENCH_CASES=\"\" BENCH_REPLAY_SECONDS=$replay_seconds BENCH_REPLAY_RATE=$replay_rate ./scripts/bench.sh\`."; echo
+    echo "| spool on disk | rows replayed | replay time | rows/s | daemon peak RSS while replaying |"; echo "|---|---|---|---|---|"
+    awk -v mb="$spool_mb" -v r="$((after - before))" -v a="$t0" -v b="$t1" -v p="$peak" 'BEGIN{printf "| %d MB | %d | %.1f s | %.0f | %s MB |\n", mb, r, b-a, r/(b-a), p}'
+  } | tee -a "$report"
 fi
 
 # Storage at scale: tens of millions of rows through the write path, then the views users query.
