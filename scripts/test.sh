@@ -112,7 +112,7 @@ ORDERBOOK_SPOOL_DIRECTORY="$work/spool-smoke"
 size=$(stat -c %s "$bin")
 check "single file is at most 40 MB ($((size / 1024 / 1024)) MB)" test "$size" -le $((40 * 1024 * 1024))
 check "--version prints the version" bash -c "'$bin' --version | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+'"
-check "--help documents the flags" bash -c "'$bin' --help | grep -q -- '--symbols' && '$bin' --help | grep -q -- '--database'"
+check "--help documents the flags (and every channel)" bash -c "'$bin' --help | grep -q -- '--symbols' && '$bin' --help | grep -q -- '--database' && '$bin' --help | grep -q 'depth@100ms'"
 check "a bad flag value exits non-zero with the setting named" bash -c "! '$bin' check --shards zero 2>'$work/bad.txt' && grep -q -- '--shards' '$work/bad.txt'"
 check "an unknown channel exits non-zero" bash -c "! '$bin' check --channels depth@1ms 2>/dev/null"
 check "migrate applies the schema" bash -c "'$bin' migrate | grep -q 'schema up to date'"

@@ -76,4 +76,19 @@ public sealed class ReloadTests : DatabaseTest
         await Harness.WaitUntilAsync(() => h.RowsCommitted > before + 500, TimeSpan.FromSeconds(20), () => "recording stopped");
         Assert.That(Subscribed(h), Is.EquivalentTo(new[] { "btcusdt@bookTicker", "btcusdt@aggTrade" }), "the running configuration stays");
     }
+
+    [Test]
+    public async Task Reload_WithASymbolTheExchangeDoesNotList_IsRefused_AndTheRunningSetStays()
+    {
+        var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Seed = 43, WaitForStreams = 2 };
+        IngestorOptions? next = null;
+        await using var h = await Harness.StartAsync(Db, sim, o => o.Symbols = ["BTCUSDT"], reloadSource: () => next!);
+        await Harness.WaitUntilAsync(() => h.RowsCommitted > 100, TimeSpan.FromSeconds(20), () => "not recording");
+        next = With(h.Options, "BTCUSDT,ETHUSDT,NOPEUSDT", "bookTicker,aggTrade");
+        h.Daemon.Services.GetRequiredService<IngestionPipeline>().RequestReload();
+        var before = h.RowsCommitted;
+        await Harness.WaitUntilAsync(() => h.RowsCommitted > before + 500, TimeSpan.FromSeconds(20), () => "recording stopped");
+        Assert.That(Subscribed(h), Is.EquivalentTo(new[] { "btcusdt@bookTicker", "btcusdt@aggTrade" }), "neither NOPEUSDT nor ETHUSDT was added");
+        Assert.That(await Db.ScalarAsync<string>("SELECT string_agg(symbol, ',' ORDER BY symbol) FROM marketdata.symbols"), Is.EqualTo("BTCUSDT"), "nothing registered");
+    }
 }

@@ -71,6 +71,22 @@ public sealed class OptionsTests
     }
 
     [Test]
+    public void AWholeNumberTooLarge_IsSaidToBeOutOfRange_NotNotAWholeNumber()
+    {
+        var ex = Assert.Throws<ConfigurationException>(() => Load(null, [], new Dictionary<string, string> { ["ORDERBOOK_SHARDS"] = "99999999999" }));
+        Assert.That(ex!.Message, Does.Contain("'99999999999' is out of range").And.Not.Contain("not a whole number"));
+    }
+
+    [Test]
+    public void UrlParameters_AnUnknownOneAndABadValue_AreToldApart()
+    {
+        var unknown = Assert.Throws<ConfigurationException>(() => DatabaseConnection.ToNpgsql("postgresql://w:p@db/md?nonsense=1"));
+        Assert.That(unknown!.Message, Does.Contain("'nonsense' is not understood"));
+        var bad = Assert.Throws<ConfigurationException>(() => DatabaseConnection.ToNpgsql("postgresql://w:p@db/md?sslmode=bogus"));
+        Assert.That(bad!.Message, Does.Contain("'sslmode' must be disable, allow, prefer, require, verify-ca or verify-full").And.Not.Contain("bogus"));
+    }
+
+    [Test]
     public void Validation_ReportsEveryProblemWithTheSettingName()
     {
         var o = new IngestorOptions
