@@ -54,6 +54,14 @@ public sealed class DatabaseErrorsTests
     }
 
     [Test]
+    public void AnInvalidOperationOfOurOwn_IsNeitherUnavailableNorRefused()
+    {
+        // A bug or a missing embedded file must fail the start, not be waited for as if the database were down.
+        var ours = new InvalidOperationException("Embedded schema file schema/x.sql is missing from the binary.");
+        Assert.That((DatabaseErrors.IsUnavailable(ours), DatabaseErrors.IsRejected(ours)), Is.EqualTo((false, false)));
+    }
+
+    [Test]
     public void CredentialsAndTheDatabaseName_AreConfigurationProblems()
     {
         Assert.That(DatabaseErrors.IsConfigurationProblem(Pg("28P01")), Is.True);

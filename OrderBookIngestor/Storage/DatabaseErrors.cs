@@ -23,8 +23,9 @@ public static class DatabaseErrors
     {
         PostgresException pg => IsUnavailableState(pg.SqlState),
         NpgsqlException or IOException or SocketException or TimeoutException or OperationCanceledException => true,
-        // Npgsql reports a connection that broke between calls as an invalid operation on it.
-        InvalidOperationException => true,
+        // Npgsql reports a connection that broke between calls as an invalid operation on it. Ours (a bug, a missing
+        // embedded schema file) are not a database to wait for.
+        InvalidOperationException { Source: "Npgsql" } => true,
         _ => false,
     };
 
