@@ -213,7 +213,8 @@ public sealed partial class IngestionPipeline : BackgroundService
             break;
         }
 
-        // Ordered drain: readers → REST helpers (unfinished backfill goes to the ledger) and the sampler → table buffers → gap ledger.
+        // Ordered drain: readers → REST helpers (unfinished backfill goes to the ledger) and the sampler → table buffers →
+        // spool replay (it may still write a damaged record's loss to the ledger) → gap ledger.
         Log.Draining(_log);
         abort.CancelAfter(TimeSpan.FromSeconds(_options.DrainTimeoutSeconds));
         await Task.WhenAll(running.ReaderTasks.Select(Quietly)).ConfigureAwait(false);
@@ -225,10 +226,10 @@ public sealed partial class IngestionPipeline : BackgroundService
         await Quietly(silenceWatch).ConfigureAwait(false);
         buffers.Complete();
         await Task.WhenAll(flushers.Select(Quietly)).ConfigureAwait(false);
-        gaps.Complete();
-        await Quietly(gapWriter).ConfigureAwait(false);
         await stopReplay.CancelAsync().ConfigureAwait(false);
         await Quietly(replayer).ConfigureAwait(false);
+        gaps.Complete();
+        await Quietly(gapWriter).ConfigureAwait(false);
         await stopMaintenance.CancelAsync().ConfigureAwait(false);
         await Quietly(maintenance).ConfigureAwait(false);
         Log.Stopped(_log, _metrics.BookTicker.RowsCommitted, _metrics.Trades.RowsCommitted);
