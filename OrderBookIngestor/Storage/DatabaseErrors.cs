@@ -29,6 +29,9 @@ public static class DatabaseErrors
         _ => false,
     };
 
+    /// <summary>Either of the two: for loops whose failed pass only postpones the work (probes, maintenance, pruning).</summary>
+    public static bool IsDatabaseFailure(Exception ex) => IsUnavailable(ex) || IsRejected(ex);
+
     /// <summary>The server answered with an error that a retry of the same request will get again.</summary>
     public static bool IsRejected(Exception ex) => ex is PostgresException pg && !IsUnavailableState(pg.SqlState);
 

@@ -163,7 +163,7 @@ public sealed class SpoolReplayer
             return true;
         }
         // At shutdown the loop's own wait stops it.
-        catch (Exception ex) when (DatabaseErrors.IsUnavailable(ex) || DatabaseErrors.IsRejected(ex))
+        catch (Exception ex) when (DatabaseErrors.IsDatabaseFailure(ex))
         {
             Failed(ex);
             return false;

@@ -197,7 +197,7 @@ public sealed class StorageMaintainer
             await pass().ConfigureAwait(false);
             return true;
         }
-        catch (Exception ex) when (DatabaseErrors.IsUnavailable(ex) || DatabaseErrors.IsRejected(ex))
+        catch (Exception ex) when (DatabaseErrors.IsDatabaseFailure(ex))
         {
             _stats.Failed();
             if (_failures.TryEnter(out var suppressed))
