@@ -39,6 +39,16 @@ public sealed class CopyPayloadTests
     }
 
     [Test]
+    public void Salvage_ReadsBookTickerRows_AsTheirEncoderWritesThem()
+    {
+        // Salvage keeps its own copy of the fixed row layouts; this fails if the encoder's columns change without it.
+        using var batch = new CopyBatch(4);
+        BookTickerRows.Encode(batch, new BookTickerEvent(3, 40, T0, T0, T0 * 1000, 100, 1, 101, 2));
+        BookTickerRows.Encode(batch, new BookTickerEvent(3, 41, T0 + 5, T0 + 5, (T0 + 5) * 1000, 100, 1, 101, 2));
+        Assert.That(CopyPayload.Salvage("book_ticker", batch.Payload().Span), Is.EqualTo(new[] { new CopyPayload.SymbolRange(3, T0 * 1000, (T0 + 5) * 1000, 40, 41, 2) }));
+    }
+
+    [Test]
     public void Salvage_SkipsADamagedFixedWidthRow_AndReadsTheRowsAfterIt()
     {
         var payload = Trades((1, 1), (1, 2), (1, 3), (1, 4));
