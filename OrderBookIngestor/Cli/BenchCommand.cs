@@ -19,10 +19,28 @@ public static class BenchCommand
     {
         var command = new Command("bench", "Measure the parser and the COPY encoder on this machine (one thread) and print messages/s and bytes allocated per message.");
         var seconds = new Option<double>("--seconds") { Description = "Measuring time per benchmark.", DefaultValueFactory = _ => 3 };
+        var simulatorRates = new Option<int[]>("--simulator-rates")
+        {
+            Description = "Instead: measure the simulator's own offer rate, stepping through these events/s until it cannot keep up.",
+            AllowMultipleArgumentsPerToken = true,
+        };
         command.Add(seconds);
-        command.SetAction(parse =>
+        command.Add(simulatorRates);
+        command.SetAction(async (parse, ct) =>
         {
             var duration = TimeSpan.FromSeconds(Math.Clamp(parse.GetValue(seconds), 0.5, 600));
+            if (parse.GetValue(simulatorRates) is { Length: > 0 } rates)
+            {
+                if (rates.Any(r => r < 1))
+                {
+                    await Console.Error.WriteLineAsync("orderbook-ingestor bench: --simulator-rates must be positive events per second.").ConfigureAwait(false);
+                    return 2;
+                }
+
+                await SimulatorBench.RunAsync(rates, duration.TotalSeconds, ct).ConfigureAwait(false);
+                return 0;
+            }
+
             var (frames, symbols) = Frames(50, [MarketChannel.BookTicker, MarketChannel.AggTrade]);
             var parser = new FrameParser(symbols);
             Report("parser (combined frames, bookTicker+aggTrade)", Measure(duration, frames, f => parser.Parse(f, 1, out _)));
