@@ -67,12 +67,32 @@ public sealed class SimBook
     }
 
     /// <summary>The book as GET /fapi/v1/depth returns it: lastUpdateId and the best <paramref name="limit"/> levels per side.</summary>
-    public string SnapshotJson(int limit, long nowMs)
+    public void WriteSnapshot(System.Text.Json.Utf8JsonWriter w, int limit, long nowMs)
     {
         lock (_bids)
         {
-            return $"{{\"lastUpdateId\":{_lastU},\"E\":{nowMs},\"T\":{nowMs},\"bids\":{Levels(_bids.Take(limit).Select(kv => (kv.Key, kv.Value)))},\"asks\":{Levels(_asks.Take(limit).Select(kv => (kv.Key, kv.Value)))}}}";
+            w.WriteStartObject();
+            w.WriteNumber("lastUpdateId", _lastU);
+            w.WriteNumber("E", nowMs);
+            w.WriteNumber("T", nowMs);
+            WriteLevels(w, "bids", _bids, limit);
+            WriteLevels(w, "asks", _asks, limit);
+            w.WriteEndObject();
         }
+    }
+
+    private void WriteLevels(System.Text.Json.Utf8JsonWriter w, string name, SortedDictionary<long, long> side, int limit)
+    {
+        w.WriteStartArray(name);
+        foreach (var (price, qty) in side.Take(limit))
+        {
+            w.WriteStartArray();
+            w.WriteStringValue(SymbolUniverse.Fixed(price, _symbol.PriceDecimals));
+            w.WriteStringValue(SymbolUniverse.Fixed(qty, _symbol.QtyDecimals));
+            w.WriteEndArray();
+        }
+
+        w.WriteEndArray();
     }
 
     /// <summary>The whole book in exact decimals, for tests that rebuild it from what was stored.</summary>

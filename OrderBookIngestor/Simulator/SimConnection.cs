@@ -49,7 +49,7 @@ public sealed class SimConnection
         }
     }
 
-    public void Subscribe(string stream)
+    internal void Subscribe(string stream)
     {
         lock (_gate)
         {
@@ -57,7 +57,7 @@ public sealed class SimConnection
         }
     }
 
-    public void Unsubscribe(string stream)
+    internal void Unsubscribe(string stream)
     {
         lock (_gate)
         {
