@@ -1,7 +1,3 @@
-using System.Buffers;
-using System.Net.Sockets;
-using System.Net.WebSockets;
-using System.Text;
 using Microsoft.Extensions.Logging;
 using OrderBookIngestor.Configuration;
 using OrderBookIngestor.Exchange;
@@ -11,21 +7,20 @@ using OrderBookIngestor.Pipeline;
 namespace OrderBookIngestor.Feeds;
 
 /// <summary>
-/// Owns one combined-stream WebSocket connection for its shard's lifetime: connect, subscribe by paced
-/// SUBSCRIBE messages, receive and parse frames in place, hand typed events to the table buffers, and
-/// reconnect with jittered backoff when anything goes wrong. Exits only when its token is cancelled.
+/// Supervises one shard's connections (each a <see cref="ShardConnection"/>) for the shard's lifetime: keeps
+/// one streaming, reconnects with jittered backoff when it fails, rotates it before the exchange's 24-hour
+/// cut-off, owns the shard's stream set (changed by reloads) and publishes the shard's state, derived from
+/// its connections. Exits only when its token is cancelled.
 /// </summary>
 public sealed class ShardReader
 {
-    private const int InitialBufferBytes = 64 * 1024;
-
     private readonly ShardPlan _plan;
     private readonly IngestorOptions _options;
     private readonly FrameParser _parser;
     private readonly EventRouter _router;
     private readonly Lock _streamsGate = new();
     private readonly List<string> _streams;
-    private readonly List<Connection> _live = [];
+    private readonly List<ShardConnection> _live = [];
     private volatile IReadOnlyList<int> _bookTickerSymbols;
     private readonly ShardStats _stats;
     private readonly IngestorMetrics _metrics;
@@ -34,6 +29,8 @@ public sealed class ShardReader
     private readonly Backoff _backoff;
     private readonly LogLimiter _rejectLog;
     private long _nextControlId = 1;
+    private volatile bool _backingOff;
+    private volatile bool _stopped;
 
     public ShardReader(ShardPlan plan, IngestorOptions options, FrameParser parser, EventRouter router,
         ShardStats stats, IngestorMetrics metrics, TimeProvider time, ILogger log, Random random)
@@ -54,6 +51,35 @@ public sealed class ShardReader
     }
 
     public ShardPlan Plan => _plan;
+
+    // What its connections share.
+    internal IngestorOptions Options => _options;
+
+    internal FrameParser Parser => _parser;
+
+    internal EventRouter Router => _router;
+
+    internal ShardStats Stats => _stats;
+
+    internal IngestorMetrics Metrics => _metrics;
+
+    internal TimeProvider Time => _time;
+
+    internal ILogger Logger => _log;
+
+    internal LogLimiter RejectLog => _rejectLog;
+
+    /// <summary>How many streams the shard records now (reloads change it).</summary>
+    internal int StreamCount
+    {
+        get
+        {
+            lock (_streamsGate)
+            {
+                return _streams.Count;
+            }
+        }
+    }
 
     /// <summary>The streams this shard records now (the plan's, plus and minus reloads).</summary>
     public IReadOnlyList<string> Streams
@@ -104,7 +130,7 @@ public sealed class ShardReader
     }
 
     /// <summary>Queues SUBSCRIBE or UNSUBSCRIBE messages of at most StreamsPerSubscribe streams; returns the last id.</summary>
-    private long EnqueueControl(Connection connection, IReadOnlyList<string> streams, bool subscribe)
+    private long EnqueueControl(ShardConnection connection, IReadOnlyList<string> streams, bool subscribe)
     {
         long id = 0;
         foreach (var chunk in streams.Chunk(_options.StreamsPerSubscribe))
@@ -125,7 +151,7 @@ public sealed class ShardReader
     /// <param name="abort">Cancelled only at the drain deadline: give up handing an already received event to a full buffer.</param>
     public async Task RunAsync(CancellationToken stopReading, CancellationToken abort)
     {
-        Connection? current = null;
+        ShardConnection? current = null;
         var retryRotationSoon = false;
         while (!stopReading.IsCancellationRequested)
         {
@@ -184,7 +210,8 @@ public sealed class ShardReader
             current.Dispose();
         }
 
-        SetState(ConnectionState.Stopped);
+        _stopped = true;
+        PublishState();
     }
 
     /// <summary>Planned lifetime of this shard's connections, staggered so shards do not all rotate at once.</summary>
@@ -192,7 +219,7 @@ public sealed class ShardReader
         => TimeSpan.FromSeconds(_options.MaxConnectionLifetimeSeconds * (1 - (0.02 * (_plan.Index % 10))));
 
     /// <returns>True when shutting down.</returns>
-    private async Task<bool> ReconnectDelayAsync(Connection failed, string reason, CancellationToken stopReading)
+    private async Task<bool> ReconnectDelayAsync(ShardConnection failed, string reason, CancellationToken stopReading)
     {
         // bookTicker ids are not contiguous: the window until the first frame after reconnecting is a gap.
         _router.Interrupted(_bookTickerSymbols);
@@ -205,7 +232,8 @@ public sealed class ShardReader
         var delay = _backoff.Next();
         _stats.OnReconnect();
         Log.ConnectionLost(_log, _plan.Name, lived.TotalSeconds, reason, (long)delay.TotalMilliseconds);
-        SetState(ConnectionState.Backoff);
+        _backingOff = true;
+        PublishState();
         try
         {
             await Task.Delay(delay, _time, stopReading).ConfigureAwait(false);
@@ -215,11 +243,15 @@ public sealed class ShardReader
         {
             return true;
         }
+        finally
+        {
+            _backingOff = false;
+        }
     }
 
-    private Connection Start(CancellationToken stopReading, CancellationToken abort)
+    private ShardConnection Start(CancellationToken stopReading, CancellationToken abort)
     {
-        var connection = new Connection(_time.GetTimestamp());
+        var connection = new ShardConnection(this, _time.GetTimestamp());
         lock (_streamsGate)
         {
             // Under the lock: a reload either lands in this initial subscription or is queued after it.
@@ -228,16 +260,16 @@ public sealed class ShardReader
             _live.Add(connection);
         }
 
+        PublishState();
         connection.Run = Task.Run(() => RunGuardedAsync(connection, stopReading, abort), CancellationToken.None);
         return connection;
     }
 
-    /// <summary>Runs one connection to its end and says why it ended; connection faults are results, not exceptions.</summary>
-    private async Task<string> RunGuardedAsync(Connection connection, CancellationToken stopReading, CancellationToken abort)
+    private async Task<string> RunGuardedAsync(ShardConnection connection, CancellationToken stopReading, CancellationToken abort)
     {
         try
         {
-            return await RunAndDescribeAsync(connection, stopReading, abort).ConfigureAwait(false);
+            return await connection.RunAsync(stopReading, abort).ConfigureAwait(false);
         }
         finally
         {
@@ -245,245 +277,41 @@ public sealed class ShardReader
             {
                 _live.Remove(connection);
             }
+
+            PublishState();
         }
     }
 
-    private async Task<string> RunAndDescribeAsync(Connection connection, CancellationToken stopReading, CancellationToken abort)
+    /// <summary>Called by a connection after each move of its phase.</summary>
+    internal void OnConnectionPhaseChanged() => PublishState();
+
+    /// <summary>
+    /// The shard's state, derived from its open connections: streaming while any of them streams (so a
+    /// replacement that is still connecting, or a rotation that fails, never hides a connection that
+    /// delivers), else the most advanced phase among them, else stopped or backing off.
+    /// </summary>
+    private void PublishState()
     {
-        try
+        lock (_streamsGate)
         {
-            await RunConnectionAsync(connection, stopReading, abort).ConfigureAwait(false);
-            return "closed";
-        }
-        catch (OperationCanceledException) when (stopReading.IsCancellationRequested || connection.Retired)
-        {
-            return "stopped";
-        }
-        catch (OperationCanceledException)
-        {
-            return $"no data for {_options.NoDataTimeoutSeconds}s (half-open connection)";
-        }
-        catch (Exception ex) when (ex is WebSocketException or HttpRequestException or IOException or SocketException
-                                       or TimeoutException or ServerClosedException)
-        {
-            return ex.Message;
+            SetState(DeriveState(_live.Select(c => c.Phase), _stopped, _backingOff, _stats.State));
         }
     }
 
-    /// <summary>One WebSocket connection's lifecycle, as the supervisor sees it.</summary>
-    private sealed class Connection(long startedTimestamp) : IDisposable
+    /// <summary>The shard's state from its connections' phases (see <see cref="PublishState"/>).</summary>
+    internal static ConnectionState DeriveState(IEnumerable<ShardConnection.ConnectionPhase> phases, bool stopped, bool backingOff, ConnectionState published)
     {
-        private readonly CancellationTokenSource _retire = new();
-
-        public Task<string> Run { get; set; } = Task.FromResult("not started");
-
-        /// <summary>Completes once every SUBSCRIBE is acknowledged and the first data frame has arrived.</summary>
-        public TaskCompletionSource Streaming { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public CancellationToken RetireToken => _retire.Token;
-
-        public bool Retired => _retire.IsCancellationRequested;
-
-        public long LastSubscribeId;
-
-        public bool Acknowledged;
-
-        /// <summary>SUBSCRIBE/UNSUBSCRIBE messages waiting to be sent, paced, in order.</summary>
-        public System.Threading.Channels.Channel<byte[]> Control { get; } = System.Threading.Channels.Channel.CreateUnbounded<byte[]>();
-
-        public TimeSpan Age(TimeProvider time) => time.GetElapsedTime(startedTimestamp);
-
-        public void Retire() => _retire.Cancel();
-
-        public void Dispose() => _retire.Dispose();
-    }
-
-    private async Task RunConnectionAsync(Connection connection, CancellationToken stopReading, CancellationToken abort)
-    {
-        var noData = TimeSpan.FromSeconds(_options.NoDataTimeoutSeconds);
-        using var ws = new ClientWebSocket();
-        // Unsolicited pongs keep NATs and the exchange's idle timers happy; Binance allows them. Pings from
-        // the server are answered by the WebSocket implementation itself.
-        ws.Options.KeepAliveInterval = TimeSpan.FromSeconds(30);
-        using var watchdog = new CancellationTokenSource(noData, _time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stopReading, watchdog.Token, connection.RetireToken);
-        var token = linked.Token;
-
-        var uri = BinanceProtocol.CombinedStreamUri(_options.WsUrl, _plan.Route);
-        SetState(ConnectionState.Connecting);
-        Log.Connecting(_log, _plan.Name, uri, _plan.Streams.Count);
-        await ws.ConnectAsync(uri, token).ConfigureAwait(false);
-        SetState(ConnectionState.Subscribing);
-        watchdog.CancelAfter(noData);
-
-        // Sending SUBSCRIBEs runs beside receiving: acknowledgements and data arrive while we still subscribe.
-        var subscribing = SendControlAsync(ws, connection, token);
-        if (connection.Acknowledged)
+        var open = phases.Where(p => p is not ShardConnection.ConnectionPhase.Closed).ToList();
+        return (open.Count == 0 ? (ShardConnection.ConnectionPhase?)null : open.Max()) switch
         {
-            SetState(ConnectionState.Streaming);
-        }
-        var buffer = ArrayPool<byte>.Shared.Rent(InitialBufferBytes);
-        try
-        {
-            // One long-lived loop per connection: its state machine is allocated once, not per frame.
-            while (true)
-            {
-                var filled = 0;
-                var oversize = false;
-                ValueWebSocketReceiveResult result;
-                while (true)
-                {
-                    if (filled == buffer.Length)
-                    {
-                        if (buffer.Length >= _options.MaxFrameBytes)
-                        {
-                            // Read on to the end of the message, overwriting: it is rejected whole.
-                            oversize = true;
-                            filled = 0;
-                        }
-                        else
-                        {
-                            PooledArrays.Grow(ref buffer, Math.Min(buffer.Length * 2, _options.MaxFrameBytes), filled);
-                        }
-                    }
-
-                    result = await ws.ReceiveAsync(buffer.AsMemory(filled), token).ConfigureAwait(false);
-                    filled += result.Count;
-                    if (result.EndOfMessage || result.MessageType == WebSocketMessageType.Close)
-                    {
-                        break;
-                    }
-                }
-
-                watchdog.CancelAfter(noData);
-                var now = _time.GetUtcNow();
-                _stats.OnMessage(filled, now.ToUnixTimeMilliseconds());
-                if (result.MessageType == WebSocketMessageType.Close)
-                {
-                    throw new ServerClosedException(ws.CloseStatus, ws.CloseStatusDescription);
-                }
-
-                if (oversize)
-                {
-                    Reject(RejectReason.Oversize, buffer.AsSpan(0, Math.Min(filled, 256)));
-                }
-                else if (result.MessageType == WebSocketMessageType.Binary)
-                {
-                    Reject(RejectReason.BinaryFrame, default);
-                }
-                else if (await DispatchAsync(connection, buffer, filled, ToUnixMicros(now), abort).ConfigureAwait(false) && connection.Acknowledged)
-                {
-                    connection.Streaming.TrySetResult();
-                }
-            }
-        }
-        catch (OperationCanceledException) when (connection.Retired && !stopReading.IsCancellationRequested)
-        {
-            // Planned rotation: say goodbye properly, briefly; the replacement is already streaming.
-            using var bye = new CancellationTokenSource(TimeSpan.FromSeconds(2), _time);
-            try
-            {
-                await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "rotating", bye.Token).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
-            {
-                // the old connection is being dropped either way
-            }
-
-            throw;
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-            // The control sender reads its queue until the queue ends: end it, or this connection never finishes.
-            connection.Control.Writer.TryComplete();
-            await ObserveAsync(subscribing).ConfigureAwait(false);
-        }
-    }
-
-    /// <returns>True when the frame was market data (not a control reply or a rejected frame).</returns>
-    private async ValueTask<bool> DispatchAsync(Connection connection, byte[] buffer, int length, long ingestUs, CancellationToken abort)
-    {
-        switch (_parser.Parse(buffer.AsSpan(0, length), ingestUs, out var frame))
-        {
-            case FrameKind.BookTicker:
-                await _router.RouteBookTickerAsync(frame.BookTicker, abort).ConfigureAwait(false);
-                return true;
-            case FrameKind.Trade:
-                await _router.RouteTradeAsync(frame.Trade, abort).ConfigureAwait(false);
-                return true;
-            case FrameKind.Depth:
-                await _router.RouteDepthAsync(frame.Depth, abort).ConfigureAwait(false);
-                return true;
-            case FrameKind.ControlResult:
-                if (frame.ControlId == Interlocked.Read(ref connection.LastSubscribeId))
-                {
-                    connection.Acknowledged = true;
-                    SetState(ConnectionState.Streaming);
-                    Log.Subscribed(_log, _plan.Name, _plan.Streams.Count);
-                }
-
-                return false;
-            case FrameKind.ControlError:
-                Log.ControlRefused(_log, _plan.Name, frame.ControlId, Preview(buffer.AsSpan(0, length)));
-                return false;
-            default:
-                Reject(frame.Reason, buffer.AsSpan(0, length));
-                return false;
-        }
-    }
-
-    /// <summary>Sends the connection's control messages in order, no faster than SubscribeMessagesPerSecond
-    /// (Binance closes a connection that sends more than 10 messages a second).</summary>
-    private async Task SendControlAsync(ClientWebSocket ws, Connection connection, CancellationToken token)
-    {
-        var spacing = TimeSpan.FromSeconds(1.0 / _options.SubscribeMessagesPerSecond);
-        var first = true;
-        await foreach (var message in connection.Control.Reader.ReadAllAsync(token).ConfigureAwait(false))
-        {
-            if (!first)
-            {
-                await Task.Delay(spacing, _time, token).ConfigureAwait(false);
-            }
-
-            first = false;
-            await ws.SendAsync(message, WebSocketMessageType.Text, endOfMessage: true, token).ConfigureAwait(false);
-        }
-    }
-
-    private static async Task ObserveAsync(Task task)
-    {
-        try
-        {
-            await task.ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or ObjectDisposedException or IOException)
-        {
-            // The connection is already being torn down; the receive side reports why.
-        }
-    }
-
-    private void Reject(RejectReason reason, ReadOnlySpan<byte> frame)
-    {
-        _metrics.Reject(reason);
-        if (_rejectLog.TryEnter(out var suppressed))
-        {
-            Log.FrameRejected(_log, _plan.Name, reason.Label(), suppressed, Preview(frame));
-        }
-    }
-
-    private static string Preview(ReadOnlySpan<byte> frame)
-    {
-        var slice = frame[..Math.Min(frame.Length, 200)];
-        var text = Encoding.UTF8.GetString(slice);
-        // Control characters from a hostile frame must not forge log lines.
-        return string.Create(text.Length, text, static (dst, src) =>
-        {
-            for (var i = 0; i < src.Length; i++)
-            {
-                dst[i] = char.IsControl(src[i]) ? '?' : src[i];
-            }
-        }) + (frame.Length > 200 ? "…" : "");
+            ShardConnection.ConnectionPhase.Streaming => ConnectionState.Streaming,
+            ShardConnection.ConnectionPhase.Subscribing => ConnectionState.Subscribing,
+            ShardConnection.ConnectionPhase.Opening => ConnectionState.Connecting,
+            _ when stopped => ConnectionState.Stopped,
+            _ when backingOff => ConnectionState.Backoff,
+            // A connection just ended and the supervisor has not decided yet: keep what was published.
+            _ => published,
+        };
     }
 
     private void SetState(ConnectionState state)
@@ -497,19 +325,4 @@ public sealed class ShardReader
     }
 
     internal static long ToUnixMicros(DateTimeOffset t) => (t.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / 10;
-}
-
-/// <summary>The exchange closed the connection (for instance its 24-hour limit).</summary>
-public sealed class ServerClosedException : Exception
-{
-    public ServerClosedException(WebSocketCloseStatus? status, string? description)
-        : base($"server closed the connection ({status?.ToString() ?? "no status"}{(string.IsNullOrEmpty(description) ? "" : ": " + description)})")
-    {
-    }
-
-    public ServerClosedException() { }
-
-    public ServerClosedException(string message) : base(message) { }
-
-    public ServerClosedException(string message, Exception inner) : base(message, inner) { }
 }

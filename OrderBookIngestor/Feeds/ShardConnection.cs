@@ -1,0 +1,321 @@
+using System.Buffers;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Text;
+using OrderBookIngestor.Exchange;
+using OrderBookIngestor.Observability;
+using OrderBookIngestor.Pipeline;
+
+namespace OrderBookIngestor.Feeds;
+
+/// <summary>
+/// One combined-stream WebSocket connection of a shard, from connect to close: paced SUBSCRIBE/UNSUBSCRIBE
+/// messages, the receive loop parsing frames in place and handing typed events on, the no-data watchdog and a
+/// polite close when retired by a rotation. Its phase only moves forward (Opening → Subscribing → Streaming →
+/// Closed, or straight to Closed); an illegal move throws from <see cref="MoveTo"/>, a programming error.
+/// The shard's own state is derived from its connections by the ShardReader that supervises them.
+/// </summary>
+internal sealed class ShardConnection : IDisposable
+{
+    private const int InitialBufferBytes = 64 * 1024;
+
+    private readonly ShardReader _shard;
+    private readonly long _startedTimestamp;
+    private readonly CancellationTokenSource _retire = new();
+    private int _phase;
+
+    public ShardConnection(ShardReader shard, long startedTimestamp)
+    {
+        _shard = shard;
+        _startedTimestamp = startedTimestamp;
+    }
+
+    public enum ConnectionPhase
+    {
+        Opening,
+        Subscribing,
+        Streaming,
+        Closed,
+    }
+
+    public ConnectionPhase Phase => (ConnectionPhase)Volatile.Read(ref _phase);
+
+    public Task<string> Run { get; set; } = Task.FromResult("not started");
+
+    /// <summary>Completes once every SUBSCRIBE is acknowledged and the first data frame has arrived.</summary>
+    public TaskCompletionSource Streaming { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public bool Retired => _retire.IsCancellationRequested;
+
+    public long LastSubscribeId;
+
+    public bool Acknowledged;
+
+    /// <summary>SUBSCRIBE/UNSUBSCRIBE messages waiting to be sent, paced, in order.</summary>
+    public System.Threading.Channels.Channel<byte[]> Control { get; } = System.Threading.Channels.Channel.CreateUnbounded<byte[]>();
+
+    public TimeSpan Age(TimeProvider time) => time.GetElapsedTime(_startedTimestamp);
+
+    public void Retire() => _retire.Cancel();
+
+    public void Dispose() => _retire.Dispose();
+
+    /// <summary>Moves the phase forward. Every legal move is listed here; anything else is a bug and throws.</summary>
+    internal void MoveTo(ConnectionPhase to)
+    {
+        var from = Phase;
+        var legal = (from, to) switch
+        {
+            (ConnectionPhase.Opening, ConnectionPhase.Subscribing) => true,
+            (ConnectionPhase.Subscribing, ConnectionPhase.Streaming) => true,
+            (not ConnectionPhase.Closed, ConnectionPhase.Closed) => true,
+            _ => false,
+        };
+        if (!legal || Interlocked.CompareExchange(ref _phase, (int)to, (int)from) != (int)from)
+        {
+            throw new InvalidOperationException($"connection of {_shard.Plan.Name}: illegal move {from} -> {to}");
+        }
+
+        _shard.OnConnectionPhaseChanged();
+    }
+
+    /// <summary>Runs to the end and says why it ended; connection faults are results, not exceptions.</summary>
+    public async Task<string> RunAsync(CancellationToken stopReading, CancellationToken abort)
+    {
+        try
+        {
+            return await RunAndDescribeAsync(stopReading, abort).ConfigureAwait(false);
+        }
+        finally
+        {
+            MoveTo(ConnectionPhase.Closed);
+        }
+    }
+
+    private async Task<string> RunAndDescribeAsync(CancellationToken stopReading, CancellationToken abort)
+    {
+        try
+        {
+            await ReceiveAsync(stopReading, abort).ConfigureAwait(false);
+            return "closed";
+        }
+        catch (OperationCanceledException) when (stopReading.IsCancellationRequested || Retired)
+        {
+            return "stopped";
+        }
+        catch (OperationCanceledException)
+        {
+            return $"no data for {_shard.Options.NoDataTimeoutSeconds}s (half-open connection)";
+        }
+        catch (Exception ex) when (ex is WebSocketException or HttpRequestException or IOException or SocketException
+                                       or TimeoutException or ServerClosedException)
+        {
+            return ex.Message;
+        }
+    }
+
+    private async Task ReceiveAsync(CancellationToken stopReading, CancellationToken abort)
+    {
+        var noData = TimeSpan.FromSeconds(_shard.Options.NoDataTimeoutSeconds);
+        using var ws = new ClientWebSocket();
+        // Unsolicited pongs keep NATs and the exchange's idle timers happy; Binance allows them. Pings from
+        // the server are answered by the WebSocket implementation itself.
+        ws.Options.KeepAliveInterval = TimeSpan.FromSeconds(30);
+        using var watchdog = new CancellationTokenSource(noData, _shard.Time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stopReading, watchdog.Token, _retire.Token);
+        var token = linked.Token;
+
+        var uri = BinanceProtocol.CombinedStreamUri(_shard.Options.WsUrl, _shard.Plan.Route);
+        Log.Connecting(_shard.Logger, _shard.Plan.Name, uri, _shard.StreamCount);
+        await ws.ConnectAsync(uri, token).ConfigureAwait(false);
+        MoveTo(ConnectionPhase.Subscribing);
+        watchdog.CancelAfter(noData);
+
+        // Sending SUBSCRIBEs runs beside receiving: acknowledgements and data arrive while we still subscribe.
+        var subscribing = SendControlAsync(ws, token);
+        if (Acknowledged)
+        {
+            MoveTo(ConnectionPhase.Streaming);
+        }
+
+        var buffer = ArrayPool<byte>.Shared.Rent(InitialBufferBytes);
+        try
+        {
+            // One long-lived loop per connection: its state machine is allocated once, not per frame.
+            while (true)
+            {
+                var filled = 0;
+                var oversize = false;
+                ValueWebSocketReceiveResult result;
+                while (true)
+                {
+                    if (filled == buffer.Length)
+                    {
+                        if (buffer.Length >= _shard.Options.MaxFrameBytes)
+                        {
+                            // Read on to the end of the message, overwriting: it is rejected whole.
+                            oversize = true;
+                            filled = 0;
+                        }
+                        else
+                        {
+                            PooledArrays.Grow(ref buffer, Math.Min(buffer.Length * 2, _shard.Options.MaxFrameBytes), filled);
+                        }
+                    }
+
+                    result = await ws.ReceiveAsync(buffer.AsMemory(filled), token).ConfigureAwait(false);
+                    filled += result.Count;
+                    if (result.EndOfMessage || result.MessageType == WebSocketMessageType.Close)
+                    {
+                        break;
+                    }
+                }
+
+                watchdog.CancelAfter(noData);
+                var now = _shard.Time.GetUtcNow();
+                _shard.Stats.OnMessage(filled, now.ToUnixTimeMilliseconds());
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    throw new ServerClosedException(ws.CloseStatus, ws.CloseStatusDescription);
+                }
+
+                if (oversize)
+                {
+                    Reject(RejectReason.Oversize, buffer.AsSpan(0, Math.Min(filled, 256)));
+                }
+                else if (result.MessageType == WebSocketMessageType.Binary)
+                {
+                    Reject(RejectReason.BinaryFrame, default);
+                }
+                else if (await DispatchAsync(buffer, filled, ShardReader.ToUnixMicros(now), abort).ConfigureAwait(false) && Acknowledged)
+                {
+                    Streaming.TrySetResult();
+                }
+            }
+        }
+        catch (OperationCanceledException) when (Retired && !stopReading.IsCancellationRequested)
+        {
+            // Planned rotation: say goodbye properly, briefly; the replacement is already streaming.
+            using var bye = new CancellationTokenSource(TimeSpan.FromSeconds(2), _shard.Time);
+            try
+            {
+                await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "rotating", bye.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
+            {
+                // the old connection is being dropped either way
+            }
+
+            throw;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            // The control sender reads its queue until the queue ends: end it, or this connection never finishes.
+            Control.Writer.TryComplete();
+            await ObserveAsync(subscribing).ConfigureAwait(false);
+        }
+    }
+
+    /// <returns>True when the frame was market data (not a control reply or a rejected frame).</returns>
+    private async ValueTask<bool> DispatchAsync(byte[] buffer, int length, long ingestUs, CancellationToken abort)
+    {
+        switch (_shard.Parser.Parse(buffer.AsSpan(0, length), ingestUs, out var frame))
+        {
+            case FrameKind.BookTicker:
+                await _shard.Router.RouteBookTickerAsync(frame.BookTicker, abort).ConfigureAwait(false);
+                return true;
+            case FrameKind.Trade:
+                await _shard.Router.RouteTradeAsync(frame.Trade, abort).ConfigureAwait(false);
+                return true;
+            case FrameKind.Depth:
+                await _shard.Router.RouteDepthAsync(frame.Depth, abort).ConfigureAwait(false);
+                return true;
+            case FrameKind.ControlResult:
+                // A repeated reply (a hostile or confused server) changes nothing: the phase moves once.
+                if (frame.ControlId == Interlocked.Read(ref LastSubscribeId) && Phase == ConnectionPhase.Subscribing)
+                {
+                    Acknowledged = true;
+                    MoveTo(ConnectionPhase.Streaming);
+                    Log.Subscribed(_shard.Logger, _shard.Plan.Name, _shard.StreamCount);
+                }
+
+                return false;
+            case FrameKind.ControlError:
+                Log.ControlRefused(_shard.Logger, _shard.Plan.Name, frame.ControlId, Preview(buffer.AsSpan(0, length)));
+                return false;
+            default:
+                Reject(frame.Reason, buffer.AsSpan(0, length));
+                return false;
+        }
+    }
+
+    /// <summary>Sends the connection's control messages in order, no faster than SubscribeMessagesPerSecond
+    /// (Binance closes a connection that sends more than 10 messages a second).</summary>
+    private async Task SendControlAsync(ClientWebSocket ws, CancellationToken token)
+    {
+        var spacing = TimeSpan.FromSeconds(1.0 / _shard.Options.SubscribeMessagesPerSecond);
+        var first = true;
+        await foreach (var message in Control.Reader.ReadAllAsync(token).ConfigureAwait(false))
+        {
+            if (!first)
+            {
+                await Task.Delay(spacing, _shard.Time, token).ConfigureAwait(false);
+            }
+
+            first = false;
+            await ws.SendAsync(message, WebSocketMessageType.Text, endOfMessage: true, token).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task ObserveAsync(Task task)
+    {
+        try
+        {
+            await task.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or ObjectDisposedException or IOException)
+        {
+            // The connection is already being torn down; the receive side reports why.
+        }
+    }
+
+    private void Reject(RejectReason reason, ReadOnlySpan<byte> frame)
+    {
+        _shard.Metrics.Reject(reason);
+        if (_shard.RejectLog.TryEnter(out var suppressed))
+        {
+            Log.FrameRejected(_shard.Logger, _shard.Plan.Name, reason.Label(), suppressed, Preview(frame));
+        }
+    }
+
+    private static string Preview(ReadOnlySpan<byte> frame)
+    {
+        var slice = frame[..Math.Min(frame.Length, 200)];
+        var text = Encoding.UTF8.GetString(slice);
+        // Control characters from a hostile frame must not forge log lines.
+        return string.Create(text.Length, text, static (dst, src) =>
+        {
+            for (var i = 0; i < src.Length; i++)
+            {
+                dst[i] = char.IsControl(src[i]) ? '?' : src[i];
+            }
+        }) + (frame.Length > 200 ? "…" : "");
+    }
+
+}
+
+/// <summary>The exchange closed the connection (for instance its 24-hour limit).</summary>
+public sealed class ServerClosedException : Exception
+{
+    public ServerClosedException(WebSocketCloseStatus? status, string? description)
+        : base($"server closed the connection ({status?.ToString() ?? "no status"}{(string.IsNullOrEmpty(description) ? "" : ": " + description)})")
+    {
+    }
+
+    public ServerClosedException() { }
+
+    public ServerClosedException(string message) : base(message) { }
+
+    public ServerClosedException(string message, Exception inner) : base(message, inner) { }
+}
