@@ -3,6 +3,7 @@ using OrderBookIngestor.Configuration;
 using OrderBookIngestor.Exchange;
 using OrderBookIngestor.Observability;
 using OrderBookIngestor.Pipeline;
+using OrderBookIngestor.Resilience;
 
 namespace OrderBookIngestor.Feeds;
 
@@ -26,7 +27,7 @@ public sealed class ShardReader
     private readonly IngestorMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger _log;
-    private readonly Backoff _backoff;
+    private readonly RetryPolicy _backoff;
     private readonly LogLimiter _rejectLog;
     private long _nextControlId = 1;
     private volatile bool _backingOff;
@@ -46,7 +47,7 @@ public sealed class ShardReader
         _metrics = metrics;
         _time = time;
         _log = log;
-        _backoff = new Backoff(TimeSpan.FromMilliseconds(options.ReconnectMinDelayMs), TimeSpan.FromMilliseconds(options.ReconnectMaxDelayMs), random);
+        _backoff = new RetryPolicy(TimeSpan.FromMilliseconds(options.ReconnectMinDelayMs), TimeSpan.FromMilliseconds(options.ReconnectMaxDelayMs), random);
         _rejectLog = new LogLimiter(time, TimeSpan.FromSeconds(5));
     }
 

@@ -8,6 +8,7 @@ using OrderBookIngestor.Feeds;
 using OrderBookIngestor.Observability;
 using OrderBookIngestor.Pipeline;
 using OrderBookIngestor.Storage;
+using OrderBookIngestor.Resilience;
 
 namespace OrderBookIngestor.Hosting;
 
@@ -260,7 +261,7 @@ public sealed partial class IngestionPipeline : BackgroundService
 
     private async Task PrepareDatabaseAsync(CancellationToken ct)
     {
-        var backoff = new Backoff(TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(15), new Random());
+        var backoff = new RetryPolicy(TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(15), new Random());
         var storageLog = _loggers.CreateLogger("OrderBookIngestor.Storage");
         var migrator = new SchemaMigrator(_dataSource, storageLog, _options);
         while (true)
@@ -308,7 +309,7 @@ public sealed partial class IngestionPipeline : BackgroundService
         var wantAll = requested.Count == 1 && OptionsValidator.IsAll(requested[0]);
         var client = new ExchangeInfoClient(_http, _options.RestUrl);
         IReadOnlyList<SymbolInfo>? listed = null;
-        var backoff = new Backoff(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30), new Random());
+        var backoff = new RetryPolicy(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30), new Random());
         while (listed is null)
         {
             try

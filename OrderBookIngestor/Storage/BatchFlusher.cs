@@ -3,8 +3,8 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using OrderBookIngestor.Configuration;
-using OrderBookIngestor.Feeds;
 using OrderBookIngestor.Observability;
+using OrderBookIngestor.Resilience;
 
 namespace OrderBookIngestor.Storage;
 
@@ -29,7 +29,7 @@ public sealed class BatchFlusher<T, TEncoder>
     private readonly TableStats _stats;
     private readonly TimeProvider _time;
     private readonly ILogger _log;
-    private readonly Backoff _retry;
+    private readonly RetryPolicy _retry;
 
     /// <param name="spool">Where batches go while the database is unavailable; null keeps them in memory and retries.</param>
     /// <param name="quarantine">Where batches the database refuses go; null keeps them in memory and retries (never the spool:
@@ -47,7 +47,7 @@ public sealed class BatchFlusher<T, TEncoder>
         _stats = stats;
         _time = time;
         _log = log;
-        _retry = new Backoff(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(10), random);
+        _retry = new RetryPolicy(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(10), random);
     }
 
     /// <param name="abort">Cancelled at the drain deadline only; normal shutdown completes the buffer instead.</param>

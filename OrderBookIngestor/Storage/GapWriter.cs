@@ -1,9 +1,9 @@
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Npgsql;
-using OrderBookIngestor.Feeds;
 using OrderBookIngestor.Observability;
 using OrderBookIngestor.Pipeline;
+using OrderBookIngestor.Resilience;
 
 namespace OrderBookIngestor.Storage;
 
@@ -15,7 +15,7 @@ public sealed class GapWriter
     private readonly NpgsqlDataSource _dataSource;
     private readonly TimeProvider _time;
     private readonly ILogger _log;
-    private readonly Backoff _retry;
+    private readonly RetryPolicy _retry;
     private readonly LogLimiter _failureLog;
 
     public GapWriter(GapLedger ledger, NpgsqlDataSource dataSource, TimeProvider time, ILogger log, Random random)
@@ -24,7 +24,7 @@ public sealed class GapWriter
         _dataSource = dataSource;
         _time = time;
         _log = log;
-        _retry = new Backoff(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(10), random);
+        _retry = new RetryPolicy(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(10), random);
         _failureLog = new LogLimiter(time, TimeSpan.FromMinutes(1));
     }
 

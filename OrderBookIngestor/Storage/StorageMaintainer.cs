@@ -61,7 +61,7 @@ public sealed class StorageMaintainer
     private readonly TimeSpan _rollupEvery;
     private readonly TimeSpan _maintainEvery;
     private readonly LogLimiter _failures;
-    private readonly Feeds.Backoff _backoff;
+    private readonly Resilience.RetryPolicy _backoff;
 
     private readonly TimeSpan _settle;
 
@@ -77,7 +77,7 @@ public sealed class StorageMaintainer
         _rollupEvery = rollupEvery;
         _maintainEvery = maintainEvery;
         _failures = new LogLimiter(time, TimeSpan.FromMinutes(1));
-        _backoff = new Feeds.Backoff(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(60), random ?? new Random());
+        _backoff = new Resilience.RetryPolicy(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(60), random ?? new Random());
     }
 
     /// <summary>One maintenance pass at the daemon's clock; returns the actions taken (created/dropped partitions).</summary>

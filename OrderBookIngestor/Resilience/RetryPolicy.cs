@@ -1,17 +1,19 @@
-namespace OrderBookIngestor.Feeds;
+namespace OrderBookIngestor.Resilience;
 
 /// <summary>
-/// Capped exponential backoff with full jitter (delay drawn uniformly from [min, cap]) so that many shards
-/// reconnecting after one outage do not arrive together. <see cref="Reset"/> after a stable period.
+/// The one retry policy of every loop that retries (shard reconnects, batch flushes, gap writes, storage
+/// maintenance, the start's database wait): capped exponential backoff with full jitter (delay drawn uniformly
+/// from [min, ceiling]) so that many loops failing after one outage do not come back together.
+/// <see cref="Reset"/> after a success or a stable period. Waits run on the caller's TimeProvider.
 /// </summary>
-public sealed class Backoff
+public sealed class RetryPolicy
 {
     private readonly TimeSpan _min;
     private readonly TimeSpan _max;
     private readonly Random _random;
     private int _attempt;
 
-    public Backoff(TimeSpan min, TimeSpan max, Random random)
+    public RetryPolicy(TimeSpan min, TimeSpan max, Random random)
     {
         if (min <= TimeSpan.Zero || max < min)
         {
@@ -45,4 +47,12 @@ public sealed class Backoff
     }
 
     public void Reset() => _attempt = 0;
+
+    /// <summary>Waits the next delay on <paramref name="time"/>; returns it.</summary>
+    public async Task<TimeSpan> WaitAsync(TimeProvider time, CancellationToken ct)
+    {
+        var delay = Next();
+        await Task.Delay(delay, time, ct).ConfigureAwait(false);
+        return delay;
+    }
 }

@@ -1,8 +1,8 @@
-using OrderBookIngestor.Feeds;
+using OrderBookIngestor.Resilience;
 
 namespace OrderBookIngestor.Tests.Unit;
 
-public sealed class BackoffTests
+public sealed class RetryPolicyTests
 {
     private static readonly TimeSpan Min = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan Max = TimeSpan.FromSeconds(30);
@@ -10,7 +10,7 @@ public sealed class BackoffTests
     [Test]
     public void Backoff_CeilingDoublesUntilTheCap()
     {
-        var backoff = new Backoff(Min, Max, new Random(1));
+        var backoff = new RetryPolicy(Min, Max, new Random(1));
         var ceilings = new List<TimeSpan>();
         for (var i = 0; i < 10; i++)
         {
@@ -25,7 +25,7 @@ public sealed class BackoffTests
     [Test]
     public void Backoff_DelaysStayWithinMinAndCeilingAndAreJittered()
     {
-        var backoff = new Backoff(Min, Max, new Random(7));
+        var backoff = new RetryPolicy(Min, Max, new Random(7));
         for (var i = 0; i < 8; i++)
         {
             backoff.Next();
@@ -39,7 +39,7 @@ public sealed class BackoffTests
     [Test]
     public void Backoff_ResetStartsOverFromTheMinimum()
     {
-        var backoff = new Backoff(Min, Max, new Random(3));
+        var backoff = new RetryPolicy(Min, Max, new Random(3));
         for (var i = 0; i < 6; i++)
         {
             backoff.Next();
@@ -52,5 +52,5 @@ public sealed class BackoffTests
 
     [Test]
     public void Backoff_RejectsAnInvertedRange()
-        => Assert.Throws<ArgumentOutOfRangeException>(() => _ = new Backoff(Max, Min, new Random(1)));
+        => Assert.Throws<ArgumentOutOfRangeException>(() => _ = new RetryPolicy(Max, Min, new Random(1)));
 }

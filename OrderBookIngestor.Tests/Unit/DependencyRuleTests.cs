@@ -1,0 +1,139 @@
+using System.Text.RegularExpressions;
+
+namespace OrderBookIngestor.Tests.Unit;
+
+/// <summary>
+/// The namespace graph as a rule in code (ARCHITECTURE.md draws it): dependencies follow the data, from the
+/// wire format to storage, and Observability and Resilience are leaves that others write into. Every
+/// reference from one folder's code to another folder's namespace (a using, or a qualified name) must be
+/// allowed below. The few that predate the rule are listed by file in <see cref="Pending"/>: a new one fails
+/// this test, and so does a listed one that is gone (take it off the list, so the list only shrinks).
+/// </summary>
+public sealed partial class DependencyRuleTests
+{
+    private static readonly Dictionary<string, string[]> Allowed = new()
+    {
+        ["Resilience"] = [],
+        ["Observability"] = [],
+        ["Exchange"] = ["Observability", "Resilience"],
+        ["Configuration"] = ["Exchange", "Observability"],
+        ["Feeds"] = ["Exchange", "Configuration", "Observability", "Resilience"],
+        ["Pipeline"] = ["Feeds", "Exchange", "Configuration", "Observability", "Resilience"],
+        // Books sits beside Pipeline, behind the interface Pipeline owns: it may see Pipeline, not the reverse.
+        ["Books"] = ["Pipeline", "Feeds", "Exchange", "Configuration", "Observability", "Resilience"],
+        ["Storage"] = ["Pipeline", "Feeds", "Exchange", "Configuration", "Observability", "Resilience"],
+        ["Simulator"] = ["Exchange", "Observability"],
+        ["Hosting"] = ["Storage", "Books", "Pipeline", "Feeds", "Exchange", "Configuration", "Observability", "Resilience"],
+        ["Cli"] = ["Hosting", "Simulator", "Storage", "Books", "Pipeline", "Feeds", "Exchange", "Configuration", "Observability", "Resilience"],
+    };
+
+    /// <summary>References that break the rule today, as "Folder/File.cs -> Namespace". Issue 13 leaves these
+    /// to be removed; nothing may be added.</summary>
+    private static readonly HashSet<string> Pending =
+    [
+        "Configuration/OptionsValidator.cs -> Storage",
+        "Exchange/BinanceRestClient.cs -> Pipeline",
+        "Exchange/FrameParser.cs -> Pipeline",
+        "Exchange/ParsedFrame.cs -> Pipeline",
+        "Feeds/ShardConnection.cs -> Pipeline",
+        "Feeds/ShardReader.cs -> Pipeline",
+        "Feeds/SilenceMonitor.cs -> Pipeline",
+        "Feeds/TradeBackfiller.cs -> Pipeline",
+        "Observability/HealthReport.cs -> Feeds",
+        "Observability/IngestorMetrics.cs -> Exchange",
+        "Observability/IngestorMetrics.cs -> Feeds",
+        "Observability/IngestorMetrics.cs -> Pipeline",
+        "Observability/IngestorMetrics.cs -> Storage",
+        "Observability/Log.cs -> Feeds",
+        "Observability/LoggingSetup.cs -> Configuration",
+        "Observability/Progress.cs -> Feeds",
+        "Observability/PrometheusWriter.cs -> Exchange",
+        "Observability/PrometheusWriter.cs -> Feeds",
+        "Observability/PrometheusWriter.cs -> Pipeline",
+        "Observability/ShardStats.cs -> Feeds",
+        "Pipeline/EventRouter.cs -> Books",
+        "Pipeline/StreamStates.cs -> Books",
+    ];
+
+    [Test]
+    public void EveryReferenceBetweenFolders_FollowsTheDependencyRule()
+    {
+        var actual = Violations().ToHashSet();
+        var added = actual.Except(Pending).Order().ToList();
+        var gone = Pending.Except(actual).Order().ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(added, Is.Empty, "forbidden references (see ARCHITECTURE.md, 'Dependencies'):\n" + string.Join("\n", added));
+            Assert.That(gone, Is.Empty, "fixed, so take them off DependencyRuleTests.Pending:\n" + string.Join("\n", gone));
+        });
+    }
+
+    [Test]
+    public void TheRule_SeesUsingsAndQualifiedNames_ButNotCommentsOrStrings()
+    {
+        const string code = """
+            using OrderBookIngestor.Storage;
+            // Hosting.Something in a comment
+            var s = "Cli.Thing in a string";
+            var x = new Pipeline.GapLedger();
+            """;
+        Assert.That(References(code).Order(), Is.EqualTo(new[] { "Pipeline", "Storage" }));
+    }
+
+    private static IEnumerable<string> Violations()
+    {
+        var root = SourceRoot();
+        foreach (var file in Directory.EnumerateFiles(root, "*.cs", SearchOption.AllDirectories))
+        {
+            var relative = Path.GetRelativePath(root, file).Replace('\\', '/');
+            var folder = relative.Split('/')[0];
+            if (folder is "bin" or "obj" || !Allowed.TryGetValue(folder, out var allowed))
+            {
+                continue; // Program.cs at the top is the entry point and may see everything
+            }
+
+            foreach (var ns in References(File.ReadAllText(file)).Distinct())
+            {
+                if (ns != folder && !allowed.Contains(ns))
+                {
+                    yield return $"{relative} -> {ns}";
+                }
+            }
+        }
+    }
+
+    private static IEnumerable<string> References(string code)
+    {
+        var stripped = CommentsAndStrings().Replace(code, " ");
+        foreach (Match m in Qualified().Matches(stripped))
+        {
+            var ns = m.Groups["ns"].Value;
+            if (Allowed.ContainsKey(ns))
+            {
+                yield return ns;
+            }
+        }
+    }
+
+    private static string SourceRoot()
+    {
+        for (var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory); dir is not null; dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, "OrderBookIngestor", "OrderBookIngestor.csproj");
+            if (File.Exists(candidate))
+            {
+                return Path.GetDirectoryName(candidate)!;
+            }
+        }
+
+        throw new InvalidOperationException("OrderBookIngestor/ not found above " + TestContext.CurrentContext.TestDirectory);
+    }
+
+    // Raw and verbatim strings, ordinary strings and chars, line and block comments.
+    [GeneratedRegex(@"""""""[\s\S]*?""""""|@""(?:[^""]|"""")*""|""(?:\\.|[^""\\\n])*""|'(?:\\.|[^'\\\n])'|//[^\n]*|/\*[\s\S]*?\*/")]
+    private static partial Regex CommentsAndStrings();
+
+    // "OrderBookIngestor.X" anywhere (usings), or "X.Name" not preceded by an identifier or a dot.
+    [GeneratedRegex(@"OrderBookIngestor\.(?<ns>[A-Z][A-Za-z]+)\b|(?<![\w.])(?<ns>[A-Z][A-Za-z]+)\.[A-Z]")]
+    private static partial Regex Qualified();
+}
