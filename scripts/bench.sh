@@ -119,7 +119,9 @@ run_step() {
   done
   for _ in $(seq 1 600); do [ "$(ledger generated || echo 0)" -gt 0 ] && break; sleep 0.1; done
   local cpu0 t0 t1; cpu0=$(cpu_ticks "$daemon"); t0=$(date +%s.%N)
-  while [ "$(ledger generated || echo 0)" -lt "$events" ]; do sleep 0.05; done
+  # A deadline: three times the step's own length and 30 s more (a stuck simulator ends the step, not the run).
+  local gen_deadline=$(( $(date +%s) + 3 * seconds + 30 ))
+  while [ "$(ledger generated || echo 0)" -lt "$events" ] && [ "$(date +%s)" -lt "$gen_deadline" ]; do sleep 0.05; done
   t1=$(date +%s.%N)
   local delivered stored=0 drain="> 10 s"
   delivered=$(ledger delivered || echo 0)

@@ -128,10 +128,25 @@ check "migrate names the storage tier, and the event tables are partitioned or h
 check "migrate --create-roles grants orderbook_writer and orderbook_reader" roles_granted
 check "a database's tier cannot change in place (refused, reason given)" tier_fixed
 
+# start_simulator LOG ARGS...: the simulator on $sim_port (log in $work/LOG), its pid in SIM_PID; waits at most
+# 10 s for it to answer a ping, and counts a failure when it does not.
+start_simulator() {
+  local log=$1; shift
+  "$bin" simulate --port "$sim_port" "$@" >"$work/$log" 2>&1 &
+  SIM_PID=$!; pids+=("$SIM_PID")
+  wait_for 10 curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" && return 0
+  echo "  FAIL the simulator did not answer on port $sim_port within 10 s ($work/$log)"; failed=$((failed + 1)); return 1
+}
+# wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds (0) or SECONDS pass (1). Output discarded.
+wait_for() {
+  local deadline=$(( $(date +%s%N) + $1 * 1000000000 )); shift
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s%N)" -ge "$deadline" ] && return 1
+    sleep 0.1
+  done
+}
 sim_port=$(free_port); http_port=$(free_port)
-"$bin" simulate --port "$sim_port" --symbols 3 --rate 5000 --events 10000 --seed 7 --wait-streams 6 >"$work/sim.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null && break; sleep 0.1; done
+start_simulator sim.log --symbols 3 --rate 5000 --events 10000 --seed 7 --wait-streams 6
 "$bin" --symbols BTCUSDT,ETHUSDT,BNBUSDT --shards 1 --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" \
   --http "127.0.0.1:$http_port" --summary-interval 1 >"$work/daemon.log" 2>&1 &
 daemon=$!; pids+=("$daemon")
@@ -170,9 +185,8 @@ failed_start() { # failed_start NAME EXPECTED_TEXT ARGS... : exit 2, the text on
   [ "$code" = 2 ] && [ "$(grep -c 'Startup failed' "$out")" = 1 ] && grep -q -- "$text" "$out" && ! grep -qE '^\s+at |Unhandled exception' "$out"
 }
 sim_port=$(free_port)
-"$bin" simulate --port "$sim_port" --symbols 3 --rate 100 --seed 7 >"$work/sim-failed-start.log" 2>&1 &
-sim_failed=$!; pids+=("$sim_failed")
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null && break; sleep 0.1; done
+start_simulator sim-failed-start.log --symbols 3 --rate 100 --seed 7
+sim_failed=$SIM_PID
 pg_ensure_db failedstart
 check "a tier the server cannot give stops the start: exit 2, one line naming the fix" env ORDERBOOK_DATABASE="$(pg_conn failedstart)" bash -c \
   "$(declare -f failed_start); work='$work' bin='$bin' sim_port=$sim_port failed_start tier 'shared_preload_libraries\|not installed' --symbols BTCUSDT --http none --storage-tier citus"
@@ -191,9 +205,7 @@ cat >"$work/reload.json" <<'EOF2'
 EOF2
 sim_port=$(free_port); http_port=$(free_port)
 pg_ensure_db reload
-"$bin" simulate --port "$sim_port" --symbols 3 --rate 2000 --seed 8 >"$work/sim-reload.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null && break; sleep 0.1; done
+start_simulator sim-reload.log --symbols 3 --rate 2000 --seed 8
 ORDERBOOK_DATABASE=$(pg_conn reload) ORDERBOOK_SPOOL_DIRECTORY="$work/spool-reload" "$bin" --config "$work/reload.json" --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" \
   --http "127.0.0.1:$http_port" --summary-interval 0 >"$work/daemon-reload.log" 2>&1 &
 daemon=$!; pids+=("$daemon")
@@ -211,9 +223,7 @@ sim_port=$(free_port); http_port=$(free_port)
 pg_ensure_db crash
 crash_db=$(pg_conn crash)
 crash_q() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d crash -Atqc "$1" 2>/dev/null || echo 0; }
-"$bin" simulate --port "$sim_port" --symbols 2 --rate 2000 --seed 9 --all-streams >"$work/sim-crash.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null && break; sleep 0.1; done
+start_simulator sim-crash.log --symbols 2 --rate 2000 --seed 9 --all-streams
 start_crash_daemon() {
   ORDERBOOK_DATABASE=$crash_db ORDERBOOK_SPOOL_DIRECTORY="$work/spool-crash" "$bin" --symbols BTCUSDT,ETHUSDT --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" \
     --http "127.0.0.1:$http_port" --summary-interval 0 >>"$work/daemon-crash.log" 2>&1 &
@@ -241,9 +251,7 @@ kill -TERM "$daemon"; wait "$daemon" 2>/dev/null || true
 sim_port=$(free_port); http_port=$(free_port)
 pg_ensure_db outage
 out_q() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d outage -Atqc "$1" 2>/dev/null || echo 0; }
-"$bin" simulate --port "$sim_port" --symbols 3 --rate 5000 --seed 10 >"$work/sim-outage.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null && break; sleep 0.1; done
+start_simulator sim-outage.log --symbols 3 --rate 5000 --seed 10
 spool_dir="$work/spool-outage"
 start_outage_daemon() {
   ORDERBOOK_DATABASE="$(pg_conn outage);Timeout=3" ORDERBOOK_SPOOL_DIRECTORY=$spool_dir "$bin" --symbols ALL --ws-url "ws://127.0.0.1:$sim_port" \
@@ -282,9 +290,7 @@ kill -TERM "$daemon"; wait "$daemon" 2>/dev/null || true
 sim_port=$(free_port); http_port=$(free_port)
 pg_ensure_db pgcrash
 crash_pg_q() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d pgcrash -Atqc "$1" 2>/dev/null || echo 0; }
-"$bin" simulate --port "$sim_port" --symbols 3 --rate 4000 --events 60000 --seed 12 --wait-streams 6 >"$work/sim-pgcrash.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null && break; sleep 0.1; done
+start_simulator sim-pgcrash.log --symbols 3 --rate 4000 --events 60000 --seed 12 --wait-streams 6
 ORDERBOOK_DATABASE="$(pg_conn pgcrash);Timeout=3" ORDERBOOK_SPOOL_DIRECTORY="$work/spool-pgcrash" "$bin" --symbols ALL --ws-url "ws://127.0.0.1:$sim_port" \
   --rest-url "http://127.0.0.1:$sim_port" --http "127.0.0.1:$http_port" --summary-interval 5 >"$work/daemon-pgcrash.log" 2>&1 &
 daemon=$!; pids+=("$daemon")

@@ -28,6 +28,41 @@ public sealed class ManualTimeProvider : TimeProvider
         }
     }
 
+    /// <summary>When the earliest pending timer fires on this clock, or null when none is pending.</summary>
+    public DateTimeOffset? NextDue
+    {
+        get
+        {
+            lock (_gate)
+            {
+                var next = _timers.MinBy(t => t.DueAt);
+                return next is null ? null : _now + TimeSpan.FromTicks(next.DueAt - _timestamp);
+            }
+        }
+    }
+
+    /// <summary>Waits (bounded, 5 s) until code under test has parked on a timer of this clock, and returns when
+    /// that timer is due. A negative check ("not done yet") made after this is not trivially true: the code is
+    /// provably waiting on the clock, not merely slow.</summary>
+    public async Task<DateTimeOffset> WaitForTimerAsync()
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (true)
+        {
+            if (NextDue is { } due)
+            {
+                return due;
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException("nothing waited on the manual clock within 5 s");
+            }
+
+            await Task.Delay(1);
+        }
+    }
+
     public void Advance(TimeSpan by)
     {
         var target = GetTimestamp() + by.Ticks;

@@ -15,8 +15,8 @@ public sealed class RestWeightGateTests
         using var gate = new RestWeightGate(budgetPerMinute: 100, maxInFlight: 4, time);
         (await gate.AcquireAsync(60, CancellationToken.None)).Dispose();
         var second = gate.AcquireAsync(60, CancellationToken.None);
-        await Task.Delay(50);
-        Assert.That(second.IsCompleted, Is.False, "60 + 60 > 100 within the minute");
+        Assert.That(await time.WaitForTimerAsync(), Is.EqualTo(Start.AddSeconds(50).AddMilliseconds(10)), "60 + 60 > 100: it waits for the next minute");
+        Assert.That(second.IsCompleted, Is.False);
         time.Advance(TimeSpan.FromSeconds(51));
         (await second.WaitAsync(TimeSpan.FromSeconds(5))).Dispose();
         Assert.That(gate.UsedThisMinute, Is.EqualTo(60));
@@ -31,8 +31,8 @@ public sealed class RestWeightGateTests
         response.Headers.Add("X-MBX-USED-WEIGHT-1M", "95");
         gate.Observe(response);
         var next = gate.AcquireAsync(20, CancellationToken.None);
-        await Task.Delay(50);
-        Assert.That(next.IsCompleted, Is.False, "other clients on this IP used the budget");
+        Assert.That(await time.WaitForTimerAsync(), Is.EqualTo(Start.AddSeconds(50).AddMilliseconds(10)), "other clients on this IP used the budget");
+        Assert.That(next.IsCompleted, Is.False);
         time.Advance(TimeSpan.FromMinutes(1));
         (await next.WaitAsync(TimeSpan.FromSeconds(5))).Dispose();
     }
@@ -48,8 +48,8 @@ public sealed class RestWeightGateTests
         gate.Observe(response);
         Assert.That(gate.BlockedUntil, Is.EqualTo(Start.AddSeconds(120)));
         var next = gate.AcquireAsync(1, CancellationToken.None);
+        Assert.That(await time.WaitForTimerAsync(), Is.EqualTo(Start.AddSeconds(120)), "parked until Retry-After");
         time.Advance(TimeSpan.FromSeconds(119));
-        await Task.Delay(50);
         Assert.That(next.IsCompleted, Is.False);
         time.Advance(TimeSpan.FromSeconds(2));
         (await next.WaitAsync(TimeSpan.FromSeconds(5))).Dispose();
@@ -62,8 +62,11 @@ public sealed class RestWeightGateTests
         using var gate = new RestWeightGate(1000, maxInFlight: 1, time);
         var first = await gate.AcquireAsync(1, CancellationToken.None);
         var second = gate.AcquireAsync(1, CancellationToken.None);
-        await Task.Delay(50);
+        // Waiting on the in-flight semaphore, not the clock: it stays pending until the first is released,
+        // however far the clock moves.
+        time.Advance(TimeSpan.FromMinutes(10));
         Assert.That(second.IsCompleted, Is.False);
+        Assert.That(time.NextDue, Is.Null, "no timer: it waits for the first request, not for time");
         first.Dispose();
         (await second.WaitAsync(TimeSpan.FromSeconds(5))).Dispose();
     }
