@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
+using OrderBookIngestor.Exchange;
 using OrderBookIngestor.Pipeline;
 using OrderBookIngestor.Simulator;
 using OrderBookIngestor.Storage;

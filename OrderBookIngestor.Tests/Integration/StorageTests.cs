@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using OrderBookIngestor.Configuration;
+using OrderBookIngestor.Exchange;
 using OrderBookIngestor.Observability;
 using OrderBookIngestor.Pipeline;
 using OrderBookIngestor.Storage;

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using OrderBookIngestor.Configuration;
+using OrderBookIngestor.Exchange;
 using OrderBookIngestor.Pipeline;
 using OrderBookIngestor.Storage;
 using OrderBookIngestor.Tests.Support;

@@ -1,3 +1,5 @@
+using OrderBookIngestor.Exchange;
+
 using OrderBookIngestor.Pipeline;
 using OrderBookIngestor.Storage;
 

@@ -32,13 +32,6 @@ public sealed partial class DependencyRuleTests
     private static readonly HashSet<string> Pending =
     [
         "Configuration/OptionsValidator.cs -> Storage",
-        "Exchange/BinanceRestClient.cs -> Pipeline",
-        "Exchange/FrameParser.cs -> Pipeline",
-        "Exchange/ParsedFrame.cs -> Pipeline",
-        "Feeds/ShardConnection.cs -> Pipeline",
-        "Feeds/ShardReader.cs -> Pipeline",
-        "Feeds/SilenceMonitor.cs -> Pipeline",
-        "Feeds/TradeBackfiller.cs -> Pipeline",
         "Observability/HealthReport.cs -> Feeds",
         "Observability/IngestorMetrics.cs -> Exchange",
         "Observability/IngestorMetrics.cs -> Feeds",

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
-using OrderBookIngestor.Pipeline;
 
 namespace OrderBookIngestor.Exchange;
 
@@ -425,7 +424,7 @@ public sealed class FrameParser
                     {
                         if ((count + 1) * 2 > target.Length)
                         {
-                            Pipeline.PooledArrays.Grow(ref target, target.Length * 2, count * 2);
+                            PooledArrays.Grow(ref target, target.Length * 2, count * 2);
                         }
 
                         target[count * 2] = p;

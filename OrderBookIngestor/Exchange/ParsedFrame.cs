@@ -1,4 +1,3 @@
-using OrderBookIngestor.Pipeline;
 
 namespace OrderBookIngestor.Exchange;
 

@@ -4,7 +4,6 @@ using System.Net.WebSockets;
 using System.Text;
 using OrderBookIngestor.Exchange;
 using OrderBookIngestor.Observability;
-using OrderBookIngestor.Pipeline;
 
 namespace OrderBookIngestor.Feeds;
 

@@ -2,7 +2,6 @@ using Microsoft.Extensions.Logging;
 using OrderBookIngestor.Configuration;
 using OrderBookIngestor.Exchange;
 using OrderBookIngestor.Observability;
-using OrderBookIngestor.Pipeline;
 using OrderBookIngestor.Resilience;
 
 namespace OrderBookIngestor.Feeds;
@@ -18,7 +17,7 @@ public sealed class ShardReader
     private readonly ShardPlan _plan;
     private readonly IngestorOptions _options;
     private readonly FrameParser _parser;
-    private readonly EventRouter _router;
+    private readonly IEventSink _router;
     private readonly Lock _streamsGate = new();
     private readonly List<string> _streams;
     private readonly List<ShardConnection> _live = [];
@@ -33,7 +32,7 @@ public sealed class ShardReader
     private volatile bool _backingOff;
     private volatile bool _stopped;
 
-    public ShardReader(ShardPlan plan, IngestorOptions options, FrameParser parser, EventRouter router,
+    public ShardReader(ShardPlan plan, IngestorOptions options, FrameParser parser, IEventSink router,
         ShardStats stats, IngestorMetrics metrics, TimeProvider time, ILogger log, Random random)
     {
         _plan = plan;
@@ -58,7 +57,7 @@ public sealed class ShardReader
 
     internal FrameParser Parser => _parser;
 
-    internal EventRouter Router => _router;
+    internal IEventSink Router => _router;
 
     internal ShardStats Stats => _stats;
 

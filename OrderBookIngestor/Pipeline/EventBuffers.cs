@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using OrderBookIngestor.Exchange;
 
 namespace OrderBookIngestor.Pipeline;
 

@@ -9,7 +9,7 @@ namespace OrderBookIngestor.Pipeline;
 /// notices holes (aggTrade ids, interrupted streams) and hands them to backfill and the gap ledger.
 /// Runs on the reader's thread; allocation-free unless a gap is found.
 /// </summary>
-public sealed class EventRouter
+public sealed class EventRouter : Feeds.IEventSink
 {
     private readonly EventBuffers _buffers;
     private readonly StreamStates _states;

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using OrderBookIngestor.Exchange;
 using OrderBookIngestor.Pipeline;
 
 namespace OrderBookIngestor.Storage;

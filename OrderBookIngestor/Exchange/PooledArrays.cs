@@ -1,6 +1,6 @@
 using System.Buffers;
 
-namespace OrderBookIngestor.Pipeline;
+namespace OrderBookIngestor.Exchange;
 
 internal static class PooledArrays
 {

@@ -1,4 +1,4 @@
-namespace OrderBookIngestor.Pipeline;
+namespace OrderBookIngestor.Exchange;
 
 /// <summary>One aggTrade. Times are Unix epoch: exchange times in milliseconds, receive time in microseconds.
 /// Backfilled trades come from REST, which has no event time: EventTimeMs is then the trade time.</summary>

@@ -1,4 +1,4 @@
-namespace OrderBookIngestor.Pipeline;
+namespace OrderBookIngestor.Exchange;
 
 /// <summary>One bookTicker update. Times are Unix epoch: exchange times in milliseconds as Binance sends them,
 /// the local receive time in microseconds.</summary>

@@ -1,9 +1,8 @@
 using Microsoft.Extensions.Logging;
 using OrderBookIngestor.Exchange;
 using OrderBookIngestor.Observability;
-using OrderBookIngestor.Pipeline;
 
-namespace OrderBookIngestor.Feeds;
+namespace OrderBookIngestor.Pipeline;
 
 /// <summary>
 /// Finds streams that were subscribed (and acknowledged) but deliver nothing while other streams on the

@@ -2,9 +2,8 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using OrderBookIngestor.Exchange;
 using OrderBookIngestor.Observability;
-using OrderBookIngestor.Pipeline;
 
-namespace OrderBookIngestor.Feeds;
+namespace OrderBookIngestor.Pipeline;
 
 /// <summary>
 /// Fills aggTrade id holes from GET /fapi/v1/aggTrades, paced by the weight gate. Recovered trades are

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace OrderBookIngestor.Pipeline;
+namespace OrderBookIngestor.Exchange;
 
 /// <summary>
 /// Maps exchange symbols to the database's symbol ids. Readers look symbols up straight from the frame's

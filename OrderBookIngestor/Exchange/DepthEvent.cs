@@ -1,6 +1,6 @@
 using System.Buffers;
 
-namespace OrderBookIngestor.Pipeline;
+namespace OrderBookIngestor.Exchange;
 
 /// <summary>
 /// One depthUpdate. Levels live in arrays rented from <see cref="ArrayPool{T}.Shared"/>, price and quantity
