@@ -44,8 +44,6 @@ public sealed partial class DependencyRuleTests
         "Observability/PrometheusWriter.cs -> Feeds",
         "Observability/PrometheusWriter.cs -> Pipeline",
         "Observability/ShardStats.cs -> Feeds",
-        "Pipeline/EventRouter.cs -> Books",
-        "Pipeline/StreamStates.cs -> Books",
     ];
 
     [Test]

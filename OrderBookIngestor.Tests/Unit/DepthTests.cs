@@ -63,7 +63,7 @@ public sealed class DepthTests
     public void Sequencer_FollowsBinancesSnapshotRules()
     {
         var s = new DepthSequencer(1, "BTCUSDT", "btcusdt@depth@100ms");
-        Assert.That(s.Offer(Diff(90, 95, 89), 0, out _, out var need), Is.EqualTo(DepthSequencer.Decision.Accept));
+        Assert.That(s.Offer(Diff(90, 95, 89), 0, out _, out var need), Is.EqualTo(DepthDecision.Accept));
         Assert.That(need, Is.True, "the first diff asks for a snapshot");
         s.Offer(Diff(96, 99, 95), 0, out _, out need);
         Assert.That(need, Is.False, "asked once");
@@ -78,8 +78,8 @@ public sealed class DepthTests
         Assert.That(s.Book.Bids.ToList(), Is.EqualTo(new[] { KeyValuePair.Create(100.0, 5.0), KeyValuePair.Create(99.0, 2.0) }));
         Assert.That(s.Book.Asks.ToList(), Is.EqualTo(new[] { KeyValuePair.Create(102.0, 7.0) }));
 
-        Assert.That(s.Offer(Diff(105, 110, 104), 0, out _, out _), Is.EqualTo(DepthSequencer.Decision.Duplicate));
-        Assert.That(s.Offer(Diff(111, 112, 110, bids: [99, 0]), 0, out _, out _), Is.EqualTo(DepthSequencer.Decision.Accept));
+        Assert.That(s.Offer(Diff(105, 110, 104), 0, out _, out _), Is.EqualTo(DepthDecision.Duplicate));
+        Assert.That(s.Offer(Diff(111, 112, 110, bids: [99, 0]), 0, out _, out _), Is.EqualTo(DepthDecision.Accept));
         Assert.That(s.Book.Bids.Select(kv => kv.Key), Is.EqualTo(new[] { 100.0 }));
     }
 
@@ -90,13 +90,13 @@ public sealed class DepthTests
         s.Offer(Diff(10, 12, 9), 0, out _, out _);
         s.ApplySnapshot(11, [100, 1], [101, 1], 0, out _);
         s.Offer(Diff(13, 15, 12), 0, out _, out _);
-        Assert.That(s.Offer(Diff(20, 22, 19), 1_000, out var gap, out var need), Is.EqualTo(DepthSequencer.Decision.Accept));
+        Assert.That(s.Offer(Diff(20, 22, 19), 1_000, out var gap, out var need), Is.EqualTo(DepthDecision.Accept));
         Assert.That(gap, Is.Not.Null);
         Assert.That((gap!.FirstMissingId, gap.LastMissingId, gap.Reason), Is.EqualTo(((long?)16, (long?)19, GapReason.DepthSequence)));
         Assert.That(need, Is.True);
         Assert.That(s.State, Is.EqualTo(BookState.NeedSnapshot));
         Assert.That(s.ApplySnapshot(23, [100, 2], [101, 2], 0, out _), Is.EqualTo(SnapshotOutcome.AwaitingFirstDiff), "newer than every buffered diff");
-        Assert.That(s.Offer(Diff(23, 25, 22), 0, out _, out _), Is.EqualTo(DepthSequencer.Decision.Accept));
+        Assert.That(s.Offer(Diff(23, 25, 22), 0, out _, out _), Is.EqualTo(DepthDecision.Accept));
         Assert.That(s.State, Is.EqualTo(BookState.Synced));
         Assert.That(s.Resyncs, Is.EqualTo(1));
     }

@@ -32,7 +32,7 @@ public enum SnapshotOutcome
 /// Diffs are stored whatever the book's state (a replay starts from a stored snapshot), so this class
 /// only decides what is a duplicate and what the book looks like.
 /// </summary>
-public sealed class DepthSequencer
+public sealed class DepthSequencer : IDepthBook
 {
     /// <summary>Diffs kept while waiting for a snapshot; older ones are dropped from the buffer (they are still stored).</summary>
     private const int MaxPending = 20_000;
@@ -81,14 +81,9 @@ public sealed class DepthSequencer
     /// <summary>Takes the lock that guards the book; hold it only briefly (e.g. to sample the top levels).</summary>
     public Lock.Scope Enter() => _gate.EnterScope();
 
-    public enum Decision
-    {
-        Accept,
-        Duplicate,
-    }
 
     /// <param name="needSnapshot">True when the caller must request a REST snapshot for this symbol.</param>
-    public Decision Offer(in DepthEvent e, long nowMs, out GapRecord? gap, out bool needSnapshot)
+    public DepthDecision Offer(in DepthEvent e, long nowMs, out GapRecord? gap, out bool needSnapshot)
     {
         gap = null;
         needSnapshot = false;
@@ -99,7 +94,7 @@ public sealed class DepthSequencer
             var final = e.FinalUpdateId;
             if (State == BookState.NeedSnapshot ? _pending.Exists(p => p.Final == final) : final <= _highestSeen)
             {
-                return Decision.Duplicate;
+                return DepthDecision.Duplicate;
             }
 
             if (_storedBeforeStart > 0)
@@ -122,20 +117,20 @@ public sealed class DepthSequencer
                 case BookState.Synced when e.PrevFinalUpdateId == _lastApplied:
                     Book.Apply(e.BidSpan, e.AskSpan);
                     _lastApplied = e.FinalUpdateId;
-                    return Decision.Accept;
+                    return DepthDecision.Accept;
                 case BookState.Synced:
                     gap = new GapRecord(SymbolId, Stream, previousTimeMs, e.EventTimeMs, _lastApplied + 1, Math.Max(_lastApplied + 1, e.FirstUpdateId - 1),
                         GapReason.DepthSequence, nowMs, $"pu {e.PrevFinalUpdateId} after u {_lastApplied}; resynced from a snapshot");
                     Resync();
                     break;
                 case BookState.AwaitingFirstDiff when e.FinalUpdateId < _snapshotId:
-                    return Decision.Accept; // already inside the snapshot
+                    return DepthDecision.Accept; // already inside the snapshot
                 case BookState.AwaitingFirstDiff when e.FirstUpdateId <= _snapshotId:
                     Book.Apply(e.BidSpan, e.AskSpan);
                     _lastApplied = e.FinalUpdateId;
                     _highestSeen = _lastApplied;
                     State = BookState.Synced;
-                    return Decision.Accept;
+                    return DepthDecision.Accept;
                 case BookState.AwaitingFirstDiff:
                     // The snapshot missed the diffs between it and this one: fetch a newer one.
                     Resync();
@@ -153,7 +148,7 @@ public sealed class DepthSequencer
                 _snapshotRequested = needSnapshot = true;
             }
 
-            return Decision.Accept;
+            return DepthDecision.Accept;
         }
     }
 

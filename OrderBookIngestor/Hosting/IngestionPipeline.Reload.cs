@@ -170,7 +170,7 @@ public sealed partial class IngestionPipeline
         public List<DepthSequencer> CurrentBooks()
         {
             var ids = SymbolIds;
-            return Channels.Any(c => c.IsDepth()) ? States.Books.Where(b => ids.Contains(b.SymbolId)).ToList() : [];
+            return Channels.Any(c => c.IsDepth()) ? States.Books.OfType<DepthSequencer>().Where(b => ids.Contains(b.SymbolId)).ToList() : [];
         }
 
         public void AddReader(ShardReader reader, Task task)

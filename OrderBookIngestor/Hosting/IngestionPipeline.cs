@@ -156,8 +156,9 @@ public sealed partial class IngestionPipeline : BackgroundService
         };
 
         var depthChannel = channels.Where(c => c.IsDepth()).Select(c => (MarketChannel?)c).FirstOrDefault();
-        var states = new StreamStates(symbols, lastStored, depthChannel);
-        _metrics.Books = () => (states.Books.Count(b => b.State == Books.BookState.Synced), states.Books.Count, states.Books.Sum(b => (long)b.Resyncs));
+        var depthBooks = new Books.DepthBookSet();
+        var states = new StreamStates(symbols, lastStored, depthChannel, depthBooks);
+        _metrics.Books = depthBooks.Counts;
         var gaps = new GapLedger();
         _metrics.Gaps = gaps;
         var gapWriter = Task.Run(() => new GapWriter(gaps, _dataSource, _time, storageLog, new Random(random.Next())).RunAsync(abort.Token), CancellationToken.None);
@@ -170,7 +171,7 @@ public sealed partial class IngestionPipeline : BackgroundService
         losses.Attach(symbols, states, gaps, backfiller.Requests, depthChannel);
         var router = new EventRouter(buffers, states, gaps, backfiller.Requests, _metrics, symbols, _time);
         var fetcher = new Books.SnapshotFetcher(rest, buffers, gaps, _time, _loggers.CreateLogger("OrderBookIngestor.Books"), _options.SnapshotLimit);
-        router.UseSnapshots(fetcher);
+        depthBooks.UseSnapshots(fetcher);
         var snapshots = Task.Run(() => fetcher.RunAsync(stopBackfill.Token, abort.Token), CancellationToken.None);
         var running = new Running(symbols, states, router, new FrameParser(symbols), channels, feedLog, random, stoppingToken, abort.Token);
         var sampler = Task.Run(() => new Books.TopSampler(running.CurrentBooks, buffers, _time, _options.TopLevels, TimeSpan.FromMilliseconds(_options.TopIntervalMs)).RunAsync(stopBackfill.Token, abort.Token), CancellationToken.None);

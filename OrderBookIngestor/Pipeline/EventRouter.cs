@@ -33,11 +33,6 @@ public sealed class EventRouter : Feeds.IEventSink
 
     public StreamStates States => _states;
 
-    private Books.SnapshotFetcher? _snapshots;
-
-    /// <summary>Where books that need a snapshot are sent (set once, before readers start).</summary>
-    public void UseSnapshots(Books.SnapshotFetcher fetcher) => _snapshots = fetcher;
-
     public ValueTask RouteBookTickerAsync(in BookTickerEvent e, CancellationToken abort)
     {
         if (!_states.TryGetBookTicker(e.SymbolId, out var sequence))
@@ -77,7 +72,7 @@ public sealed class EventRouter : Feeds.IEventSink
         }
 
         book.Activity.Seen(e.IngestTimeUs);
-        if (book.Offer(e, NowMs(), out var gap, out var needSnapshot) == Books.DepthSequencer.Decision.Duplicate)
+        if (book.Offer(e, NowMs(), out var gap, out var needSnapshot) == DepthDecision.Duplicate)
         {
             _metrics.Duplicate(_states.DepthChannel ?? MarketChannel.Depth, stale: false);
             e.Release();
@@ -91,7 +86,7 @@ public sealed class EventRouter : Feeds.IEventSink
 
         if (needSnapshot)
         {
-            _snapshots?.Request(book);
+            _states.RequestSnapshot(book);
         }
 
         return _buffers.Depth.Writer.TryWrite(e) ? ValueTask.CompletedTask : WriteSlowAsync(_buffers.Depth.Writer, e, abort);

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using OrderBookIngestor.Books;
 using OrderBookIngestor.Exchange;
 
 namespace OrderBookIngestor.Pipeline;
@@ -10,13 +9,21 @@ public sealed class StreamStates
     // Concurrent: a reload adds symbols while readers look them up (reads are lock-free).
     private readonly ConcurrentDictionary<int, RecentIdSequence> _bookTickers = new();
     private readonly ConcurrentDictionary<int, TradeSequence> _trades = new();
-    private readonly ConcurrentDictionary<int, DepthSequencer> _books = new();
+    private readonly ConcurrentDictionary<int, IDepthBook> _books = new();
+    private readonly IDepthBooks? _depthBooks;
 
     /// <param name="lastStored">Per symbol id, what the database already holds (restart continuity).</param>
     /// <param name="depthChannel">The depth stream recorded, if any: each symbol then gets a book.</param>
-    public StreamStates(SymbolTable symbols, IReadOnlyDictionary<int, LastStored> lastStored, MarketChannel? depthChannel = null)
+    /// <param name="depthBooks">Makes the books (needed when depth is or may become recorded).</param>
+    public StreamStates(SymbolTable symbols, IReadOnlyDictionary<int, LastStored> lastStored, MarketChannel? depthChannel = null, IDepthBooks? depthBooks = null)
     {
+        if (depthChannel is not null && depthBooks is null)
+        {
+            throw new ArgumentNullException(nameof(depthBooks), "recording depth needs something that makes the books");
+        }
+
         DepthChannel = depthChannel;
+        _depthBooks = depthBooks;
         foreach (var name in symbols.Symbols)
         {
             symbols.TryGetId(name, out var id);
@@ -29,9 +36,9 @@ public sealed class StreamStates
     {
         _bookTickers.TryAdd(id, new RecentIdSequence(id, MarketChannels.StreamName(name, MarketChannel.BookTicker), last.BookTickerTimeMs));
         _trades.TryAdd(id, new TradeSequence(id, MarketChannels.StreamName(name, MarketChannel.AggTrade), last.AggTradeId, last.TradeTimeMs));
-        if (DepthChannel is { } depth)
+        if (DepthChannel is { } depth && _depthBooks is not null && !_books.ContainsKey(id))
         {
-            _books.TryAdd(id, new DepthSequencer(id, name, MarketChannels.StreamName(name, depth), last.DepthUpdateId, last.DepthTimeMs));
+            _books.TryAdd(id, _depthBooks.Create(id, name, MarketChannels.StreamName(name, depth), last.DepthUpdateId, last.DepthTimeMs));
         }
     }
 
@@ -40,13 +47,16 @@ public sealed class StreamStates
     /// <summary>The depth speed recorded. Set at start, or once by the first reload that adds depth.</summary>
     public MarketChannel? DepthChannel { get; set; }
 
-    public bool TryGetBook(int symbolId, out DepthSequencer book) => _books.TryGetValue(symbolId, out book!);
+    public bool TryGetBook(int symbolId, out IDepthBook book) => _books.TryGetValue(symbolId, out book!);
 
     public bool TryGetBookTicker(int symbolId, out RecentIdSequence sequence) => _bookTickers.TryGetValue(symbolId, out sequence!);
 
     public bool TryGetTrades(int symbolId, out TradeSequence sequence) => _trades.TryGetValue(symbolId, out sequence!);
 
-    public IReadOnlyList<DepthSequencer> Books => [.. _books.Values];
+    public IReadOnlyList<IDepthBook> Books => [.. _books.Values];
+
+    /// <summary>Asks for a REST snapshot of <paramref name="book"/>.</summary>
+    public void RequestSnapshot(IDepthBook book) => _depthBooks?.RequestSnapshot(book);
 
     public TradeSequence Trades(int symbolId) => _trades[symbolId];
 
