@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
+using OrderBookIngestor.Configuration;
 using OrderBookIngestor.Cli;
 using OrderBookIngestor.Pipeline;
 using OrderBookIngestor.Simulator;

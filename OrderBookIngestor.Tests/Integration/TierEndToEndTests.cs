@@ -149,7 +149,7 @@ public sealed class TierEndToEndTests(string tier) : DatabaseTest(tier)
         await using var h = await Harness.StartAsync(Db, sim, o => o.RollupIntervalMs = 200);
         await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
         Assert.That(h.Metrics.StorageTier, Is.EqualTo(Tier));
-        if (OrderBookIngestor.Storage.StorageTiers.DaemonMaintained(Tier))
+        if (OrderBookIngestor.Configuration.StorageTiers.DaemonMaintained(Tier))
         {
             await Harness.WaitUntilAsync(() => h.Metrics.Maintenance.RollupBatches >= h.Metrics.BookTicker.Batches + h.Metrics.Trades.Batches, TimeSpan.FromSeconds(30),
                 () => $"rolled up {h.Metrics.Maintenance.RollupBatches} of {h.Metrics.BookTicker.Batches + h.Metrics.Trades.Batches} batches");

@@ -1,4 +1,5 @@
 using Npgsql;
+using OrderBookIngestor.Configuration;
 using OrderBookIngestor.Storage;
 
 namespace OrderBookIngestor.Tests.Support;

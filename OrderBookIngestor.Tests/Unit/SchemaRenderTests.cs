@@ -1,3 +1,4 @@
+using OrderBookIngestor.Configuration;
 using OrderBookIngestor.Storage;
 
 namespace OrderBookIngestor.Tests.Unit;

@@ -86,9 +86,9 @@ public static class OptionsValidator
         Range(errors, nameof(o.RestMaxInFlight), o.RestMaxInFlight, 1, 16);
         Range(errors, nameof(o.MaintenanceIntervalSeconds), o.MaintenanceIntervalSeconds, 10, 86_400);
         Range(errors, nameof(o.RollupIntervalMs), o.RollupIntervalMs, 0, 3_600_000);
-        if (!string.Equals(o.StorageTier, Storage.StorageTiers.Auto, StringComparison.Ordinal) && !Storage.StorageTiers.All.Contains(o.StorageTier))
+        if (!string.Equals(o.StorageTier, StorageTiers.Auto, StringComparison.Ordinal) && !StorageTiers.All.Contains(o.StorageTier))
         {
-            errors.Add($"StorageTier: '{o.StorageTier}' is not one of auto, {string.Join(", ", Storage.StorageTiers.All)}.");
+            errors.Add($"StorageTier: '{o.StorageTier}' is not one of auto, {string.Join(", ", StorageTiers.All)}.");
         }
 
         if (!InstanceSplit.TryParse(o.Instance, out _))
@@ -98,9 +98,9 @@ public static class OptionsValidator
 
         foreach (var (table, days) in o.RetentionDays)
         {
-            if (!Storage.StorageLayout.IsKnown(table))
+            if (!StorageLayout.IsKnown(table))
             {
-                errors.Add($"RetentionDays: unknown table '{table}'; use {string.Join(", ", Storage.StorageLayout.Tables.Select(t => t.Table))}.");
+                errors.Add($"RetentionDays: unknown table '{table}'; use {string.Join(", ", StorageLayout.Tables.Select(t => t.Table))}.");
             }
             else if (days is < 0 or > 36_500)
             {
@@ -110,9 +110,9 @@ public static class OptionsValidator
 
         foreach (var (table, hours) in o.ChunkHours)
         {
-            if (!Storage.StorageLayout.IsKnown(table))
+            if (!StorageLayout.IsKnown(table))
             {
-                errors.Add($"ChunkHours: unknown table '{table}'; use {string.Join(", ", Storage.StorageLayout.Tables.Select(t => t.Table))}.");
+                errors.Add($"ChunkHours: unknown table '{table}'; use {string.Join(", ", StorageLayout.Tables.Select(t => t.Table))}.");
             }
             else if (hours < 1 || hours > 24 * 366 || (hours < 24 ? 24 % hours != 0 : hours % 24 != 0))
             {
@@ -120,12 +120,12 @@ public static class OptionsValidator
             }
         }
 
-        foreach (var spec in Storage.StorageLayout.Tables)
+        foreach (var spec in StorageLayout.Tables)
         {
-            var days = Storage.StorageLayout.RetentionDays(o, spec);
-            if (days > 0 && days * 24 < Storage.StorageLayout.ChunkHours(o, spec))
+            var days = StorageLayout.RetentionDays(o, spec);
+            if (days > 0 && days * 24 < StorageLayout.ChunkHours(o, spec))
             {
-                errors.Add($"RetentionDays: {spec.Table} keeps {days} day(s), less than one partition of {Storage.StorageLayout.ChunkHours(o, spec)} h; raise it or lower ChunkHours.");
+                errors.Add($"RetentionDays: {spec.Table} keeps {days} day(s), less than one partition of {StorageLayout.ChunkHours(o, spec)} h; raise it or lower ChunkHours.");
             }
         }
 

@@ -1,6 +1,4 @@
-using OrderBookIngestor.Configuration;
-
-namespace OrderBookIngestor.Storage;
+namespace OrderBookIngestor.Configuration;
 
 /// <summary>The storage tiers, best first. Chosen at the first migrate and recorded in marketdata.storage_settings.</summary>
 public static class StorageTiers
