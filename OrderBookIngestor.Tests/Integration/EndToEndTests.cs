@@ -70,7 +70,7 @@ public sealed partial class EndToEndTests : DatabaseTest
         await Harness.WaitUntilAsync(() => h.Metrics.Shards.All(s => s.Reconnects >= 1), TimeSpan.FromSeconds(30), () => "reconnects");
         var after = h.RowsCommitted;
         await Harness.WaitUntilAsync(() => h.RowsCommitted > after + 200, TimeSpan.FromSeconds(30), () => $"{h.RowsCommitted} rows after reconnect");
-        Assert.That(h.Metrics.Shards.All(s => s.State == Feeds.ConnectionState.Streaming), Is.True);
+        Assert.That(h.Metrics.Shards.All(s => s.State == Observability.ConnectionState.Streaming), Is.True);
         Assert.That(await Db.ScalarAsync<long>("SELECT count(*) - count(DISTINCT (symbol_id, update_id)) FROM marketdata.book_ticker"), Is.Zero);
     }
 
@@ -82,7 +82,7 @@ public sealed partial class EndToEndTests : DatabaseTest
         var time = new ManualTimeProvider(DateTimeOffset.UtcNow);
         var sim = new SimulatorOptions { Symbols = 1, Rate = 1_000, Seed = 1, WaitForStreams = 1_000 };
         await using var h = await Harness.StartAsync(Db, sim, o => o.NoDataTimeoutSeconds = 30, time);
-        await Harness.WaitUntilAsync(() => h.Metrics.Shards.Count == 2 && h.Metrics.Shards.All(s => s.State == Feeds.ConnectionState.Streaming),
+        await Harness.WaitUntilAsync(() => h.Metrics.Shards.Count == 2 && h.Metrics.Shards.All(s => s.State == Observability.ConnectionState.Streaming),
             TimeSpan.FromSeconds(20), () => "subscribed");
         time.Advance(TimeSpan.FromSeconds(29));
         await Task.Delay(200);
@@ -96,7 +96,7 @@ public sealed partial class EndToEndTests : DatabaseTest
         await Harness.WaitUntilAsync(() =>
         {
             time.Advance(TimeSpan.FromMilliseconds(100));
-            return h.Simulator.Connections.Count == 2 && h.Metrics.Shards.All(s => s.State == Feeds.ConnectionState.Streaming);
+            return h.Simulator.Connections.Count == 2 && h.Metrics.Shards.All(s => s.State == Observability.ConnectionState.Streaming);
         }, TimeSpan.FromSeconds(20), () => "did not reconnect and resubscribe");
     }
 

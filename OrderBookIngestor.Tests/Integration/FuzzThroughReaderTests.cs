@@ -31,7 +31,7 @@ public sealed class FuzzThroughReaderTests : DatabaseTest
 
         Assert.That(h.Metrics.TotalRejects, Is.GreaterThan(1_000), "most mutations are rejected, by reason");
         Assert.That(h.Metrics.Rejects(RejectReason.Unsubscribed), Is.GreaterThan(0), "valid depth frames for an unrecorded stream are counted, not a crash");
-        Assert.That(h.Metrics.Shards.All(s => s.State == Feeds.ConnectionState.Streaming), Is.True, "bad input never costs the connection");
+        Assert.That(h.Metrics.Shards.All(s => s.State == Observability.ConnectionState.Streaming), Is.True, "bad input never costs the connection");
         Assert.That(h.Metrics.Shards.Sum(s => s.Reconnects), Is.Zero);
         Assert.That(await Db.ScalarAsync<long>("""
             SELECT (SELECT count(*) FROM marketdata.book_ticker WHERE NOT (best_bid > 0 AND best_ask > 0 AND bid_qty >= 0 AND ask_qty >= 0

@@ -128,7 +128,7 @@ public sealed class TierEndToEndTests(string tier) : DatabaseTest(tier)
             Assert.That(split0, Is.Not.Empty.And.Count.LessThan(h.Options.Symbols.Count), "the seed's symbols fall to both instances");
             Assert.That(Committed(h.Metrics), Is.GreaterThan(0));
             Assert.That(Committed(secondMetrics), Is.GreaterThan(0));
-            Assert.That(h.Metrics.Shards.SelectMany(sh => sh.Plan.Streams).Select(st => st.Split('@')[0].ToUpperInvariant()).Distinct(), Is.EquivalentTo(split0));
+            Assert.That(h.Metrics.Shards.SelectMany(sh => sh.PlannedStreams).Select(st => st.Split('@')[0].ToUpperInvariant()).Distinct(), Is.EquivalentTo(split0));
             await AssertAggregatesMatchAsync(h.Simulator.Ledger.Snapshot());
             Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.symbols WHERE is_active"), Is.EqualTo(8), "each registers its own share; both shares active");
         }

@@ -1,6 +1,7 @@
 using Serilog.Events;
 using Serilog.Formatting.Display;
 using Serilog.Parsing;
+using OrderBookIngestor.Hosting;
 using OrderBookIngestor.Observability;
 
 namespace OrderBookIngestor.Tests.Unit;

@@ -50,7 +50,7 @@ public sealed class ShardConnectionTests
         var plan = new ShardPlan(0, BinanceRoute.Public, ["btcusdt@bookTicker"]);
         var router = new EventRouter(new EventBuffers(16), new StreamStates(symbols, new Dictionary<int, LastStored>()), new GapLedger(),
             Channel.CreateUnbounded<BackfillRequest>().Writer, metrics, symbols, TimeProvider.System);
-        return new ShardReader(plan, new IngestorOptions(), new FrameParser(symbols), router, metrics.AddShard(plan), metrics,
+        return new ShardReader(plan, new IngestorOptions(), new FrameParser(symbols), router, metrics.AddShard(plan.Name, plan.Route.PathSegment()), metrics,
             TimeProvider.System, NullLogger.Instance, new Random(1));
     }
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
+using OrderBookIngestor.Hosting;
 using OrderBookIngestor.Configuration;
 using OrderBookIngestor.Observability;
 using OrderBookIngestor.Simulator;

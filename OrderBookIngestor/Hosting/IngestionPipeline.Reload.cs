@@ -22,7 +22,7 @@ public sealed partial class IngestionPipeline
 
     private void StartReader(Running running, ShardPlan plan)
     {
-        var reader = new ShardReader(plan, _options, running.Parser, running.Router, _metrics.AddShard(plan), _metrics, _time, running.FeedLog,
+        var reader = new ShardReader(plan, _options, running.Parser, running.Router, _metrics.AddShard(plan.Name, plan.Route.PathSegment(), plan.Streams), _metrics, _time, running.FeedLog,
             new Random(running.Random.Next()));
         var task = Task.Run(() => reader.RunAsync(running.Stop, running.Abort), CancellationToken.None);
         running.AddReader(reader, task);

@@ -76,9 +76,9 @@ public sealed class IngestorMetrics
         }
     }
 
-    public ShardStats AddShard(Feeds.ShardPlan plan)
+    public ShardStats AddShard(string name, string route, IReadOnlyList<string>? plannedStreams = null)
     {
-        var stats = new ShardStats(plan);
+        var stats = new ShardStats(name, route, plannedStreams);
         lock (_gate)
         {
             _shards.Add(stats);

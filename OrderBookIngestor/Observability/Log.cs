@@ -22,7 +22,7 @@ internal static partial class Log
     public static partial void ControlRefused(ILogger logger, string shard, long id, string frame);
 
     [LoggerMessage(1005, LogLevel.Information, "Shard {Shard}: state {From} -> {To}")]
-    public static partial void StateChanged(ILogger logger, string shard, Feeds.ConnectionState from, Feeds.ConnectionState to);
+    public static partial void StateChanged(ILogger logger, string shard, ConnectionState from, ConnectionState to);
 
     [LoggerMessage(1006, LogLevel.Information, "Planned {Shards} connections for {Streams} streams ({Symbols} symbols × {Channels})")]
     public static partial void Planned(ILogger logger, int shards, int streams, int symbols, string channels);

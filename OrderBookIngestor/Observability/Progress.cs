@@ -1,4 +1,3 @@
-using OrderBookIngestor.Feeds;
 
 namespace OrderBookIngestor.Observability;
 
@@ -29,7 +28,7 @@ public static class Progress
         {
             if (s.State == ConnectionState.Streaming && s.LastMessageUnixMs > 0 && now - s.LastMessageUnixMs > limit)
             {
-                stall = $"{s.Plan.Name}: streaming but nothing received for {(now - s.LastMessageUnixMs) / 1000}s";
+                stall = $"{s.Name}: streaming but nothing received for {(now - s.LastMessageUnixMs) / 1000}s";
                 return false;
             }
         }

@@ -1,5 +1,3 @@
-using OrderBookIngestor.Feeds;
-
 namespace OrderBookIngestor.Observability;
 
 /// <summary>Live counters of one connection, written by its reader and read by /metrics, /health and the summary.</summary>
@@ -12,9 +10,21 @@ public sealed class ShardStats
     private long _lastMessageUnixMs;
     private int _state;
 
-    public ShardStats(ShardPlan plan) => Plan = plan;
+    public ShardStats(string name, string route, IReadOnlyList<string>? plannedStreams = null)
+    {
+        Name = name;
+        Route = route;
+        PlannedStreams = plannedStreams ?? [];
+    }
 
-    public ShardPlan Plan { get; }
+    /// <summary>The streams the shard was planned with (reloads change what it records: see StreamCount).</summary>
+    public IReadOnlyList<string> PlannedStreams { get; }
+
+    /// <summary>The shard's name, e.g. "public-0".</summary>
+    public string Name { get; }
+
+    /// <summary>The route it connects to: "public" or "market".</summary>
+    public string Route { get; }
 
     /// <summary>Streams the shard records now (its plan changed by reloads).</summary>
     public int StreamCount { get; set; }

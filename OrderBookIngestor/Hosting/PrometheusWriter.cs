@@ -3,8 +3,9 @@ using System.Globalization;
 using System.Text;
 using OrderBookIngestor.Exchange;
 using OrderBookIngestor.Feeds;
+using OrderBookIngestor.Observability;
 
-namespace OrderBookIngestor.Observability;
+namespace OrderBookIngestor.Hosting;
 
 /// <summary>Prometheus text exposition (version 0.0.4) of the daemon's metrics. All names start with orderbook_.</summary>
 public static class PrometheusWriter
@@ -111,7 +112,7 @@ public static class PrometheusWriter
         return sb.ToString();
     }
 
-    private static string ShardLabels(ShardStats s) => $"route=\"{s.Plan.Route.PathSegment()}\",shard=\"{s.Plan.Name}\"";
+    private static string ShardLabels(ShardStats s) => $"route=\"{s.Route}\",shard=\"{s.Name}\"";
 
     /// <summary>A metric without labels: its header and its one sample.</summary>
     private static void Single(StringBuilder sb, string name, string type, string help, double value)

@@ -1,8 +1,9 @@
+using OrderBookIngestor.Configuration;
+using OrderBookIngestor.Observability;
 using Serilog;
 using Serilog.Events;
-using OrderBookIngestor.Configuration;
 
-namespace OrderBookIngestor.Observability;
+namespace OrderBookIngestor.Hosting;
 
 public static class LoggingSetup
 {

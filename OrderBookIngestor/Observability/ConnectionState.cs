@@ -1,4 +1,4 @@
-namespace OrderBookIngestor.Feeds;
+namespace OrderBookIngestor.Observability;
 
 public enum ConnectionState
 {

@@ -1,7 +1,7 @@
 using System.Text.Json;
-using OrderBookIngestor.Feeds;
+using OrderBookIngestor.Observability;
 
-namespace OrderBookIngestor.Observability;
+namespace OrderBookIngestor.Hosting;
 
 public enum HealthStatus
 {
@@ -145,8 +145,8 @@ public static class HealthReport
         foreach (var s in m.Shards)
         {
             w.WriteStartObject();
-            w.WriteString("name", s.Plan.Name);
-            w.WriteString("route", s.Plan.Route.ToString().ToLowerInvariant());
+            w.WriteString("name", s.Name);
+            w.WriteString("route", s.Route);
             w.WriteNumber("streams", s.StreamCount);
             w.WriteString("state", s.State.ToString().ToLowerInvariant());
             w.WriteNumber("messages", s.Messages);

@@ -2,8 +2,9 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using OrderBookIngestor.Observability;
 
-namespace OrderBookIngestor.Observability;
+namespace OrderBookIngestor.Hosting;
 
 /// <summary>/health and /metrics. RequestDelegate handlers only: no reflection-based minimal-API binding in a trimmed binary.</summary>
 public static class HttpEndpoints
