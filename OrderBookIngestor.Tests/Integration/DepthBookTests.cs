@@ -1,4 +1,5 @@
 using System.Globalization;
+using OrderBookIngestor.Exchange;
 using OrderBookIngestor.Pipeline;
 using OrderBookIngestor.Simulator;
 using OrderBookIngestor.Tests.Support;

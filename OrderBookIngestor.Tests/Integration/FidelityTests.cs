@@ -55,7 +55,7 @@ public sealed class FidelityTests(string tier) : DatabaseTest(tier)
         await StartedAsync(h);
         h.Simulator.WithholdNext("btcusdt@aggTrade", 10);
         await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
-        await Harness.WaitUntilAsync(() => h.Metrics.Gaps!.Count(GapReason.AggTradeIds) == 1, TimeSpan.FromSeconds(30), () => "no gap recorded");
+        await Harness.WaitUntilAsync(() => h.Parts.Gaps!.Count(GapReason.AggTradeIds) == 1, TimeSpan.FromSeconds(30), () => "no gap recorded");
         var missing = h.Simulator.Ledger.Withheld()["btcusdt@aggTrade"];
         await Harness.WaitUntilAsync(() => Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps").Result == 1, TimeSpan.FromSeconds(10), () => "gap row not written");
         Assert.That(await Db.ScalarAsync<string>("SELECT stream || ' ' || first_missing_id || '..' || last_missing_id || ' ' || reason FROM marketdata.feed_gaps"),
@@ -87,7 +87,7 @@ public sealed class FidelityTests(string tier) : DatabaseTest(tier)
         h.Simulator.DisconnectAll();
         await Harness.WaitUntilAsync(() => h.Metrics.Shards.All(s => s.Reconnects >= 1 && s.State == Observability.ConnectionState.Streaming) && h.RowsCommitted > 2_000,
             TimeSpan.FromSeconds(30), () => "no reconnect");
-        await Harness.WaitUntilAsync(() => h.Metrics.Gaps!.Count(GapReason.Disconnected) == 2, TimeSpan.FromSeconds(10), () => "no disconnect gap");
+        await Harness.WaitUntilAsync(() => h.Parts.Gaps!.Count(GapReason.Disconnected) == 2, TimeSpan.FromSeconds(10), () => "no disconnect gap");
         Assert.That(h.Metrics.TradesBackfilled, Is.GreaterThan(0), "trades generated while disconnected came back from REST");
         await Harness.WaitUntilAsync(() => Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'disconnected'").Result == 2,
             TimeSpan.FromSeconds(10), () => "gap rows not written");
@@ -107,7 +107,7 @@ public sealed class FidelityTests(string tier) : DatabaseTest(tier)
         await using var h = await Harness.StartAsync(Db, sim);
         await Harness.WaitUntilAsync(() => h.RowsCommitted > 500, TimeSpan.FromSeconds(30), () => "first run");
         await h.RestartDaemonAsync(TimeSpan.FromSeconds(1));
-        await Harness.WaitUntilAsync(() => h.RowsCommitted > 500 && h.Metrics.TradesBackfilled > 0 && h.Metrics.Gaps!.Count(GapReason.DaemonDown) == 1,
+        await Harness.WaitUntilAsync(() => h.RowsCommitted > 500 && h.Metrics.TradesBackfilled > 0 && h.Parts.Gaps!.Count(GapReason.DaemonDown) == 1,
             TimeSpan.FromSeconds(30), () => $"second run: {h.RowsCommitted} rows, {h.Metrics.TradesBackfilled} backfilled");
         await Harness.WaitUntilAsync(() => Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps").Result == 1, TimeSpan.FromSeconds(10), () => "gap row");
 

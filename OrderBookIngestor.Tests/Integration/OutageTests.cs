@@ -59,22 +59,22 @@ public sealed class OutageTests : DatabaseTest
             maxBuffered = Math.Max(maxBuffered, h.Metrics.BookTicker.BufferDepth() + h.Metrics.Trades.BufferDepth());
             return h.Metrics.BookTicker.RowsSpooled + h.Metrics.Trades.RowsSpooled > 6_000;
         }, TimeSpan.FromSeconds(30), () => $"{h.Metrics.BookTicker.RowsSpooled + h.Metrics.Trades.RowsSpooled} rows spooled");
-        Assert.That(h.Metrics.SpoolState!.DatabaseDown, Is.True);
+        Assert.That(h.Parts.SpoolState!.DatabaseDown, Is.True);
         Assert.That(Directory.EnumerateFiles(_spoolDir), Is.Not.Empty, "the outage is on disk, not in memory");
-        Assert.That(Hosting.SummaryReporter.Format(h.Metrics, 0, 0), Does.Match(@"\| spool [0-9.]+ MB, [0-9,]+ rows spooled, 0 replayed \(database down\)$"),
+        Assert.That(Hosting.SummaryReporter.Format(h.Metrics, h.Parts, 0, 0), Does.Match(@"\| spool [0-9.]+ MB, [0-9,]+ rows spooled, 0 replayed \(database down\)$"),
             "the summary line says where the rows go");
         proxy.Restore();
 
         await h.Simulator.Finished.WaitAsync(TimeSpan.FromSeconds(60));
         await Harness.WaitUntilAsync(() => EventRows().Result == 24_000, TimeSpan.FromSeconds(60), () => $"{EventRows().Result} of 24000 rows");
-        await Harness.WaitUntilAsync(() => h.Metrics.Spool!.IsEmpty && !h.Metrics.SpoolState.DatabaseDown, TimeSpan.FromSeconds(20), () => "spool not drained");
+        await Harness.WaitUntilAsync(() => h.Parts.Spool!.IsEmpty && !h.Parts.SpoolState.DatabaseDown, TimeSpan.FromSeconds(20), () => "spool not drained");
 
         Assert.Multiple(async () =>
         {
             Assert.That(h.Simulator.Ledger.Delivered, Is.EqualTo(24_000), "the exchange side lost nothing either");
             Assert.That(await Db.ScalarAsync<long>("SELECT count(*) - count(DISTINCT (symbol_id, update_id)) FROM marketdata.book_ticker"), Is.Zero);
             Assert.That(await Db.ScalarAsync<long>("SELECT count(*) - count(DISTINCT (symbol_id, agg_trade_id)) FROM marketdata.trades"), Is.Zero);
-            Assert.That(h.Metrics.SpoolState.RecordsReplayed, Is.GreaterThan(0));
+            Assert.That(h.Parts.SpoolState.RecordsReplayed, Is.GreaterThan(0));
             Assert.That(maxBuffered, Is.LessThanOrEqualTo(2 * 5_000), "memory bounded by the buffers, whatever the outage");
             Assert.That(h.Metrics.BookTicker.RowsAbandoned + h.Metrics.Trades.RowsAbandoned, Is.Zero);
             Assert.That(h.Metrics.BookTicker.RowsCommitted + h.Metrics.Trades.RowsCommitted, Is.EqualTo(24_000), "rows written count the replayed ones");
@@ -138,7 +138,7 @@ public sealed class OutageTests : DatabaseTest
 
         Assert.Multiple(async () =>
         {
-            Assert.That(h.Metrics.Spool!.CorruptRecords, Is.EqualTo(2));
+            Assert.That(h.Parts.Spool!.CorruptRecords, Is.EqualTo(2));
             Assert.That(await Db.ScalarAsync<long>("SELECT count(*) - count(DISTINCT (symbol_id, agg_trade_id)) FROM marketdata.trades"), Is.Zero, "no trade twice");
             foreach (var r in damaged["trades"])
             {

@@ -43,13 +43,13 @@ public sealed class StorageFailureTests : StorageTest
         // A rule the rows break from now on: every book_ticker batch is refused (23514), trades are not.
         var limit = await Db.ScalarAsync<long>("SELECT max(update_id) + 1 FROM marketdata.book_ticker");
         await Db.ExecuteAsync($"ALTER TABLE marketdata.book_ticker ADD CONSTRAINT test_refuse CHECK (update_id < {limit})");
-        var quarantine = h.Metrics.Quarantine!;
+        var quarantine = h.Parts.Quarantine!;
         var tradesBefore = h.Metrics.Trades.RowsCommitted;
         await Harness.WaitUntilAsync(() => quarantine.Batches("book_ticker") >= 3 && h.Metrics.Trades.RowsCommitted > tradesBefore + 500, TimeSpan.FromSeconds(30),
             () => $"{quarantine.Batches("book_ticker")} quarantined, {h.Metrics.Trades.RowsCommitted - tradesBefore} trades since");
         Assert.Multiple(() =>
         {
-            Assert.That(h.Metrics.SpoolState!.DatabaseDown, Is.False, "a refusal is not an outage");
+            Assert.That(h.Parts.SpoolState!.DatabaseDown, Is.False, "a refusal is not an outage");
             Assert.That(h.Metrics.BookTicker.RowsSpooled + h.Metrics.Trades.RowsSpooled, Is.Zero, "nothing goes to the spool");
             Assert.That(quarantine.List(), Has.Count.EqualTo(quarantine.Batches("book_ticker")));
             Assert.That(quarantine.List()[0].Error, Does.StartWith("23514: ").And.Contain("test_refuse"));

@@ -151,8 +151,8 @@ public sealed class TierEndToEndTests(string tier) : DatabaseTest(tier)
         Assert.That(h.Metrics.StorageTier, Is.EqualTo(Tier));
         if (OrderBookIngestor.Configuration.StorageTiers.DaemonMaintained(Tier))
         {
-            await Harness.WaitUntilAsync(() => h.Metrics.Maintenance.RollupBatches >= h.Metrics.BookTicker.Batches + h.Metrics.Trades.Batches, TimeSpan.FromSeconds(30),
-                () => $"rolled up {h.Metrics.Maintenance.RollupBatches} of {h.Metrics.BookTicker.Batches + h.Metrics.Trades.Batches} batches");
+            await Harness.WaitUntilAsync(() => h.Parts.Maintenance.RollupBatches >= h.Metrics.BookTicker.Batches + h.Metrics.Trades.Batches, TimeSpan.FromSeconds(30),
+                () => $"rolled up {h.Parts.Maintenance.RollupBatches} of {h.Metrics.BookTicker.Batches + h.Metrics.Trades.Batches} batches");
         }
         else
         {

@@ -39,6 +39,8 @@ public sealed class Harness : IAsyncDisposable
 
     public IngestorMetrics Metrics => Daemon.Services.GetRequiredService<IngestorMetrics>();
 
+    public PipelineStatus Parts => Daemon.Services.GetRequiredService<PipelineStatus>();
+
     public static async Task<Harness> StartAsync(TestDatabase db, SimulatorOptions sim, Action<IngestorOptions>? configure = null, TimeProvider? daemonTime = null,
         Func<string, string?>? environment = null, Func<IngestorOptions>? reloadSource = null)
     {

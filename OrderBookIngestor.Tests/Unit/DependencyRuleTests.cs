@@ -6,8 +6,7 @@ namespace OrderBookIngestor.Tests.Unit;
 /// The namespace graph as a rule in code (ARCHITECTURE.md draws it): dependencies follow the data, from the
 /// wire format to storage, and Observability and Resilience are leaves that others write into. Every
 /// reference from one folder's code to another folder's namespace (a using, or a qualified name) must be
-/// allowed below. The few that predate the rule are listed by file in <see cref="Pending"/>: a new one fails
-/// this test, and so does a listed one that is gone (take it off the list, so the list only shrinks).
+/// allowed below.
 /// </summary>
 public sealed partial class DependencyRuleTests
 {
@@ -27,36 +26,11 @@ public sealed partial class DependencyRuleTests
         ["Cli"] = ["Hosting", "Simulator", "Storage", "Books", "Pipeline", "Feeds", "Exchange", "Configuration", "Observability", "Resilience"],
     };
 
-    /// <summary>References that break the rule today, as "Folder/File.cs -> Namespace". Issue 13 leaves these
-    /// to be removed; nothing may be added.</summary>
-    private static readonly HashSet<string> Pending =
-    [
-        "Configuration/OptionsValidator.cs -> Storage",
-        "Observability/HealthReport.cs -> Feeds",
-        "Observability/IngestorMetrics.cs -> Exchange",
-        "Observability/IngestorMetrics.cs -> Feeds",
-        "Observability/IngestorMetrics.cs -> Pipeline",
-        "Observability/IngestorMetrics.cs -> Storage",
-        "Observability/Log.cs -> Feeds",
-        "Observability/LoggingSetup.cs -> Configuration",
-        "Observability/Progress.cs -> Feeds",
-        "Observability/PrometheusWriter.cs -> Exchange",
-        "Observability/PrometheusWriter.cs -> Feeds",
-        "Observability/PrometheusWriter.cs -> Pipeline",
-        "Observability/ShardStats.cs -> Feeds",
-    ];
-
     [Test]
     public void EveryReferenceBetweenFolders_FollowsTheDependencyRule()
     {
-        var actual = Violations().ToHashSet();
-        var added = actual.Except(Pending).Order().ToList();
-        var gone = Pending.Except(actual).Order().ToList();
-        Assert.Multiple(() =>
-        {
-            Assert.That(added, Is.Empty, "forbidden references (see ARCHITECTURE.md, 'Dependencies'):\n" + string.Join("\n", added));
-            Assert.That(gone, Is.Empty, "fixed, so take them off DependencyRuleTests.Pending:\n" + string.Join("\n", gone));
-        });
+        var forbidden = Violations().Order().ToList();
+        Assert.That(forbidden, Is.Empty, "forbidden references (see ARCHITECTURE.md, 'Dependencies'):\n" + string.Join("\n", forbidden));
     }
 
     [Test]

@@ -16,7 +16,7 @@ public static class HealthReport
     /// <summary>A flusher with rows waiting and no commit for this long means the database path is stuck.</summary>
     private const long StuckFlushMs = 60_000;
 
-    public static HealthStatus Evaluate(IngestorMetrics m, out List<string> reasons)
+    public static HealthStatus Evaluate(IngestorMetrics m, PipelineStatus parts, out List<string> reasons)
     {
         reasons = [];
         var now = m.Time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -46,12 +46,12 @@ public static class HealthReport
             status = HealthStatus.Degraded;
         }
 
-        if (m.SpoolState?.DatabaseDown == true)
+        if (parts.SpoolState?.DatabaseDown == true)
         {
-            reasons.Add($"database unavailable: batches are spooled to disk ({m.Spool?.Bytes ?? 0} bytes)");
+            reasons.Add($"database unavailable: batches are spooled to disk ({parts.Spool?.Bytes ?? 0} bytes)");
             status = Max(status, HealthStatus.Degraded);
         }
-        else if (m.Spool is { Bytes: > 0 } spooled)
+        else if (parts.Spool is { Bytes: > 0 } spooled)
         {
             reasons.Add($"replaying {spooled.Bytes} spooled bytes");
             status = Max(status, HealthStatus.Degraded);
@@ -95,9 +95,9 @@ public static class HealthReport
         return status;
     }
 
-    public static void Write(Utf8JsonWriter w, IngestorMetrics m)
+    public static void Write(Utf8JsonWriter w, IngestorMetrics m, PipelineStatus parts)
     {
-        var status = Evaluate(m, out var reasons);
+        var status = Evaluate(m, parts, out var reasons);
         var now = m.Time.GetUtcNow().ToUnixTimeMilliseconds();
         w.WriteStartObject();
         w.WriteString("status", status.ToString().ToLowerInvariant());
@@ -113,18 +113,18 @@ public static class HealthReport
         w.WriteString("storageTier", m.StorageTier);
         w.WriteStartObject("storage");
         w.WriteString("tier", m.StorageTier);
-        w.WriteNumber("partitionsCreated", m.Maintenance.PartitionsCreated);
-        w.WriteNumber("partitionsDropped", m.Maintenance.PartitionsDropped);
-        w.WriteNumber("rollupBatches", m.Maintenance.RollupBatches);
-        w.WriteNumber("maintenanceFailures", m.Maintenance.Failures);
-        if (m.Maintenance.LastRollupUnixMs > 0)
+        w.WriteNumber("partitionsCreated", parts.Maintenance.PartitionsCreated);
+        w.WriteNumber("partitionsDropped", parts.Maintenance.PartitionsDropped);
+        w.WriteNumber("rollupBatches", parts.Maintenance.RollupBatches);
+        w.WriteNumber("maintenanceFailures", parts.Maintenance.Failures);
+        if (parts.Maintenance.LastRollupUnixMs > 0)
         {
-            w.WriteNumber("lastRollupAgeSeconds", (now - m.Maintenance.LastRollupUnixMs) / 1000.0);
+            w.WriteNumber("lastRollupAgeSeconds", (now - parts.Maintenance.LastRollupUnixMs) / 1000.0);
         }
 
-        if (m.Maintenance.LastMaintenanceUnixMs > 0)
+        if (parts.Maintenance.LastMaintenanceUnixMs > 0)
         {
-            w.WriteNumber("lastMaintenanceAgeSeconds", (now - m.Maintenance.LastMaintenanceUnixMs) / 1000.0);
+            w.WriteNumber("lastMaintenanceAgeSeconds", (now - parts.Maintenance.LastMaintenanceUnixMs) / 1000.0);
         }
 
         w.WriteEndObject();
@@ -166,11 +166,11 @@ public static class HealthReport
         w.WriteEndArray();
         w.WriteStartObject("database");
         // Reachable as far as the last COPY attempts tell: any table whose last attempt failed says no.
-        w.WriteBoolean("reachable", m.SpoolState?.DatabaseDown != true && m.Tables.All(t => t.LastError is null));
+        w.WriteBoolean("reachable", parts.SpoolState?.DatabaseDown != true && m.Tables.All(t => t.LastError is null));
         w.WriteStartObject("spool");
-        w.WriteBoolean("enabled", m.Spool is not null);
-        w.WriteNumber("bytes", m.Spool?.Bytes ?? 0);
-        w.WriteNumber("corruptRecords", m.Spool?.CorruptRecords ?? 0);
+        w.WriteBoolean("enabled", parts.Spool is not null);
+        w.WriteNumber("bytes", parts.Spool?.Bytes ?? 0);
+        w.WriteNumber("corruptRecords", parts.Spool?.CorruptRecords ?? 0);
         w.WriteEndObject();
         foreach (var t in m.Tables)
         {

@@ -22,6 +22,7 @@ public sealed partial class IngestionPipeline : BackgroundService
     private readonly IngestorOptions _options;
     private readonly NpgsqlDataSource _dataSource;
     private readonly IngestorMetrics _metrics;
+    private readonly PipelineStatus _status;
     private readonly TimeProvider _time;
     private readonly ILoggerFactory _loggers;
     private readonly ILogger _log;
@@ -33,13 +34,14 @@ public sealed partial class IngestionPipeline : BackgroundService
     private Running? _running;
 
     /// <param name="reloadSource">Reads the configuration again (files and environment; flags still win) on SIGHUP.</param>
-    public IngestionPipeline(IngestorOptions options, NpgsqlDataSource dataSource, IngestorMetrics metrics, TimeProvider time,
+    public IngestionPipeline(IngestorOptions options, NpgsqlDataSource dataSource, IngestorMetrics metrics, PipelineStatus status, TimeProvider time,
         ILoggerFactory loggers, IHostApplicationLifetime lifetime, HttpClient http, Func<IngestorOptions>? reloadSource = null)
     {
         _reloadSource = reloadSource;
         _options = options;
         _dataSource = dataSource;
         _metrics = metrics;
+        _status = status;
         _time = time;
         _loggers = loggers;
         _log = loggers.CreateLogger("OrderBookIngestor.Pipeline");
@@ -74,9 +76,9 @@ public sealed partial class IngestionPipeline : BackgroundService
             : new Spool(InstanceDirectory(_options, _options.SpoolDirectory), _options.SpoolMaxMegabytes * (1L << 20), _options.SpoolSegmentMegabytes * (1L << 20), storageLogger);
         var spoolState = new SpoolState();
         var quarantine = new Quarantine(InstanceDirectory(_options, _options.QuarantineDirectory), storageLogger, _time);
-        _metrics.Spool = spool;
-        _metrics.SpoolState = spoolState;
-        _metrics.Quarantine = quarantine;
+        _status.Spool = spool;
+        _status.SpoolState = spoolState;
+        _status.Quarantine = quarantine;
         var losses = new SpoolLossRecorder(_time, storageLogger);
         SpoolReplayer? replay = null;
         BatchCommitter committer;
@@ -160,7 +162,7 @@ public sealed partial class IngestionPipeline : BackgroundService
         var states = new StreamStates(symbols, lastStored, depthChannel, depthBooks);
         _metrics.Books = depthBooks.Counts;
         var gaps = new GapLedger();
-        _metrics.Gaps = gaps;
+        _status.Gaps = gaps;
         var gapWriter = Task.Run(() => new GapWriter(gaps, _dataSource, _time, storageLog, new Random(random.Next())).RunAsync(abort.Token), CancellationToken.None);
         using var gate = new RestWeightGate(_options.RestWeightPerMinute, _options.RestMaxInFlight, _time);
         _metrics.RestWeightUsed = () => gate.UsedThisMinute;
@@ -178,13 +180,13 @@ public sealed partial class IngestionPipeline : BackgroundService
 
         var silence = new SilenceMonitor(running.CurrentActivities, _time, feedLog, TimeSpan.FromSeconds(_options.SilentStreamSeconds));
         _metrics.SilentStreams = () => silence.Silent;
-        _metrics.Streams = running.CurrentActivities;
+        _status.Streams = running.CurrentActivities;
         var silenceWatch = Task.Run(() => silence.RunAsync(stopBackfill.Token), CancellationToken.None);
 
         // Partitions ahead, retention and the 1-second rollups, where TimescaleDB's own jobs do not do them.
         using var stopMaintenance = new CancellationTokenSource();
         var maintenance = !StorageTiers.DaemonMaintained(_metrics.StorageTier) ? Task.Delay(Timeout.Infinite, stopMaintenance.Token).ContinueWith(_ => { }, TaskScheduler.Default)
-            : Task.Run(() => new StorageMaintainer(_dataSource, _time, storageLog, _metrics.Maintenance,
+            : Task.Run(() => new StorageMaintainer(_dataSource, _time, storageLog, _status.Maintenance,
                 TimeSpan.FromMilliseconds(_options.RollupIntervalMs), TimeSpan.FromSeconds(_options.MaintenanceIntervalSeconds)).RunAsync(stopMaintenance.Token), CancellationToken.None);
 
         foreach (var plan in plans)

@@ -22,11 +22,12 @@ public static class IngestorHost
         time ??= TimeProvider.System;
         environment ??= Environment.GetEnvironmentVariable;
         var metrics = new IngestorMetrics(time);
+        var status = new PipelineStatus();
         var httpEnabled = !string.Equals(options.Http, "none", StringComparison.OrdinalIgnoreCase);
         if (httpEnabled)
         {
             var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
-            Configure(builder.Services, builder.Logging, options, loggerProvider, metrics, time, environment, reloadSource);
+            Configure(builder.Services, builder.Logging, options, loggerProvider, metrics, status, time, environment, reloadSource);
             if (!OptionsValidator.TryParseHostPort(options.Http, out var host, out var port))
             {
                 throw new ConfigurationException($"Http: '{options.Http}' is not host:port.");
@@ -48,17 +49,17 @@ public static class IngestorHost
                 }
             });
             var app = builder.Build();
-            HttpEndpoints.Map(app, metrics);
+            HttpEndpoints.Map(app, metrics, status);
             return app;
         }
 
         var plain = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], DisableDefaults = true });
-        Configure(plain.Services, plain.Logging, options, loggerProvider, metrics, time, environment, reloadSource);
+        Configure(plain.Services, plain.Logging, options, loggerProvider, metrics, status, time, environment, reloadSource);
         return plain.Build();
     }
 
     private static void Configure(IServiceCollection services, ILoggingBuilder logging, IngestorOptions options,
-        ILoggerProvider loggerProvider, IngestorMetrics metrics, TimeProvider time, Func<string, string?> environment, Func<IngestorOptions>? reloadSource)
+        ILoggerProvider loggerProvider, IngestorMetrics metrics, PipelineStatus status, TimeProvider time, Func<string, string?> environment, Func<IngestorOptions>? reloadSource)
     {
         logging.ClearProviders();
         logging.AddProvider(loggerProvider);
@@ -74,16 +75,17 @@ public static class IngestorHost
         });
         services.AddSingleton(options);
         services.AddSingleton(metrics);
+        services.AddSingleton(status);
         services.AddSingleton(time);
         services.AddSingleton(_ => CreateDataSource(options.Database!));
         services.AddSingleton(_ => new HttpClient { Timeout = TimeSpan.FromSeconds(30) });
-        services.AddSingleton(sp => new IngestionPipeline(options, sp.GetRequiredService<NpgsqlDataSource>(), metrics, time,
+        services.AddSingleton(sp => new IngestionPipeline(options, sp.GetRequiredService<NpgsqlDataSource>(), metrics, status, time,
             sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<HttpClient>(), reloadSource));
         services.AddHostedService(sp => sp.GetRequiredService<IngestionPipeline>());
-        services.AddHostedService(sp => new SummaryReporter(options, metrics, time, sp.GetRequiredService<ILoggerFactory>()));
+        services.AddHostedService(sp => new SummaryReporter(options, metrics, status, time, sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton(_ => new SystemdNotifier(environment("NOTIFY_SOCKET")));
         services.AddHostedService(sp => new SystemdService(sp.GetRequiredService<SystemdNotifier>(),
-            SystemdNotifier.WatchdogInterval(environment, Environment.ProcessId), metrics, options, time,
+            SystemdNotifier.WatchdogInterval(environment, Environment.ProcessId), metrics, status, options, time,
             sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<IHostApplicationLifetime>()));
     }
 

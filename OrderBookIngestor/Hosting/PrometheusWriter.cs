@@ -12,7 +12,7 @@ public static class PrometheusWriter
 {
     public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-    public static string Write(IngestorMetrics m)
+    public static string Write(IngestorMetrics m, PipelineStatus parts)
     {
         var sb = new StringBuilder(8192);
         var shards = m.Shards;
@@ -21,7 +21,7 @@ public static class PrometheusWriter
         ShardMetric(sb, shards, "orderbook_messages_received_total", "counter", "WebSocket frames received, by route and connection.", s => s.Messages);
 
         Header(sb, "orderbook_stream_messages_total", "counter", "Market data frames received, by stream (duplicates included).");
-        foreach (var (stream, route, activity) in m.Streams())
+        foreach (var (stream, route, activity) in parts.Streams())
         {
             Sample(sb, "orderbook_stream_messages_total", $"route=\"{route.PathSegment()}\",stream=\"{stream}\"", activity.Messages);
         }
@@ -48,7 +48,7 @@ public static class PrometheusWriter
         Header(sb, "orderbook_gaps_total", "counter", "Holes written to marketdata.feed_gaps, by reason.");
         foreach (var r in Pipeline.GapReasons.All)
         {
-            Sample(sb, "orderbook_gaps_total", $"reason=\"{Pipeline.GapReasons.Label(r)}\"", m.Gaps?.Count(r) ?? 0);
+            Sample(sb, "orderbook_gaps_total", $"reason=\"{Pipeline.GapReasons.Label(r)}\"", parts.Gaps?.Count(r) ?? 0);
         }
 
         Single(sb, "orderbook_silent_streams", "gauge", "Subscribed streams with no data while others on their route flow.", m.SilentStreams().Count);
@@ -70,18 +70,18 @@ public static class PrometheusWriter
         TableCounter(sb, m, "orderbook_buffer_capacity", "gauge", "Capacity of the table's in-memory buffer.", t => t.BufferCapacity);
 
         TableCounter(sb, m, "orderbook_rows_spooled_total", "counter", "Rows written to the disk spool because the database did not take them.", t => t.RowsSpooled);
-        Single(sb, "orderbook_spool_bytes", "gauge", "Bytes in the disk spool waiting for the database.", m.Spool?.Bytes ?? 0);
-        Single(sb, "orderbook_spool_records_replayed_total", "counter", "Spooled batches put into the database.", m.SpoolState?.RecordsReplayed ?? 0);
-        Single(sb, "orderbook_spool_corrupt_records_total", "counter", "Torn or corrupt spool records skipped (their trades are backfilled, the rest written to feed_gaps).", m.Spool?.CorruptRecords ?? 0);
-        Single(sb, "orderbook_spool_corrupt_rows_total", "counter", "Rows the skipped spool records held, as far as their headers still read.", m.Spool?.CorruptRows ?? 0);
-        Single(sb, "orderbook_database_down", "gauge", "1 while COPY fails and batches go to the spool.", m.SpoolState?.DatabaseDown == true ? 1 : 0);
-        Single(sb, "orderbook_spool_replay_failures_total", "counter", "Spool replay passes that stopped on a failure and were tried again.", m.SpoolState?.ReplayFailures ?? 0);
-        TableCounter(sb, m, "orderbook_batches_quarantined_total", "counter", "Batches the database refused (not retryable), set aside in the quarantine directory.", t => m.Quarantine?.Batches(t.Table) ?? 0);
-        TableCounter(sb, m, "orderbook_rows_quarantined_total", "counter", "Rows in the batches the database refused.", t => m.Quarantine?.Rows(t.Table) ?? 0);
-        Single(sb, "orderbook_gap_rows_rejected_total", "counter", "Gap rows the database refused (logged in full instead).", m.Gaps?.RowsRejected ?? 0);
-        Single(sb, "orderbook_gap_write_failures_total", "counter", "Attempts to write a gap row that failed and were retried.", m.Gaps?.WriteFailures ?? 0);
+        Single(sb, "orderbook_spool_bytes", "gauge", "Bytes in the disk spool waiting for the database.", parts.Spool?.Bytes ?? 0);
+        Single(sb, "orderbook_spool_records_replayed_total", "counter", "Spooled batches put into the database.", parts.SpoolState?.RecordsReplayed ?? 0);
+        Single(sb, "orderbook_spool_corrupt_records_total", "counter", "Torn or corrupt spool records skipped (their trades are backfilled, the rest written to feed_gaps).", parts.Spool?.CorruptRecords ?? 0);
+        Single(sb, "orderbook_spool_corrupt_rows_total", "counter", "Rows the skipped spool records held, as far as their headers still read.", parts.Spool?.CorruptRows ?? 0);
+        Single(sb, "orderbook_database_down", "gauge", "1 while COPY fails and batches go to the spool.", parts.SpoolState?.DatabaseDown == true ? 1 : 0);
+        Single(sb, "orderbook_spool_replay_failures_total", "counter", "Spool replay passes that stopped on a failure and were tried again.", parts.SpoolState?.ReplayFailures ?? 0);
+        TableCounter(sb, m, "orderbook_batches_quarantined_total", "counter", "Batches the database refused (not retryable), set aside in the quarantine directory.", t => parts.Quarantine?.Batches(t.Table) ?? 0);
+        TableCounter(sb, m, "orderbook_rows_quarantined_total", "counter", "Rows in the batches the database refused.", t => parts.Quarantine?.Rows(t.Table) ?? 0);
+        Single(sb, "orderbook_gap_rows_rejected_total", "counter", "Gap rows the database refused (logged in full instead).", parts.Gaps?.RowsRejected ?? 0);
+        Single(sb, "orderbook_gap_write_failures_total", "counter", "Attempts to write a gap row that failed and were retried.", parts.Gaps?.WriteFailures ?? 0);
 
-        var mt = m.Maintenance;
+        var mt = parts.Maintenance;
         Single(sb, "orderbook_partitions_created_total", "counter", "Time partitions created by the maintenance loop (plain PostgreSQL, Citus).", mt.PartitionsCreated);
         Single(sb, "orderbook_partitions_dropped_total", "counter", "Partitions or chunks dropped past retention by the maintenance loop.", mt.PartitionsDropped);
         Single(sb, "orderbook_rollup_batches_total", "counter", "Committed batches rolled up into bt_1s / trade_1s by this daemon.", mt.RollupBatches);

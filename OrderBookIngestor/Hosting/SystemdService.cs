@@ -14,18 +14,20 @@ public sealed class SystemdService : BackgroundService
 {
     private readonly SystemdNotifier _notifier;
     private readonly IngestorMetrics _metrics;
+    private readonly PipelineStatus _status;
     private readonly IngestorOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _log;
     private readonly TimeSpan? _watchdog;
     private readonly LogLimiter _stallLog;
 
-    public SystemdService(SystemdNotifier notifier, TimeSpan? watchdog, IngestorMetrics metrics, IngestorOptions options, TimeProvider time,
+    public SystemdService(SystemdNotifier notifier, TimeSpan? watchdog, IngestorMetrics metrics, PipelineStatus status, IngestorOptions options, TimeProvider time,
         ILoggerFactory loggers, IHostApplicationLifetime lifetime)
     {
         _notifier = notifier;
         _watchdog = watchdog;
         _metrics = metrics;
+        _status = status;
         _options = options;
         _time = time;
         _log = loggers.CreateLogger("OrderBookIngestor.Systemd");
@@ -44,7 +46,7 @@ public sealed class SystemdService : BackgroundService
         try
         {
             await _metrics.ReadyTask.WaitAsync(stoppingToken).ConfigureAwait(false);
-            _notifier.Notify("READY=1\nSTATUS=" + SummaryReporter.Format(_metrics, 0, 0));
+            _notifier.Notify("READY=1\nSTATUS=" + SummaryReporter.Format(_metrics, _status, 0, 0));
             Log.NotifiedReady(_log, _watchdog?.TotalSeconds ?? 0);
             var interval = _watchdog is { } w ? w / 2 : TimeSpan.FromSeconds(5);
             using var timer = new PeriodicTimer(interval, _time);
@@ -52,7 +54,7 @@ public sealed class SystemdService : BackgroundService
             while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
             {
                 long messages = _metrics.TotalMessages, rows = _metrics.Tables.Sum(t => t.RowsCommitted);
-                var status = "STATUS=" + SummaryReporter.Format(_metrics, (messages - lastMessages) / interval.TotalSeconds, (rows - lastRows) / interval.TotalSeconds);
+                var status = "STATUS=" + SummaryReporter.Format(_metrics, _status, (messages - lastMessages) / interval.TotalSeconds, (rows - lastRows) / interval.TotalSeconds);
                 (lastMessages, lastRows) = (messages, rows);
                 if (_watchdog is { } window)
                 {

@@ -1,12 +1,8 @@
-using OrderBookIngestor.Exchange;
-
 namespace OrderBookIngestor.Observability;
 
 /// <summary>The daemon's shared counters. Written on the hot path with interlocked adds, read by side services only.</summary>
 public sealed class IngestorMetrics
 {
-    private readonly long[] _rejects = new long[Enum.GetValues<RejectReason>().Length];
-    private readonly long[] _duplicates = new long[MarketChannels.All.Length * 2];
     private long _lostAtShutdown;
     private long _backfilled;
     private readonly List<ShardStats> _shards = [];
@@ -24,6 +20,12 @@ public sealed class IngestorMetrics
     }
 
     public TimeProvider Time { get; }
+
+    /// <summary>Frames rejected, by reason (Exchange's RejectReason numbers them; see its metrics extensions).</summary>
+    public CounterSet RejectCounters { get; } = new(32);
+
+    /// <summary>Duplicates dropped, by channel and kind (Exchange numbers them; see its metrics extensions).</summary>
+    public CounterSet DuplicateCounters { get; } = new(32);
 
     public long StartedUnixMs { get; }
 
@@ -61,8 +63,6 @@ public sealed class IngestorMetrics
 
     public string StorageTier { get; set; } = "unknown";
 
-    public Storage.MaintenanceStats Maintenance { get; } = new();
-
     public string? StartupError { get; set; }
 
     public IReadOnlyList<ShardStats> Shards
@@ -87,28 +87,11 @@ public sealed class IngestorMetrics
         return stats;
     }
 
-    /// <summary>The gap ledger, once the pipeline runs (for per-reason counts).</summary>
-    public Pipeline.GapLedger? Gaps { get; set; }
-
-    public Storage.Spool? Spool { get; set; }
-
-    public Storage.SpoolState? SpoolState { get; set; }
-
-    /// <summary>Where refused batches go, once the pipeline runs.</summary>
-    public Storage.Quarantine? Quarantine { get; set; }
-
-    /// <summary>Every recorded stream with its route and activity, once the pipeline runs.</summary>
-    public Func<IReadOnlyList<(string Stream, Exchange.BinanceRoute Route, Pipeline.StreamActivity Activity)>> Streams { get; set; } = () => [];
-
     /// <summary>Streams subscribed but silent while their route flows, once the pipeline runs.</summary>
     public Func<IReadOnlyList<string>> SilentStreams { get; set; } = () => [];
 
     /// <summary>REST weight used this minute, once the pipeline runs.</summary>
     public Func<int> RestWeightUsed { get; set; } = () => 0;
-
-    public void Duplicate(MarketChannel channel, bool stale) => Interlocked.Increment(ref _duplicates[((int)channel * 2) + (stale ? 1 : 0)]);
-
-    public long Duplicates(MarketChannel channel, bool stale) => Interlocked.Read(ref _duplicates[((int)channel * 2) + (stale ? 1 : 0)]);
 
     public void LostAtShutdown() => Interlocked.Increment(ref _lostAtShutdown);
 
@@ -117,12 +100,6 @@ public sealed class IngestorMetrics
     public void Backfilled() => Interlocked.Increment(ref _backfilled);
 
     public long TradesBackfilled => Interlocked.Read(ref _backfilled);
-
-    public void Reject(RejectReason reason) => Interlocked.Increment(ref _rejects[(int)reason]);
-
-    public long Rejects(RejectReason reason) => Interlocked.Read(ref _rejects[(int)reason]);
-
-    public long TotalRejects => RejectReasons.All.Sum(Rejects);
 
     public long TotalMessages => Shards.Sum(s => s.Messages);
 }
