@@ -75,4 +75,37 @@ public sealed class ShardPlannerTests
         Assert.That(BinanceProtocol.CombinedStreamUri("wss://fstream.binance.com/", BinanceRoute.Public).ToString(), Is.EqualTo("wss://fstream.binance.com/public/stream"));
         Assert.That(BinanceProtocol.CombinedStreamUri("wss://fstream.binance.com", BinanceRoute.Market).ToString(), Is.EqualTo("wss://fstream.binance.com/market/stream"));
     }
+
+    [Test]
+    public void Reload_PutsANewStreamOnTheLeastLoadedShardOfItsRoute()
+    {
+        var live = new[]
+        {
+            new ShardPlanner.LiveShard(0, BinanceRoute.Public, ["btcusdt@bookTicker", "ethusdt@bookTicker"]),
+            new ShardPlanner.LiveShard(1, BinanceRoute.Public, ["bnbusdt@bookTicker"]),
+            new ShardPlanner.LiveShard(2, BinanceRoute.Market, []),
+        };
+        var desired = new HashSet<string>(StringComparer.Ordinal) { "btcusdt@bookTicker", "ethusdt@bookTicker", "bnbusdt@bookTicker", "solusdt@bookTicker" };
+        var placement = ShardPlanner.Place(live, desired, maxStreamsPerConnection: 10);
+        Assert.That(placement.Add.Keys, Is.EqualTo(new[] { 1 }), "shard 1 has one stream, shard 0 two; the market shard is the wrong route");
+        Assert.That(placement.Add[1], Is.EqualTo(new[] { "solusdt@bookTicker" }));
+        Assert.That(placement.NewShards, Is.Empty);
+        Assert.That((placement.Added, placement.Removed), Is.EqualTo((1, 0)));
+    }
+
+    [Test]
+    public void Reload_OpensAConnectionOnlyWhenEveryShardOfTheRouteIsFull_AndRemovalsMakeRoom()
+    {
+        var live = new[] { new ShardPlanner.LiveShard(0, BinanceRoute.Public, ["btcusdt@bookTicker", "ethusdt@bookTicker"]) };
+        var full = ShardPlanner.Place(live, new HashSet<string>(StringComparer.Ordinal) { "btcusdt@bookTicker", "ethusdt@bookTicker", "solusdt@bookTicker", "xrpusdt@bookTicker", "adausdt@bookTicker" }, 2);
+        Assert.That(full.Add, Is.Empty);
+        Assert.That(full.NewShards.Select(n => n.Streams.Count), Is.EqualTo(new[] { 2, 1 }), "three new streams, two per connection");
+        Assert.That(full.NewShards.All(n => n.Route == BinanceRoute.Public));
+
+        var swap = ShardPlanner.Place(live, new HashSet<string>(StringComparer.Ordinal) { "btcusdt@bookTicker", "solusdt@bookTicker" }, 2);
+        Assert.That(swap.Remove[0], Is.EqualTo(new[] { "ethusdt@bookTicker" }));
+        Assert.That(swap.Add[0], Is.EqualTo(new[] { "solusdt@bookTicker" }), "the removed stream's room is reused");
+        Assert.That(swap.NewShards, Is.Empty);
+    }
 }
+

@@ -51,4 +51,73 @@ public static class ShardPlanner
 
         return plans;
     }
+
+    /// <summary>One live shard as a reload sees it.</summary>
+    public sealed record LiveShard(int Index, BinanceRoute Route, IReadOnlyList<string> Streams);
+
+    /// <summary>What a reload changes: per live shard (by index) the streams to unsubscribe and to subscribe,
+    /// and the streams of new connections, per route.</summary>
+    public sealed record Placement(
+        IReadOnlyDictionary<int, List<string>> Remove,
+        IReadOnlyDictionary<int, List<string>> Add,
+        IReadOnlyList<(BinanceRoute Route, List<string> Streams)> NewShards)
+    {
+        public int Added => Add.Values.Sum(a => a.Count) + NewShards.Sum(n => n.Streams.Count);
+
+        public int Removed => Remove.Values.Sum(r => r.Count);
+    }
+
+    /// <summary>
+    /// Places a reload's streams: what is no longer <paramref name="desired"/> is unsubscribed; each new stream
+    /// goes to the least loaded live shard of its route with room, and only when every shard of the route is
+    /// full does it open a new connection (filled up to <paramref name="maxStreamsPerConnection"/>).
+    /// </summary>
+    public static Placement Place(IReadOnlyList<LiveShard> live, IReadOnlySet<string> desired, int maxStreamsPerConnection)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxStreamsPerConnection, 1);
+        var remove = new Dictionary<int, List<string>>();
+        var add = live.ToDictionary(s => s.Index, _ => new List<string>());
+        var load = new Dictionary<int, int>();
+        var have = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var shard in live)
+        {
+            var gone = shard.Streams.Where(s => !desired.Contains(s)).ToList();
+            if (gone.Count > 0)
+            {
+                remove[shard.Index] = gone;
+            }
+
+            load[shard.Index] = shard.Streams.Count - gone.Count;
+            have.UnionWith(shard.Streams.Except(gone));
+        }
+
+        var newShards = new List<(BinanceRoute Route, List<string> Streams)>();
+        foreach (var stream in desired.Where(s => !have.Contains(s)).Order(StringComparer.Ordinal))
+        {
+            if (!MarketChannels.TryParseStreamName(stream, out _, out var channel))
+            {
+                continue;
+            }
+
+            var route = channel.Route();
+            var target = live.Where(s => s.Route == route && load[s.Index] < maxStreamsPerConnection).OrderBy(s => load[s.Index]).FirstOrDefault();
+            if (target is not null)
+            {
+                add[target.Index].Add(stream);
+                load[target.Index]++;
+                continue;
+            }
+
+            var open = newShards.FirstOrDefault(p => p.Route == route && p.Streams.Count < maxStreamsPerConnection);
+            if (open.Streams is null)
+            {
+                open = (route, new List<string>());
+                newShards.Add(open);
+            }
+
+            open.Streams.Add(stream);
+        }
+
+        return new Placement(remove, add.Where(kv => kv.Value.Count > 0).ToDictionary(), newShards);
+    }
 }

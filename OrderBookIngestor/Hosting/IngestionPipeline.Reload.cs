@@ -24,8 +24,8 @@ public sealed partial class IngestionPipeline
     {
         var reader = new ShardReader(plan, _options, running.Parser, running.Router, _metrics.AddShard(plan.Name, plan.Route.PathSegment(), plan.Streams), _metrics, _time, running.FeedLog,
             new Random(running.Random.Next()));
-        var task = Task.Run(() => reader.RunAsync(running.Stop, running.Abort), CancellationToken.None);
-        running.AddReader(reader, task);
+        running.AddReader(reader);
+        running.Supervisor.Start($"shard reader {plan.Name}", DrainPhase.Readers, () => reader.RunAsync(running.Stop, running.Abort));
     }
 
     private async Task ReloadLoopAsync(Running running, CancellationToken stop)
@@ -86,7 +86,7 @@ public sealed partial class IngestionPipeline
         }
 
         var depthAdded = newDepth is not null && running.States.DepthChannel is null;
-        var chosen = await ResolveSymbolsAsync(fresh.Symbols, retryForAll: false, ct).ConfigureAwait(false);
+        var chosen = await _symbols.ResolveAsync(fresh.Symbols, retryForAll: false, ct).ConfigureAwait(false);
         var store = new SymbolStore(_dataSource);
         var ids = await store.RegisterAsync(chosen, ct).ConfigureAwait(false);
         var newSymbols = ids.Where(kv => !running.States.Has(kv.Value)).ToDictionary(kv => kv.Key, kv => kv.Value);
@@ -115,11 +115,10 @@ public sealed partial class IngestionPipeline
 
     /// <summary>What a reload may change while the pipeline runs.</summary>
     private sealed class Running(SymbolTable symbols, StreamStates states, EventRouter router, FrameParser parser, List<MarketChannel> channels,
-        ILogger feedLog, Random random, CancellationToken stop, CancellationToken abort)
+        ILogger feedLog, Random random, Supervisor supervisor, CancellationToken stop, CancellationToken abort)
     {
         private readonly Lock _gate = new();
-        private readonly List<(ShardReader Reader, Task Task)> _readers = [];
-        private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly List<ShardReader> _readers = [];
         private int _nextShardIndex;
 
         public SymbolTable Symbols { get; } = symbols;
@@ -134,6 +133,9 @@ public sealed partial class IngestionPipeline
 
         public Random Random { get; } = random;
 
+        /// <summary>Runs the readers as named loops (a reload adds more).</summary>
+        public Supervisor Supervisor { get; } = supervisor;
+
         public CancellationToken Stop { get; } = stop;
 
         public CancellationToken Abort { get; } = abort;
@@ -141,29 +143,6 @@ public sealed partial class IngestionPipeline
         public volatile IReadOnlyList<MarketChannel> Channels = channels;
 
         public volatile IReadOnlySet<int> SymbolIds = symbols.Symbols.Select(s => symbols.TryGetId(s, out var id) ? id : 0).ToHashSet();
-
-        /// <summary>Completes when a reader is added, so the supervisor watches the new one too.</summary>
-        public Task ReadersChanged
-        {
-            get
-            {
-                lock (_gate)
-                {
-                    return _changed.Task;
-                }
-            }
-        }
-
-        public IReadOnlyList<Task> ReaderTasks
-        {
-            get
-            {
-                lock (_gate)
-                {
-                    return _readers.Select(r => r.Task).ToList();
-                }
-            }
-        }
 
         public IReadOnlyList<(string Stream, BinanceRoute Route, StreamActivity Activity)> CurrentActivities() => States.Activities([.. Channels], SymbolIds);
 
@@ -173,77 +152,43 @@ public sealed partial class IngestionPipeline
             return Channels.Any(c => c.IsDepth()) ? States.Books.OfType<DepthSequencer>().Where(b => ids.Contains(b.SymbolId)).ToList() : [];
         }
 
-        public void AddReader(ShardReader reader, Task task)
+        public void AddReader(ShardReader reader)
         {
-            TaskCompletionSource changed;
             lock (_gate)
             {
-                _readers.Add((reader, task));
+                _readers.Add(reader);
                 _nextShardIndex = Math.Max(_nextShardIndex, reader.Plan.Index + 1);
-                changed = _changed;
-                _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             }
-
-            changed.TrySetResult();
         }
 
-        /// <summary>Unsubscribes what is no longer wanted, then places new streams on the least loaded shard of
-        /// their route with room, opening connections only when every shard of the route is full.</summary>
+        /// <summary>Applies the placement ShardPlanner.Place computes for <paramref name="desired"/> to the live readers,
+        /// and starts readers for the connections it opens.</summary>
         public (int Added, int Removed, int NewShards) Rebalance(HashSet<string> desired, int maxPerConnection, Action<ShardPlan> startReader)
         {
             List<ShardReader> readers;
             lock (_gate)
             {
-                readers = _readers.Select(r => r.Reader).ToList();
+                readers = [.. _readers];
             }
 
-            var removed = 0;
-            var have = new HashSet<string>(StringComparer.Ordinal);
+            var placement = ShardPlanner.Place([.. readers.Select(r => new ShardPlanner.LiveShard(r.Plan.Index, r.Plan.Route, r.Streams))], desired, maxPerConnection);
             foreach (var reader in readers)
             {
-                var current = reader.Streams;
-                var gone = current.Where(s => !desired.Contains(s)).ToList();
-                reader.RemoveStreams(gone);
-                removed += gone.Count;
-                have.UnionWith(current.Except(gone));
+                if (placement.Remove.TryGetValue(reader.Plan.Index, out var gone))
+                {
+                    reader.RemoveStreams(gone);
+                }
             }
 
-            var toAdd = desired.Where(s => !have.Contains(s)).Order(StringComparer.Ordinal).ToList();
-            var load = readers.ToDictionary(r => r, r => r.Streams.Count);
-            var additions = readers.ToDictionary(r => r, _ => new List<string>());
-            var newPlans = new List<(BinanceRoute Route, List<string> Streams)>();
-            foreach (var stream in toAdd)
+            foreach (var reader in readers)
             {
-                if (!MarketChannels.TryParseStreamName(stream, out _, out var channel))
+                if (placement.Add.TryGetValue(reader.Plan.Index, out var streams))
                 {
-                    continue;
+                    reader.AddStreams(streams);
                 }
-
-                var route = channel.Route();
-                var target = load.Where(kv => kv.Key.Plan.Route == route && kv.Value < maxPerConnection).OrderBy(kv => kv.Value).Select(kv => kv.Key).FirstOrDefault();
-                if (target is not null)
-                {
-                    additions[target].Add(stream);
-                    load[target]++;
-                    continue;
-                }
-
-                var open = newPlans.FirstOrDefault(p => p.Route == route && p.Streams.Count < maxPerConnection);
-                if (open.Streams is null)
-                {
-                    open = (route, new List<string>());
-                    newPlans.Add(open);
-                }
-
-                open.Streams.Add(stream);
             }
 
-            foreach (var (reader, streams) in additions.Where(kv => kv.Value.Count > 0))
-            {
-                reader.AddStreams(streams);
-            }
-
-            foreach (var (route, streams) in newPlans)
+            foreach (var (route, streams) in placement.NewShards)
             {
                 int index;
                 lock (_gate)
@@ -254,7 +199,7 @@ public sealed partial class IngestionPipeline
                 startReader(new ShardPlan(index, route, streams));
             }
 
-            return (toAdd.Count, removed, newPlans.Count);
+            return (placement.Added, placement.Removed, placement.NewShards.Count);
         }
     }
 }

@@ -31,6 +31,7 @@ public sealed partial class IngestionPipeline : BackgroundService
     private readonly Func<IngestorOptions>? _reloadSource;
     private readonly System.Threading.Channels.Channel<bool> _reloads = System.Threading.Channels.Channel.CreateBounded<bool>(
         new System.Threading.Channels.BoundedChannelOptions(1) { FullMode = System.Threading.Channels.BoundedChannelFullMode.DropWrite });
+    private readonly SymbolResolver _symbols;
     private Running? _running;
 
     /// <param name="reloadSource">Reads the configuration again (files and environment; flags still win) on SIGHUP.</param>
@@ -47,6 +48,7 @@ public sealed partial class IngestionPipeline : BackgroundService
         _log = loggers.CreateLogger("OrderBookIngestor.Pipeline");
         _lifetime = lifetime;
         _http = http;
+        _symbols = new SymbolResolver(options, http, time, _log);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -64,7 +66,12 @@ public sealed partial class IngestionPipeline : BackgroundService
             // Whatever nobody foresaw still ends in one clear line and a non-zero exit, so that systemd counts a failure
             // (an exception escaping a hosted service stops the host with exit code 0). The stack is at debug level.
             Log.FailureDetails(_log, ex);
-            Fail($"{ex.GetType().Name}: {ex.Message}", ExitCodes.Failure);
+            if (_metrics.Ready)
+            {
+                Log.PipelineFailed(_log, $"{ex.GetType().Name}: {ex.Message}");
+            }
+
+            Fail($"{ex.GetType().Name}: {ex.Message}", ExitCodes.Failure, startup: !_metrics.Ready);
         }
     }
 
@@ -142,20 +149,36 @@ public sealed partial class IngestionPipeline : BackgroundService
 
         using var abort = new CancellationTokenSource();
         // Stops the REST helpers (backfill, snapshots) and the sampler once the readers are done.
-        using var stopBackfill = new CancellationTokenSource();
+        using var stopHelpers = new CancellationTokenSource();
+        using var stopReplay = new CancellationTokenSource();
+        using var stopMaintenance = new CancellationTokenSource();
         var random = new Random();
         var storageLog = _loggers.CreateLogger("OrderBookIngestor.Storage");
         var feedLog = _loggers.CreateLogger("OrderBookIngestor.Feeds");
-        using var stopReplay = new CancellationTokenSource();
-        var replayer = replay is null ? Task.CompletedTask : Task.Run(() => replay.RunAsync(stopReplay.Token), CancellationToken.None);
-        var flushers = new[]
+        var supervisor = new Supervisor(_log);
+        supervisor.OnDrain(DrainPhase.Helpers, () => stopHelpers.CancelAsync());
+        supervisor.OnDrain(DrainPhase.Flushers, () => buffers.Complete());
+        supervisor.OnDrain(DrainPhase.SpoolReplay, () => stopReplay.CancelAsync());
+        supervisor.OnDrain(DrainPhase.Maintenance, () => stopMaintenance.CancelAsync());
+
+        if (replay is not null)
         {
-            Task.Run(() => new BatchFlusher<BookTickerEvent, BookTickerRows>(buffers.BookTickers.Reader, committer, _options, _metrics.BookTicker, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine).RunAsync(abort.Token), CancellationToken.None),
-            Task.Run(() => new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, committer, _options, _metrics.Trades, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine).RunAsync(abort.Token), CancellationToken.None),
-            Task.Run(() => new BatchFlusher<DepthEvent, DepthRows>(buffers.Depth.Reader, committer, _options, _metrics.Depth, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine).RunAsync(abort.Token), CancellationToken.None),
-            Task.Run(() => new BatchFlusher<SnapshotRow, SnapshotRows>(buffers.Snapshots.Reader, committer, _options, _metrics.Snapshots, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine).RunAsync(abort.Token), CancellationToken.None),
-            Task.Run(() => new BatchFlusher<TopRow, TopRows>(buffers.Tops.Reader, committer, _options, _metrics.Tops, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine).RunAsync(abort.Token), CancellationToken.None),
-        };
+            supervisor.Start("spool replayer", DrainPhase.SpoolReplay, () => replay.RunAsync(stopReplay.Token));
+        }
+
+        void Flusher<TEvent, TRows>(System.Threading.Channels.ChannelReader<TEvent> reader, TableStats stats)
+            where TEvent : struct
+            where TRows : struct, IRowEncoder<TEvent>
+        {
+            var flusher = new BatchFlusher<TEvent, TRows>(reader, committer, _options, stats, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine);
+            supervisor.Start($"{stats.Table} flusher", DrainPhase.Flushers, () => flusher.RunAsync(abort.Token));
+        }
+
+        Flusher<BookTickerEvent, BookTickerRows>(buffers.BookTickers.Reader, _metrics.BookTicker);
+        Flusher<TradeEvent, TradeRows>(buffers.Trades.Reader, _metrics.Trades);
+        Flusher<DepthEvent, DepthRows>(buffers.Depth.Reader, _metrics.Depth);
+        Flusher<SnapshotRow, SnapshotRows>(buffers.Snapshots.Reader, _metrics.Snapshots);
+        Flusher<TopRow, TopRows>(buffers.Tops.Reader, _metrics.Tops);
 
         var depthChannel = channels.Where(c => c.IsDepth()).Select(c => (MarketChannel?)c).FirstOrDefault();
         var depthBooks = new Books.DepthBookSet();
@@ -163,31 +186,37 @@ public sealed partial class IngestionPipeline : BackgroundService
         _metrics.Books = depthBooks.Counts;
         var gaps = new GapLedger();
         _status.Gaps = gaps;
-        var gapWriter = Task.Run(() => new GapWriter(gaps, _dataSource, _time, storageLog, new Random(random.Next())).RunAsync(abort.Token), CancellationToken.None);
+        supervisor.OnDrain(DrainPhase.GapWriter, () => gaps.Complete());
+        var gapWriter = new GapWriter(gaps, _dataSource, _time, storageLog, new Random(random.Next()));
+        supervisor.Start("gap writer", DrainPhase.GapWriter, () => gapWriter.RunAsync(abort.Token));
         using var gate = new RestWeightGate(_options.RestWeightPerMinute, _options.RestMaxInFlight, _time);
         _metrics.RestWeightUsed = () => gate.UsedThisMinute;
         var rest = new BinanceRestClient(_http, _options.RestUrl, gate);
         var backfiller = new TradeBackfiller(rest, states, buffers, gaps, _metrics, _time, feedLog, _options.MaxBackfillTrades);
-        var backfill = Task.Run(() => backfiller.RunAsync(stopBackfill.Token, abort.Token), CancellationToken.None);
+        supervisor.Start("backfill", DrainPhase.Helpers, () => backfiller.RunAsync(stopHelpers.Token, abort.Token));
         // What damaged spool records held (found by the replay at start, or later) is backfilled or written down from here on.
         losses.Attach(symbols, states, gaps, backfiller.Requests, depthChannel);
         var router = new EventRouter(buffers, states, gaps, backfiller.Requests, _metrics, symbols, _time);
         var fetcher = new Books.SnapshotFetcher(rest, buffers, gaps, _time, _loggers.CreateLogger("OrderBookIngestor.Books"), _options.SnapshotLimit);
         depthBooks.UseSnapshots(fetcher);
-        var snapshots = Task.Run(() => fetcher.RunAsync(stopBackfill.Token, abort.Token), CancellationToken.None);
-        var running = new Running(symbols, states, router, new FrameParser(symbols), channels, feedLog, random, stoppingToken, abort.Token);
-        var sampler = Task.Run(() => new Books.TopSampler(running.CurrentBooks, buffers, _time, _options.TopLevels, TimeSpan.FromMilliseconds(_options.TopIntervalMs)).RunAsync(stopBackfill.Token, abort.Token), CancellationToken.None);
+        supervisor.Start("snapshots", DrainPhase.Helpers, () => fetcher.RunAsync(stopHelpers.Token, abort.Token));
+        var running = new Running(symbols, states, router, new FrameParser(symbols), channels, feedLog, random, supervisor, stoppingToken, abort.Token);
+        var sampler = new Books.TopSampler(running.CurrentBooks, buffers, _time, _options.TopLevels, TimeSpan.FromMilliseconds(_options.TopIntervalMs));
+        // The sampler and the silence monitor are not watched: a sampler or a monitor that stopped costs no data.
+        supervisor.Start("top sampler", DrainPhase.Helpers, () => sampler.RunAsync(stopHelpers.Token, abort.Token), watched: false);
 
         var silence = new SilenceMonitor(running.CurrentActivities, _time, feedLog, TimeSpan.FromSeconds(_options.SilentStreamSeconds));
         _metrics.SilentStreams = () => silence.Silent;
         _status.Streams = running.CurrentActivities;
-        var silenceWatch = Task.Run(() => silence.RunAsync(stopBackfill.Token), CancellationToken.None);
+        supervisor.Start("silence monitor", DrainPhase.Helpers, () => silence.RunAsync(stopHelpers.Token), watched: false);
 
         // Partitions ahead, retention and the 1-second rollups, where TimescaleDB's own jobs do not do them.
-        using var stopMaintenance = new CancellationTokenSource();
-        var maintenance = !StorageTiers.DaemonMaintained(_metrics.StorageTier) ? Task.Delay(Timeout.Infinite, stopMaintenance.Token).ContinueWith(_ => { }, TaskScheduler.Default)
-            : Task.Run(() => new StorageMaintainer(_dataSource, _time, storageLog, _status.Maintenance,
-                TimeSpan.FromMilliseconds(_options.RollupIntervalMs), TimeSpan.FromSeconds(_options.MaintenanceIntervalSeconds)).RunAsync(stopMaintenance.Token), CancellationToken.None);
+        if (StorageTiers.DaemonMaintained(_metrics.StorageTier))
+        {
+            var maintainer = new StorageMaintainer(_dataSource, _time, storageLog, _status.Maintenance,
+                TimeSpan.FromMilliseconds(_options.RollupIntervalMs), TimeSpan.FromSeconds(_options.MaintenanceIntervalSeconds));
+            supervisor.Start("storage maintenance", DrainPhase.Maintenance, () => maintainer.RunAsync(stopMaintenance.Token));
+        }
 
         foreach (var plan in plans)
         {
@@ -195,71 +224,27 @@ public sealed partial class IngestionPipeline : BackgroundService
         }
 
         _running = running;
-        var reloads = Task.Run(() => ReloadLoopAsync(running, stopBackfill.Token), CancellationToken.None);
+        supervisor.Start("reload", DrainPhase.Helpers, () => ReloadLoopAsync(running, stopHelpers.Token));
         _metrics.Ready = true;
         Log.Running(_log, plans.Count, _options.Http);
 
-        // Readers and the other loops only end on shutdown; one that ends earlier is a bug, and the safe
-        // reaction is to stop (systemd restarts us) rather than to run on with a dead part.
-        var fixedTasks = flushers.Append(replayer).Append(backfill).Append(gapWriter).Append(snapshots).Append(reloads).Append(maintenance).ToList();
-        while (!stoppingToken.IsCancellationRequested)
+        if (await supervisor.WatchAsync(_time, stoppingToken).ConfigureAwait(false) is { } ended)
         {
-            // Readers can be added by a reload: watch the current set, and look again when it grows.
-            var watched = fixedTasks.Concat(running.ReaderTasks).Append(running.ReadersChanged).Append(Task.Delay(Timeout.InfiniteTimeSpan, _time, stoppingToken)).ToList();
-            var first = await Task.WhenAny(watched).ConfigureAwait(false);
-            if (first == running.ReadersChanged || stoppingToken.IsCancellationRequested)
-            {
-                continue;
-            }
-
-            var which = fixedTasks.IndexOf(first) is var i and >= 0 ? FixedTaskNames.ElementAtOrDefault(i) ?? $"task {i}" : "a shard reader";
-            Fail($"{which} ended unexpectedly ({first.Status}): {first.Exception?.GetBaseException().Message ?? "no exception"}", ExitCodes.Failure);
-            break;
+            Log.LoopEnded(_log, ended.Name, ended.Task.Status.ToString(), ended.Task.Exception?.GetBaseException().Message ?? "no exception");
+            Fail($"{ended.Name} ended unexpectedly", ExitCodes.Failure, startup: false);
         }
 
-        // Ordered drain: readers → REST helpers (unfinished backfill goes to the ledger) and the sampler → table buffers →
-        // spool replay (it may still write a damaged record's loss to the ledger) → gap ledger.
         Log.Draining(_log);
         abort.CancelAfter(TimeSpan.FromSeconds(_options.DrainTimeoutSeconds));
-        await Task.WhenAll(running.ReaderTasks.Select(Quietly)).ConfigureAwait(false);
-        await stopBackfill.CancelAsync().ConfigureAwait(false);
-        await Quietly(reloads).ConfigureAwait(false);
-        await Quietly(backfill).ConfigureAwait(false);
-        await Quietly(snapshots).ConfigureAwait(false);
-        await Quietly(sampler).ConfigureAwait(false);
-        await Quietly(silenceWatch).ConfigureAwait(false);
-        buffers.Complete();
-        await Task.WhenAll(flushers.Select(Quietly)).ConfigureAwait(false);
-        await stopReplay.CancelAsync().ConfigureAwait(false);
-        await Quietly(replayer).ConfigureAwait(false);
-        gaps.Complete();
-        await Quietly(gapWriter).ConfigureAwait(false);
-        await stopMaintenance.CancelAsync().ConfigureAwait(false);
-        await Quietly(maintenance).ConfigureAwait(false);
+        await supervisor.DrainAsync().ConfigureAwait(false);
         Log.Stopped(_log, _metrics.BookTicker.RowsCommitted, _metrics.Trades.RowsCommitted);
     }
-
-    /// <summary>The long-running loops other than readers, in the order the supervisor watches them.</summary>
-    private static readonly string[] FixedTaskNames =
-        ["book_ticker flusher", "trades flusher", "depth flusher", "snapshot flusher", "top flusher", "spool replayer", "backfill", "gap writer", "snapshots", "reload", "storage maintenance"];
 
     /// <summary>Each of several instances keeps its own spool and quarantine (they are one daemon's): spool/instance-K-of-N.</summary>
     internal static string InstanceDirectory(IngestorOptions options, string directory)
     {
         var split = InstanceSplit.Parse(options.Instance);
         return split.IsAll ? directory : Path.Combine(directory, $"instance-{split.Index}-of-{split.Count}");
-    }
-
-    private async Task Quietly(Task task)
-    {
-        try
-        {
-            await task.ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is not OutOfMemoryException)
-        {
-            Log.DrainTaskFailed(_log, ex.Message);
-        }
     }
 
     private async Task PrepareDatabaseAsync(CancellationToken ct)
@@ -301,89 +286,20 @@ public sealed partial class IngestionPipeline : BackgroundService
 
     private async Task<SymbolTable> RegisterSymbolsAsync(CancellationToken ct)
     {
-        var chosen = await ResolveSymbolsAsync(_options.Symbols, retryForAll: true, ct).ConfigureAwait(false);
+        var chosen = await _symbols.ResolveAsync(_options.Symbols, retryForAll: true, ct).ConfigureAwait(false);
         var ids = await new SymbolStore(_dataSource).RegisterAsync(chosen, ct).ConfigureAwait(false);
         return new SymbolTable(ids);
     }
 
-    /// <summary>The symbols to record: every TRADING USDT perpetual for ALL, else the given names with their assets from exchangeInfo.</summary>
-    private async Task<List<SymbolInfo>> ResolveSymbolsAsync(List<string> requested, bool retryForAll, CancellationToken ct)
+    /// <param name="startup">False once the pipeline ran: the cause is then already logged, and this is no startup error.</param>
+    private void Fail(string error, int exitCode, bool startup = true)
     {
-        var wantAll = requested.Count == 1 && OptionsValidator.IsAll(requested[0]);
-        var client = new ExchangeInfoClient(_http, _options.RestUrl);
-        IReadOnlyList<SymbolInfo>? listed = null;
-        var backoff = new RetryPolicy(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30), new Random());
-        while (listed is null)
+        if (startup)
         {
-            try
-            {
-                listed = await client.GetSymbolsAsync(ct).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is HttpRequestException or System.Text.Json.JsonException or TaskCanceledException && !ct.IsCancellationRequested)
-            {
-                if (!wantAll)
-                {
-                    Log.ExchangeInfoUnavailable(_log, ex.Message);
-                    break;
-                }
-
-                if (!retryForAll)
-                {
-                    throw;
-                }
-
-                // --symbols ALL cannot start without the list.
-                var delay = backoff.Next();
-                Log.ExchangeInfoUnavailable(_log, $"{ex.Message}; retrying in {delay.TotalSeconds:F0}s");
-                await Task.Delay(delay, _time, ct).ConfigureAwait(false);
-            }
+            _metrics.StartupError = error;
+            Log.StartupFailed(_log, error);
         }
 
-        if (wantAll)
-        {
-            var all = listed!.Where(s => s.IsTradingUsdtPerpetual).ToList();
-            return all.Count > 0 ? OwnShare(all) : throw new ConfigurationException("Symbols: ALL, but exchangeInfo lists no TRADING USDT perpetuals.");
-        }
-
-        var byName = (listed ?? []).ToDictionary(s => s.Symbol, StringComparer.Ordinal);
-        var chosen = requested.Select(s => s.ToUpperInvariant()).Distinct(StringComparer.Ordinal).Select(s =>
-            byName.TryGetValue(s, out var info) ? info : FromName(s)).ToList();
-        var unlisted = listed is null ? [] : chosen.Where(s => !byName.TryGetValue(s.Symbol, out var i) || !i.IsTradingUsdtPerpetual).Select(s => s.Symbol).ToList();
-        if (unlisted.Count > 0)
-        {
-            // Subscribing them would record nothing (or another market), and register them as active symbols.
-            throw new ConfigurationException(
-                $"Symbols: not TRADING USDT-margined perpetuals on the exchange: {string.Join(",", unlisted)} (check the spelling, or whether they were delisted).");
-        }
-
-        return OwnShare(chosen);
-    }
-
-    /// <summary>With --instance K/N, the symbols of this instance; the others record the rest.</summary>
-    private List<SymbolInfo> OwnShare(List<SymbolInfo> symbols)
-    {
-        var split = InstanceSplit.Parse(_options.Instance);
-        if (split.IsAll)
-        {
-            return symbols;
-        }
-
-        var own = symbols.Where(s => split.Owns(s.Symbol)).ToList();
-        Log.InstanceShare(_log, split.ToString(), own.Count, symbols.Count);
-        return own.Count > 0 ? own
-            : throw new ConfigurationException($"Instance {split}: none of the {symbols.Count} symbols falls to this instance; give more symbols or fewer instances.");
-    }
-
-    private static SymbolInfo FromName(string symbol)
-    {
-        var (b, q) = SymbolNames.GuessAssets(symbol);
-        return new SymbolInfo(symbol, b, q, "UNKNOWN", "UNKNOWN");
-    }
-
-    private void Fail(string error, int exitCode)
-    {
-        _metrics.StartupError = error;
-        Log.StartupFailed(_log, error);
         Environment.ExitCode = exitCode;
         _lifetime.StopApplication();
     }

@@ -176,6 +176,12 @@ internal static partial class Log
     [LoggerMessage(9009, LogLevel.Debug, "Details of the failure")]
     public static partial void FailureDetails(ILogger logger, Exception exception);
 
-    [LoggerMessage(9010, LogLevel.Error, "A pipeline task failed while draining: {Error}")]
-    public static partial void DrainTaskFailed(ILogger logger, string error);
+    [LoggerMessage(9010, LogLevel.Error, "{Loop} failed while draining: {Error}")]
+    public static partial void DrainTaskFailed(ILogger logger, string loop, string error);
+
+    [LoggerMessage(9011, LogLevel.Critical, "{Loop} ended unexpectedly ({Status}): {Error}; stopping, so that systemd restarts the daemon")]
+    public static partial void LoopEnded(ILogger logger, string loop, string status, string error);
+
+    [LoggerMessage(9012, LogLevel.Critical, "Pipeline failed: {Error}")]
+    public static partial void PipelineFailed(ILogger logger, string error);
 }
