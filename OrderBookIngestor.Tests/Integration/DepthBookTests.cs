@@ -50,11 +50,11 @@ public sealed class DepthBookTests(string tier) : DatabaseTest(tier)
         await Harness.WaitUntilAsync(() => h.Metrics.Books().Synced == 2, TimeSpan.FromSeconds(20), () => "books not synced");
         h.Simulator.WithholdNext("btcusdt@depth@100ms", 1);
         await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
-        await Harness.WaitUntilAsync(() => h.Metrics.Depth.RowsCommitted == DepthDelivered(h) && h.Metrics.Books().Synced == 2,
+        await Harness.WaitUntilAsync(async () => h.Metrics.Depth.RowsCommitted == DepthDelivered(h) && h.Metrics.Books().Synced == 2,
             TimeSpan.FromSeconds(20), () => $"{h.Metrics.Depth.RowsCommitted} depth rows, {h.Metrics.Books().Synced} synced");
         var skipped = h.Simulator.Ledger.Withheld()["btcusdt@depth"].Single();
 
-        await Harness.WaitUntilAsync(() => Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps").Result == 1, TimeSpan.FromSeconds(10), () => "gap row");
+        await Harness.WaitUntilAsync(async () => (await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps")) == 1, TimeSpan.FromSeconds(10), () => "gap row");
         Assert.That(await Db.ScalarAsync<string>("SELECT stream || ' ' || reason || ' ' || first_missing_id || '..' || last_missing_id FROM marketdata.feed_gaps"),
             Is.EqualTo($"btcusdt@depth@100ms depth_sequence {skipped.FirstId}..{skipped.Id}"), "the gap names exactly the update ids of the lost diff");
         Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_snapshots s JOIN marketdata.symbols y ON y.id = s.symbol_id WHERE y.symbol = 'BTCUSDT'"),
@@ -74,8 +74,8 @@ public sealed class DepthBookTests(string tier) : DatabaseTest(tier)
         await h.RestartDaemonAsync(TimeSpan.FromSeconds(1));
         await Harness.WaitUntilAsync(() => h.Simulator.Ledger.Generated == 15_000, TimeSpan.FromSeconds(60), () => "generation");
         var generatedDepth = h.Simulator.Ledger.GeneratedPerStream()["btcusdt@depth"];
-        await Harness.WaitUntilAsync(() => h.Metrics.Books().Synced == 1 && Db.ScalarAsync<long>(
-                "SELECT count(*) FROM marketdata.feed_gaps WHERE stream = 'btcusdt@depth@100ms'").Result == 1,
+        await Harness.WaitUntilAsync(async () => h.Metrics.Books().Synced == 1 && (await Db.ScalarAsync<long>(
+                "SELECT count(*) FROM marketdata.feed_gaps WHERE stream = 'btcusdt@depth@100ms'")) == 1,
             TimeSpan.FromSeconds(20), () => "no resync or no gap row");
 
         Assert.That(await Db.ScalarAsync<string>("SELECT reason FROM marketdata.feed_gaps WHERE stream = 'btcusdt@depth@100ms'"), Is.EqualTo("daemon_down"));
@@ -89,7 +89,7 @@ public sealed class DepthBookTests(string tier) : DatabaseTest(tier)
             """), Is.EqualTo(2), "the hole is bounded exactly by the last diff before and the first diff after");
         // Drained when the newest stored diff is the exchange's last one.
         var last = h.Simulator.Book("BTCUSDT")!.Exact().LastUpdateId;
-        await Harness.WaitUntilAsync(() => Db.ScalarAsync<long>("SELECT coalesce(max(final_update_id), 0) FROM marketdata.depth_events").Result == last,
+        await Harness.WaitUntilAsync(async () => await Db.ScalarAsync<long>("SELECT coalesce(max(final_update_id), 0) FROM marketdata.depth_events") == last,
             TimeSpan.FromSeconds(10), () => "last diff not stored");
         Assert.That(await Db.ScalarAsync<long>("SELECT count(*) - count(DISTINCT final_update_id) FROM marketdata.depth_events"), Is.Zero, "no diff stored twice");
         Assert.That(generatedDepth, Is.GreaterThan(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.depth_events")), "the downtime really missed diffs");

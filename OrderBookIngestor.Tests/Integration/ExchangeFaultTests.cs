@@ -28,7 +28,7 @@ public sealed class ExchangeFaultTests : DatabaseTest
         h.Simulator.WithholdNext("btcusdt@aggTrade", 30);
         await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
         await Harness.WaitUntilAsync(() => h.Metrics.TradesBackfilled == 30, TimeSpan.FromSeconds(30), () => $"{h.Metrics.TradesBackfilled} backfilled");
-        await Harness.WaitUntilAsync(() => Db.ScalarAsync<long>("SELECT max(agg_trade_id) - min(agg_trade_id) + 1 - count(DISTINCT agg_trade_id) FROM marketdata.trades").Result == 0,
+        await Harness.WaitUntilAsync(async () => (await Db.ScalarAsync<long>("SELECT max(agg_trade_id) - min(agg_trade_id) + 1 - count(DISTINCT agg_trade_id) FROM marketdata.trades")) == 0,
             TimeSpan.FromSeconds(10), () => "backfilled trades not committed");
         Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps"), Is.Zero, "recovered after the wait, nothing given up");
     }

@@ -57,7 +57,7 @@ public sealed class FidelityTests(string tier) : DatabaseTest(tier)
         await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
         await Harness.WaitUntilAsync(() => h.Parts.Gaps!.Count(GapReason.AggTradeIds) == 1, TimeSpan.FromSeconds(30), () => "no gap recorded");
         var missing = h.Simulator.Ledger.Withheld()["btcusdt@aggTrade"];
-        await Harness.WaitUntilAsync(() => Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps").Result == 1, TimeSpan.FromSeconds(10), () => "gap row not written");
+        await Harness.WaitUntilAsync(async () => (await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps")) == 1, TimeSpan.FromSeconds(10), () => "gap row not written");
         Assert.That(await Db.ScalarAsync<string>("SELECT stream || ' ' || first_missing_id || '..' || last_missing_id || ' ' || reason FROM marketdata.feed_gaps"),
             Is.EqualTo($"btcusdt@aggTrade {missing[0].Id}..{missing[^1].Id} agg_trade_ids"));
         Assert.That(await Db.ScalarAsync<bool>("SELECT gap_start <= gap_end AND gap_end - gap_start < interval '1 minute' FROM marketdata.feed_gaps"), Is.True);
@@ -89,7 +89,7 @@ public sealed class FidelityTests(string tier) : DatabaseTest(tier)
             TimeSpan.FromSeconds(30), () => "no reconnect");
         await Harness.WaitUntilAsync(() => h.Parts.Gaps!.Count(GapReason.Disconnected) == 2, TimeSpan.FromSeconds(10), () => "no disconnect gap");
         Assert.That(h.Metrics.TradesBackfilled, Is.GreaterThan(0), "trades generated while disconnected came back from REST");
-        await Harness.WaitUntilAsync(() => Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'disconnected'").Result == 2,
+        await Harness.WaitUntilAsync(async () => (await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'disconnected'")) == 2,
             TimeSpan.FromSeconds(10), () => "gap rows not written");
         Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'disconnected' AND stream LIKE '%@bookTicker' AND gap_end > gap_start"), Is.EqualTo(2));
         foreach (var symbol in new[] { "BTCUSDT", "ETHUSDT" })
@@ -107,9 +107,9 @@ public sealed class FidelityTests(string tier) : DatabaseTest(tier)
         await using var h = await Harness.StartAsync(Db, sim);
         await Harness.WaitUntilAsync(() => h.RowsCommitted > 500, TimeSpan.FromSeconds(30), () => "first run");
         await h.RestartDaemonAsync(TimeSpan.FromSeconds(1));
-        await Harness.WaitUntilAsync(() => h.RowsCommitted > 500 && h.Metrics.TradesBackfilled > 0 && h.Parts.Gaps!.Count(GapReason.DaemonDown) == 1,
+        await Harness.WaitUntilAsync(async () => h.RowsCommitted > 500 && h.Metrics.TradesBackfilled > 0 && h.Parts.Gaps!.Count(GapReason.DaemonDown) == 1,
             TimeSpan.FromSeconds(30), () => $"second run: {h.RowsCommitted} rows, {h.Metrics.TradesBackfilled} backfilled");
-        await Harness.WaitUntilAsync(() => Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps").Result == 1, TimeSpan.FromSeconds(10), () => "gap row");
+        await Harness.WaitUntilAsync(async () => (await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps")) == 1, TimeSpan.FromSeconds(10), () => "gap row");
 
         Assert.That(await Db.ScalarAsync<string>("SELECT stream || ' ' || reason FROM marketdata.feed_gaps"), Is.EqualTo("btcusdt@bookTicker daemon_down"));
         // A join rather than a correlated subquery: Citus plans no correlated subquery over a reference table (feed_gaps).
@@ -165,7 +165,7 @@ public sealed class FidelityTests(string tier) : DatabaseTest(tier)
             "every trade of the cut windows came back from REST");
 
         // bookTicker has no contiguous ids: what was sent during the cut is covered by 'disconnected' rows.
-        await Harness.WaitUntilAsync(() => Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE stream = 'btcusdt@bookTicker'").Result
+        await Harness.WaitUntilAsync(async () => (await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE stream = 'btcusdt@bookTicker'"))
             == h.Metrics.Shards.Single(s => s.Route == "public").Reconnects, TimeSpan.FromSeconds(10), () => "gap rows");
         var stored = await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_ticker");
         var missing = generated["btcusdt@bookTicker"] - stored;

@@ -66,7 +66,8 @@ public sealed class OutageTests : DatabaseTest
         proxy.Restore();
 
         await h.Simulator.Finished.WaitAsync(TimeSpan.FromSeconds(60));
-        await Harness.WaitUntilAsync(() => EventRows().Result == 24_000, TimeSpan.FromSeconds(60), () => $"{EventRows().Result} of 24000 rows");
+        long rows = 0;
+        await Harness.WaitUntilAsync(async () => (rows = await EventRows()) == 24_000, TimeSpan.FromSeconds(60), () => $"{rows} of 24000 rows");
         await Harness.WaitUntilAsync(() => h.Parts.Spool!.IsEmpty && !h.Parts.SpoolState.DatabaseDown, TimeSpan.FromSeconds(20), () => "spool not drained");
 
         Assert.Multiple(async () =>
@@ -133,8 +134,9 @@ public sealed class OutageTests : DatabaseTest
         await h.Simulator.Finished.WaitAsync(TimeSpan.FromSeconds(60));
         var lostTrades = damaged["trades"].Sum(r => r.Rows);
         var contiguous = "SELECT coalesce(sum(n), -1) FROM (SELECT max(agg_trade_id) - min(agg_trade_id) + 1 - count(DISTINCT agg_trade_id) AS n FROM marketdata.trades GROUP BY symbol_id) x";
-        await Harness.WaitUntilAsync(() => Db.ScalarAsync<long>(contiguous).Result == 0 && h.Metrics.TradesBackfilled >= lostTrades, TimeSpan.FromSeconds(60),
-            () => $"trades not contiguous ({Db.ScalarAsync<long>(contiguous).Result} missing), {h.Metrics.TradesBackfilled} backfilled");
+        long missing = -1;
+        await Harness.WaitUntilAsync(async () => (missing = await Db.ScalarAsync<long>(contiguous)) == 0 && h.Metrics.TradesBackfilled >= lostTrades, TimeSpan.FromSeconds(60),
+            () => $"trades not contiguous ({missing} missing), {h.Metrics.TradesBackfilled} backfilled");
 
         Assert.Multiple(async () =>
         {

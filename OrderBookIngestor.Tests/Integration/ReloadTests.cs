@@ -39,9 +39,9 @@ public sealed class ReloadTests : DatabaseTest
         // Add two symbols: ETH fills the existing connections (2 streams each at most), BNB needs new ones.
         next = With(h.Options, "BTCUSDT,ETHUSDT,BNBUSDT", "bookTicker,aggTrade");
         pipeline.RequestReload();
-        await Harness.WaitUntilAsync(() => Subscribed(h).SetEquals(["btcusdt@bookTicker", "btcusdt@aggTrade", "ethusdt@bookTicker", "ethusdt@aggTrade", "bnbusdt@bookTicker", "bnbusdt@aggTrade"]),
+        await Harness.WaitUntilAsync(async () => Subscribed(h).SetEquals(["btcusdt@bookTicker", "btcusdt@aggTrade", "ethusdt@bookTicker", "ethusdt@aggTrade", "bnbusdt@bookTicker", "bnbusdt@aggTrade"]),
             TimeSpan.FromSeconds(20), () => string.Join(",", Subscribed(h)));
-        await Harness.WaitUntilAsync(() => Rows("trades", "BNBUSDT").Result > 0 && Rows("book_ticker", "ETHUSDT").Result > 0, TimeSpan.FromSeconds(20), () => "new symbols not recorded");
+        await Harness.WaitUntilAsync(async () => (await Rows("trades", "BNBUSDT")) > 0 && (await Rows("book_ticker", "ETHUSDT")) > 0, TimeSpan.FromSeconds(20), () => "new symbols not recorded");
         Assert.That(h.Metrics.Shards, Has.Count.EqualTo(4), "one more connection per route, opened only because the others were full");
         Assert.That(h.Metrics.Shards.Sum(s => s.Reconnects), Is.Zero, "nothing was reconnected to change subscriptions");
 
@@ -51,11 +51,11 @@ public sealed class ReloadTests : DatabaseTest
         await Harness.WaitUntilAsync(() => Subscribed(h).SetEquals(["ethusdt@bookTicker", "bnbusdt@bookTicker"]), TimeSpan.FromSeconds(20), () => string.Join(",", Subscribed(h)));
         // Let what was in flight at the UNSUBSCRIBE land, take the counts, let ETH flow on: the dropped streams stay still.
         var eth = await Rows("book_ticker", "ETHUSDT");
-        await Harness.WaitUntilAsync(() => Rows("book_ticker", "ETHUSDT").Result > eth + 300, TimeSpan.FromSeconds(20), () => "ETH stopped");
+        await Harness.WaitUntilAsync(async () => (await Rows("book_ticker", "ETHUSDT")) > eth + 300, TimeSpan.FromSeconds(20), () => "ETH stopped");
         var trades = await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades");
         var btc = await Rows("book_ticker", "BTCUSDT");
         eth = await Rows("book_ticker", "ETHUSDT");
-        await Harness.WaitUntilAsync(() => Rows("book_ticker", "ETHUSDT").Result > eth + 300, TimeSpan.FromSeconds(20), () => "ETH stopped");
+        await Harness.WaitUntilAsync(async () => (await Rows("book_ticker", "ETHUSDT")) > eth + 300, TimeSpan.FromSeconds(20), () => "ETH stopped");
         Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades"), Is.EqualTo(trades), "no trade after aggTrade was dropped");
         Assert.That(await Rows("book_ticker", "BTCUSDT"), Is.EqualTo(btc), "no BTC row after BTC was dropped");
         Assert.That(await Db.ScalarAsync<string>("SELECT string_agg(symbol || '=' || is_active, ',' ORDER BY symbol) FROM marketdata.symbols"),

@@ -98,12 +98,17 @@ public sealed class Harness : IAsyncDisposable
             () => $"committed {RowsCommitted} of {Simulator.Ledger.Delivered} delivered");
     }
 
-    public static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, Func<string> describe)
+    /// <summary>A bounded poll (every 50 ms, on a monotonic clock) for a condition the test cannot be told about.</summary>
+    public static Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, Func<string> describe)
+        => WaitUntilAsync(() => Task.FromResult(condition()), timeout, describe);
+
+    /// <summary>The same, for a condition that has to ask the database.</summary>
+    public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, Func<string> describe)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!condition())
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!await condition())
         {
-            if (DateTime.UtcNow > deadline)
+            if (clock.Elapsed > timeout)
             {
                 Assert.Fail($"timed out after {timeout.TotalSeconds}s: {describe()}");
             }

@@ -47,12 +47,4 @@ public sealed class RetryPolicy
     }
 
     public void Reset() => _attempt = 0;
-
-    /// <summary>Waits the next delay on <paramref name="time"/>; returns it.</summary>
-    public async Task<TimeSpan> WaitAsync(TimeProvider time, CancellationToken ct)
-    {
-        var delay = Next();
-        await Task.Delay(delay, time, ct).ConfigureAwait(false);
-        return delay;
-    }
 }

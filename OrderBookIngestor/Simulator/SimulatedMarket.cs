@@ -1,4 +1,5 @@
-using System.Text;
+using System.Globalization;
+using System.Text.Unicode;
 using OrderBookIngestor.Exchange;
 
 namespace OrderBookIngestor.Simulator;
@@ -129,8 +130,11 @@ public sealed class SimulatedMarket
             long bidQty = 1 + _random.Next(100_000), askQty = 1 + _random.Next(100_000);
             var transactionMs = nowMs - _random.Next(3);
             int pd = _symbol.PriceDecimals, qd = _symbol.QtyDecimals;
-            var data = Encoding.ASCII.GetBytes(
-                $"{{\"e\":\"bookTicker\",\"u\":{_id},\"E\":{nowMs},\"T\":{transactionMs},\"s\":\"{_symbol.Symbol}\",\"b\":\"{SymbolUniverse.Fixed(bid, pd)}\",\"B\":\"{SymbolUniverse.Fixed(bidQty, qd)}\",\"a\":\"{SymbolUniverse.Fixed(ask, pd)}\",\"A\":\"{SymbolUniverse.Fixed(askQty, qd)}\"}}");
+            Span<byte> buffer = stackalloc byte[512];
+            Utf8.TryWrite(buffer, CultureInfo.InvariantCulture,
+                $"{{\"e\":\"bookTicker\",\"u\":{_id},\"E\":{nowMs},\"T\":{transactionMs},\"s\":\"{_symbol.Symbol}\",\"b\":\"{new SymbolUniverse.FixedText(bid, pd)}\",\"B\":\"{new SymbolUniverse.FixedText(bidQty, qd)}\",\"a\":\"{new SymbolUniverse.FixedText(ask, pd)}\",\"A\":\"{new SymbolUniverse.FixedText(askQty, qd)}\"}}",
+                out var written);
+            var data = buffer[..written].ToArray();
             return new SimEvent(_name, _symbol.Symbol, Channel, _id, nowMs, transactionMs,
                 SymbolUniverse.ToDecimal(bid, pd), SymbolUniverse.ToDecimal(bidQty, qd), SymbolUniverse.ToDecimal(ask, pd), SymbolUniverse.ToDecimal(askQty, qd),
                 0, 0, false, data);
@@ -148,8 +152,11 @@ public sealed class SimulatedMarket
             var tradeMs = nowMs - _random.Next(3);
             int pd = _symbol.PriceDecimals, qd = _symbol.QtyDecimals;
             // "nq" (quantity without RPI orders) is sent like the live exchange does; the daemon ignores it.
-            var data = Encoding.ASCII.GetBytes(
-                $"{{\"e\":\"aggTrade\",\"E\":{nowMs},\"s\":\"{_symbol.Symbol}\",\"a\":{_id},\"p\":\"{SymbolUniverse.Fixed(_midTicks, pd)}\",\"q\":\"{SymbolUniverse.Fixed(qty, qd)}\",\"nq\":\"{SymbolUniverse.Fixed(qty, qd)}\",\"f\":{first},\"l\":{last},\"T\":{tradeMs},\"m\":{(maker ? "true" : "false")}}}");
+            Span<byte> buffer = stackalloc byte[512];
+            Utf8.TryWrite(buffer, CultureInfo.InvariantCulture,
+                $"{{\"e\":\"aggTrade\",\"E\":{nowMs},\"s\":\"{_symbol.Symbol}\",\"a\":{_id},\"p\":\"{new SymbolUniverse.FixedText(_midTicks, pd)}\",\"q\":\"{new SymbolUniverse.FixedText(qty, qd)}\",\"nq\":\"{new SymbolUniverse.FixedText(qty, qd)}\",\"f\":{first},\"l\":{last},\"T\":{tradeMs},\"m\":{(maker ? "true" : "false")}}}",
+                out var written);
+            var data = buffer[..written].ToArray();
             var e = new SimEvent(_name, _symbol.Symbol, Channel, _id, nowMs, tradeMs,
                 SymbolUniverse.ToDecimal(_midTicks, pd), SymbolUniverse.ToDecimal(qty, qd), 0, 0, first, last, maker, data);
             lock (_history)

@@ -53,6 +53,47 @@ public static class SymbolUniverse
 
     public static decimal ToDecimal(long ticks, int decimals) => new decimal(ticks) / Pow10(decimals);
 
+    /// <summary>Ticks as Binance's fixed-point text, written straight into a UTF-8 frame (no string on the way).</summary>
+    public readonly struct FixedText(long ticks, int decimals) : IUtf8SpanFormattable
+    {
+        public bool TryFormat(Span<byte> utf8Destination, out int bytesWritten, ReadOnlySpan<char> format, IFormatProvider? provider)
+        {
+            bytesWritten = 0;
+            var scale = 1L;
+            for (var i = 0; i < decimals; i++)
+            {
+                scale *= 10;
+            }
+
+            if (!(ticks / scale).TryFormat(utf8Destination, out var whole, default, CultureInfo.InvariantCulture))
+            {
+                return false;
+            }
+
+            if (decimals == 0)
+            {
+                bytesWritten = whole;
+                return true;
+            }
+
+            if (utf8Destination.Length < whole + 1 + decimals)
+            {
+                return false;
+            }
+
+            utf8Destination[whole] = (byte)'.';
+            var frac = ticks % scale;
+            for (var i = whole + decimals; i > whole; i--)
+            {
+                utf8Destination[i] = (byte)('0' + (frac % 10));
+                frac /= 10;
+            }
+
+            bytesWritten = whole + 1 + decimals;
+            return true;
+        }
+    }
+
     private static decimal Pow10(int n)
     {
         var r = 1m;
