@@ -85,7 +85,8 @@ public sealed partial class EndToEndTests : DatabaseTest
         await Harness.WaitUntilAsync(() => h.Metrics.Shards.Count == 2 && h.Metrics.Shards.All(s => s.State == Observability.ConnectionState.Streaming),
             TimeSpan.FromSeconds(20), () => "subscribed");
         time.Advance(TimeSpan.FromSeconds(29));
-        await Task.Delay(200);
+        // Timers fire inside Advance: both watchdogs are still armed, due in exactly one second, so nothing was cut.
+        Assert.That(time.PendingDue.Count(d => d == time.GetUtcNow().AddSeconds(1)), Is.GreaterThanOrEqualTo(2), "both watchdogs armed for the 30th second");
         Assert.That(h.Metrics.Shards.Sum(s => s.Reconnects), Is.Zero, "not before the timeout");
 
         await Harness.WaitUntilAsync(() =>

@@ -41,6 +41,18 @@ public sealed class ManualTimeProvider : TimeProvider
         }
     }
 
+    /// <summary>When each pending timer fires on this clock, earliest first.</summary>
+    public IReadOnlyList<DateTimeOffset> PendingDue
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _timers.Select(t => _now + TimeSpan.FromTicks(t.DueAt - _timestamp)).Order()];
+            }
+        }
+    }
+
     /// <summary>Waits (bounded, 5 s) until code under test has parked on a timer of this clock, and returns when
     /// that timer is due. A negative check ("not done yet") made after this is not trivially true: the code is
     /// provably waiting on the clock, not merely slow.</summary>
