@@ -1,3 +1,5 @@
+// Longer than ~400 lines on purpose: one allocation-free Utf8JsonReader pass per frame kind, sharing the reader
+// state and the field helpers, which would otherwise have to be made public to be split across files.
 using System.Buffers;
 using System.Globalization;
 using System.Text.Json;

@@ -1,3 +1,5 @@
+// Around 400 lines: migration, the storage tier choice with its reasons and the tier checks belong together;
+// the SQL itself lives in schema/ and is embedded.
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
