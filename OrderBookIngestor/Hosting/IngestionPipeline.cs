@@ -77,27 +77,56 @@ public sealed partial class IngestionPipeline : BackgroundService
 
     private async Task RunAsync(CancellationToken stoppingToken)
     {
+        var storageLog = _loggers.CreateLogger("OrderBookIngestor.Storage");
         // The disk spool takes batches while the database is away; its replayer also finishes what a crashed run left.
-        var storageLogger = _loggers.CreateLogger("OrderBookIngestor.Storage");
         using var spool = string.IsNullOrWhiteSpace(_options.SpoolDirectory) ? null
-            : new Spool(InstanceDirectory(_options, _options.SpoolDirectory), _options.SpoolMaxMegabytes * (1L << 20), _options.SpoolSegmentMegabytes * (1L << 20), storageLogger);
+            : new Spool(InstanceDirectory(_options, _options.SpoolDirectory), _options.SpoolMaxMegabytes * (1L << 20), _options.SpoolSegmentMegabytes * (1L << 20), storageLog);
+        if (await PrepareAsync(spool, storageLog, stoppingToken).ConfigureAwait(false) is not { } prepared)
+        {
+            return;
+        }
+
+        using var abort = new CancellationTokenSource();
+        var supervisor = new Supervisor(_log);
+        using var parts = Wire(prepared, supervisor, stoppingToken, abort.Token);
+        Start(parts, supervisor, abort.Token);
+        _running = parts.Running;
+        _metrics.Ready = true;
+        Log.Running(_log, parts.Plans.Count, _options.Http);
+
+        if (await supervisor.WatchAsync(_time, stoppingToken).ConfigureAwait(false) is { } ended)
+        {
+            Log.LoopEnded(_log, ended.Name, ended.Task.Status.ToString(), ended.Task.Exception?.GetBaseException().Message ?? "no exception");
+            Fail($"{ended.Name} ended unexpectedly", ExitCodes.Failure, startup: false);
+        }
+
+        Log.Draining(_log);
+        abort.CancelAfter(TimeSpan.FromSeconds(_options.DrainTimeoutSeconds));
+        await supervisor.DrainAsync().ConfigureAwait(false);
+        Log.Stopped(_log, _metrics.BookTicker.RowsCommitted, _metrics.Trades.RowsCommitted);
+    }
+
+    /// <summary>What the start prepares before anything streams: the database and its tier, the spool replayed,
+    /// the symbols registered and what the database already holds of each.</summary>
+    private sealed record Prepared(
+        Spool? Spool, SpoolState SpoolState, Quarantine Quarantine, SpoolLossRecorder Losses, SpoolReplayer? Replay,
+        BatchCommitter Committer, SymbolTable Symbols, Dictionary<int, LastStored> LastStored);
+
+    /// <summary>Null when the start failed (already reported through <see cref="Fail"/>) or was cancelled.</summary>
+    private async Task<Prepared?> PrepareAsync(Spool? spool, ILogger storageLog, CancellationToken stoppingToken)
+    {
         var spoolState = new SpoolState();
-        var quarantine = new Quarantine(InstanceDirectory(_options, _options.QuarantineDirectory), storageLogger, _time);
+        var quarantine = new Quarantine(InstanceDirectory(_options, _options.QuarantineDirectory), storageLog, _time);
         _status.Spool = spool;
         _status.SpoolState = spoolState;
         _status.Quarantine = quarantine;
-        var losses = new SpoolLossRecorder(_time, storageLogger);
-        SpoolReplayer? replay = null;
-        BatchCommitter committer;
-
-        SymbolTable symbols;
-        Dictionary<int, LastStored> lastStored;
+        var losses = new SpoolLossRecorder(_time, storageLog);
         try
         {
             await PrepareDatabaseAsync(stoppingToken).ConfigureAwait(false);
             // Every COPY of this run (flushers and spool replay) goes through one committer, shaped by the tier now known.
-            committer = new BatchCommitter(_dataSource, citus: _metrics.StorageTier == StorageTiers.Citus);
-            replay = spool is null ? null : new SpoolReplayer(spool, spoolState, committer, _dataSource, _time, storageLogger, quarantine, losses.OnDamage,
+            var committer = new BatchCommitter(_dataSource, citus: _metrics.StorageTier == StorageTiers.Citus);
+            var replay = spool is null ? null : new SpoolReplayer(spool, spoolState, committer, _dataSource, _time, storageLog, quarantine, losses.OnDamage,
                 (table, rows) => _metrics.Tables.First(t => t.Table == table).OnReplayed(rows));
 
             // What a previous run spooled goes in before continuity is read from the database: otherwise its
@@ -112,132 +141,144 @@ public sealed partial class IngestionPipeline : BackgroundService
                 }
             }
 
-            symbols = await RegisterSymbolsAsync(stoppingToken).ConfigureAwait(false);
-
-            lastStored = await LastStoredReader.ReadAsync(_dataSource, symbols.Symbols.Select(s => symbols.TryGetId(s, out var id) ? id : 0), stoppingToken).ConfigureAwait(false);
+            var symbols = await RegisterSymbolsAsync(stoppingToken).ConfigureAwait(false);
+            var lastStored = await LastStoredReader.ReadAsync(_dataSource, symbols.Symbols.Select(s => symbols.TryGetId(s, out var id) ? id : 0), stoppingToken).ConfigureAwait(false);
+            return new Prepared(spool, spoolState, quarantine, losses, replay, committer, symbols, lastStored);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
-            return;
+            return null;
         }
         catch (Exception ex) when (ex is ConfigurationException || DatabaseErrors.IsConfigurationProblem(ex))
         {
             // A setting to change (a tier the server cannot give, a wrong password, a database that does not exist).
             Fail(ex is PostgresException pg ? $"Database: {DatabaseErrors.Describe(pg)} ({DatabaseConnection.Redact(_options.Database)})" : ex.Message,
                 ExitCodes.Configuration);
-            return;
+            return null;
         }
         catch (Exception ex) when (ex is PostgresException or HttpRequestException or System.Text.Json.JsonException)
         {
             Fail(ex is PostgresException pg ? DatabaseErrors.Describe(pg) : ex.Message, ExitCodes.Failure);
-            return;
+            return null;
         }
+    }
 
+    /// <summary>The running pipeline's parts, wired together but not yet started.</summary>
+    private sealed record Parts(
+        Prepared Prepared, IReadOnlyList<ShardPlan> Plans, EventBuffers Buffers, GapLedger Gaps, GapWriter GapWriter,
+        RestWeightGate RestGate, TradeBackfiller Backfiller, Books.SnapshotFetcher Snapshots, Books.TopSampler Sampler,
+        SilenceMonitor Silence, StorageMaintainer? Maintainer, Running Running, CancellationTokenSource StopHelpers,
+        CancellationTokenSource StopReplay, CancellationTokenSource StopMaintenance) : IDisposable
+    {
+        public void Dispose()
+        {
+            RestGate.Dispose();
+            StopHelpers.Dispose();
+            StopReplay.Dispose();
+            StopMaintenance.Dispose();
+        }
+    }
+
+    /// <summary>Builds every part of the running pipeline from what the start prepared, and registers each drain
+    /// phase's stop action with the supervisor. Nothing runs yet.</summary>
+    private Parts Wire(Prepared p, Supervisor supervisor, CancellationToken stoppingToken, CancellationToken abort)
+    {
         var channels = _options.Channels.Select(c => MarketChannels.TryParse(c, out var ch) ? ch : throw new ConfigurationException($"Channels: '{c}'")).ToList();
-        var plans = ShardPlanner.Plan(symbols.Symbols, channels, _options.Shards, _options.MaxStreamsPerConnection);
-        Log.Planned(_log, plans.Count, plans.Sum(p => p.Streams.Count), symbols.Count, string.Join(",", channels.Select(c => c.StreamSuffix())));
+        var plans = ShardPlanner.Plan(p.Symbols.Symbols, channels, _options.Shards, _options.MaxStreamsPerConnection);
+        Log.Planned(_log, plans.Count, plans.Sum(pl => pl.Streams.Count), p.Symbols.Count, string.Join(",", channels.Select(c => c.StreamSuffix())));
 
         var buffers = new EventBuffers(_options.BufferCapacity);
-        _metrics.BookTicker.BufferDepth = () => buffers.BookTickers.Reader.Count;
-        _metrics.BookTicker.BufferCapacity = buffers.Capacity;
-        _metrics.Trades.BufferDepth = () => buffers.Trades.Reader.Count;
-        _metrics.Trades.BufferCapacity = buffers.Capacity;
-        _metrics.Depth.BufferDepth = () => buffers.Depth.Reader.Count;
-        _metrics.Depth.BufferCapacity = buffers.Capacity;
-        _metrics.Snapshots.BufferDepth = () => buffers.Snapshots.Reader.Count;
-        _metrics.Tops.BufferDepth = () => buffers.Tops.Reader.Count;
+        foreach (var (stats, depth) in new (TableStats, Func<int>)[]
+        {
+            (_metrics.BookTicker, () => buffers.BookTickers.Reader.Count), (_metrics.Trades, () => buffers.Trades.Reader.Count),
+            (_metrics.Depth, () => buffers.Depth.Reader.Count), (_metrics.Snapshots, () => buffers.Snapshots.Reader.Count),
+            (_metrics.Tops, () => buffers.Tops.Reader.Count),
+        })
+        {
+            stats.BufferDepth = depth;
+            stats.BufferCapacity = buffers.Capacity;
+        }
 
-        using var abort = new CancellationTokenSource();
-        // Stops the REST helpers (backfill, snapshots) and the sampler once the readers are done.
-        using var stopHelpers = new CancellationTokenSource();
-        using var stopReplay = new CancellationTokenSource();
-        using var stopMaintenance = new CancellationTokenSource();
         var random = new Random();
         var storageLog = _loggers.CreateLogger("OrderBookIngestor.Storage");
         var feedLog = _loggers.CreateLogger("OrderBookIngestor.Feeds");
-        var supervisor = new Supervisor(_log);
-        supervisor.OnDrain(DrainPhase.Helpers, () => stopHelpers.CancelAsync());
-        supervisor.OnDrain(DrainPhase.Flushers, () => buffers.Complete());
-        supervisor.OnDrain(DrainPhase.SpoolReplay, () => stopReplay.CancelAsync());
-        supervisor.OnDrain(DrainPhase.Maintenance, () => stopMaintenance.CancelAsync());
+        var depthChannel = channels.Where(c => c.IsDepth()).Select(c => (MarketChannel?)c).FirstOrDefault();
+        var depthBooks = new Books.DepthBookSet();
+        var states = new StreamStates(p.Symbols, p.LastStored, depthChannel, depthBooks);
+        _metrics.Books = depthBooks.Counts;
+        var gaps = new GapLedger();
+        _status.Gaps = gaps;
+        var gate = new RestWeightGate(_options.RestWeightPerMinute, _options.RestMaxInFlight, _time);
+        _metrics.RestWeightUsed = () => gate.UsedThisMinute;
+        var rest = new BinanceRestClient(_http, _options.RestUrl, gate);
+        var backfiller = new TradeBackfiller(rest, states, buffers, gaps, _metrics, _time, feedLog, _options.MaxBackfillTrades);
+        // What damaged spool records held (found by the replay at start, or later) is backfilled or written down from here on.
+        p.Losses.Attach(p.Symbols, states, gaps, backfiller.Requests, depthChannel);
+        var router = new EventRouter(buffers, states, gaps, backfiller.Requests, _metrics, p.Symbols, _time);
+        var fetcher = new Books.SnapshotFetcher(rest, buffers, gaps, _time, _loggers.CreateLogger("OrderBookIngestor.Books"), _options.SnapshotLimit);
+        depthBooks.UseSnapshots(fetcher);
+        var running = new Running(p.Symbols, states, router, new FrameParser(p.Symbols), channels, feedLog, random, supervisor, stoppingToken, abort);
+        var sampler = new Books.TopSampler(running.CurrentBooks, buffers, _time, _options.TopLevels, TimeSpan.FromMilliseconds(_options.TopIntervalMs));
+        var silence = new SilenceMonitor(running.CurrentActivities, _time, feedLog, TimeSpan.FromSeconds(_options.SilentStreamSeconds));
+        _metrics.SilentStreams = () => silence.Silent;
+        _status.Streams = running.CurrentActivities;
+        // Partitions ahead, retention and the 1-second rollups, where TimescaleDB's own jobs do not do them.
+        var maintainer = !StorageTiers.DaemonMaintained(_metrics.StorageTier) ? null
+            : new StorageMaintainer(_dataSource, _time, storageLog, _status.Maintenance,
+                TimeSpan.FromMilliseconds(_options.RollupIntervalMs), TimeSpan.FromSeconds(_options.MaintenanceIntervalSeconds));
 
-        if (replay is not null)
+        var parts = new Parts(p, plans, buffers, gaps, new GapWriter(gaps, _dataSource, _time, storageLog, new Random(random.Next())), gate, backfiller,
+            fetcher, sampler, silence, maintainer, running, new CancellationTokenSource(), new CancellationTokenSource(), new CancellationTokenSource());
+        supervisor.OnDrain(DrainPhase.Helpers, () => parts.StopHelpers.CancelAsync());
+        supervisor.OnDrain(DrainPhase.Flushers, () => buffers.Complete());
+        supervisor.OnDrain(DrainPhase.SpoolReplay, () => parts.StopReplay.CancelAsync());
+        supervisor.OnDrain(DrainPhase.GapWriter, () => gaps.Complete());
+        supervisor.OnDrain(DrainPhase.Maintenance, () => parts.StopMaintenance.CancelAsync());
+        return parts;
+    }
+
+    /// <summary>Starts every loop as a named loop of the supervisor: flushers and writers first, readers last.</summary>
+    private void Start(Parts parts, Supervisor supervisor, CancellationToken abort)
+    {
+        var p = parts.Prepared;
+        var storageLog = _loggers.CreateLogger("OrderBookIngestor.Storage");
+        var random = parts.Running.Random;
+        if (p.Replay is { } replay)
         {
-            supervisor.Start("spool replayer", DrainPhase.SpoolReplay, () => replay.RunAsync(stopReplay.Token));
+            supervisor.Start("spool replayer", DrainPhase.SpoolReplay, () => replay.RunAsync(parts.StopReplay.Token));
         }
 
         void Flusher<TEvent, TRows>(System.Threading.Channels.ChannelReader<TEvent> reader, TableStats stats)
             where TEvent : struct
             where TRows : struct, IRowEncoder<TEvent>
         {
-            var flusher = new BatchFlusher<TEvent, TRows>(reader, committer, _options, stats, _time, storageLog, new Random(random.Next()), spool, spoolState, quarantine);
-            supervisor.Start($"{stats.Table} flusher", DrainPhase.Flushers, () => flusher.RunAsync(abort.Token));
+            var flusher = new BatchFlusher<TEvent, TRows>(reader, p.Committer, _options, stats, _time, storageLog, new Random(random.Next()), p.Spool, p.SpoolState, p.Quarantine);
+            supervisor.Start($"{stats.Table} flusher", DrainPhase.Flushers, () => flusher.RunAsync(abort));
         }
 
-        Flusher<BookTickerEvent, BookTickerRows>(buffers.BookTickers.Reader, _metrics.BookTicker);
-        Flusher<TradeEvent, TradeRows>(buffers.Trades.Reader, _metrics.Trades);
-        Flusher<DepthEvent, DepthRows>(buffers.Depth.Reader, _metrics.Depth);
-        Flusher<SnapshotRow, SnapshotRows>(buffers.Snapshots.Reader, _metrics.Snapshots);
-        Flusher<TopRow, TopRows>(buffers.Tops.Reader, _metrics.Tops);
-
-        var depthChannel = channels.Where(c => c.IsDepth()).Select(c => (MarketChannel?)c).FirstOrDefault();
-        var depthBooks = new Books.DepthBookSet();
-        var states = new StreamStates(symbols, lastStored, depthChannel, depthBooks);
-        _metrics.Books = depthBooks.Counts;
-        var gaps = new GapLedger();
-        _status.Gaps = gaps;
-        supervisor.OnDrain(DrainPhase.GapWriter, () => gaps.Complete());
-        var gapWriter = new GapWriter(gaps, _dataSource, _time, storageLog, new Random(random.Next()));
-        supervisor.Start("gap writer", DrainPhase.GapWriter, () => gapWriter.RunAsync(abort.Token));
-        using var gate = new RestWeightGate(_options.RestWeightPerMinute, _options.RestMaxInFlight, _time);
-        _metrics.RestWeightUsed = () => gate.UsedThisMinute;
-        var rest = new BinanceRestClient(_http, _options.RestUrl, gate);
-        var backfiller = new TradeBackfiller(rest, states, buffers, gaps, _metrics, _time, feedLog, _options.MaxBackfillTrades);
-        supervisor.Start("backfill", DrainPhase.Helpers, () => backfiller.RunAsync(stopHelpers.Token, abort.Token));
-        // What damaged spool records held (found by the replay at start, or later) is backfilled or written down from here on.
-        losses.Attach(symbols, states, gaps, backfiller.Requests, depthChannel);
-        var router = new EventRouter(buffers, states, gaps, backfiller.Requests, _metrics, symbols, _time);
-        var fetcher = new Books.SnapshotFetcher(rest, buffers, gaps, _time, _loggers.CreateLogger("OrderBookIngestor.Books"), _options.SnapshotLimit);
-        depthBooks.UseSnapshots(fetcher);
-        supervisor.Start("snapshots", DrainPhase.Helpers, () => fetcher.RunAsync(stopHelpers.Token, abort.Token));
-        var running = new Running(symbols, states, router, new FrameParser(symbols), channels, feedLog, random, supervisor, stoppingToken, abort.Token);
-        var sampler = new Books.TopSampler(running.CurrentBooks, buffers, _time, _options.TopLevels, TimeSpan.FromMilliseconds(_options.TopIntervalMs));
+        Flusher<BookTickerEvent, BookTickerRows>(parts.Buffers.BookTickers.Reader, _metrics.BookTicker);
+        Flusher<TradeEvent, TradeRows>(parts.Buffers.Trades.Reader, _metrics.Trades);
+        Flusher<DepthEvent, DepthRows>(parts.Buffers.Depth.Reader, _metrics.Depth);
+        Flusher<SnapshotRow, SnapshotRows>(parts.Buffers.Snapshots.Reader, _metrics.Snapshots);
+        Flusher<TopRow, TopRows>(parts.Buffers.Tops.Reader, _metrics.Tops);
+        supervisor.Start("gap writer", DrainPhase.GapWriter, () => parts.GapWriter.RunAsync(abort));
+        var helpers = parts.StopHelpers.Token;
+        supervisor.Start("backfill", DrainPhase.Helpers, () => parts.Backfiller.RunAsync(helpers, abort));
+        supervisor.Start("snapshots", DrainPhase.Helpers, () => parts.Snapshots.RunAsync(helpers, abort));
         // The sampler and the silence monitor are not watched: a sampler or a monitor that stopped costs no data.
-        supervisor.Start("top sampler", DrainPhase.Helpers, () => sampler.RunAsync(stopHelpers.Token, abort.Token), watched: false);
-
-        var silence = new SilenceMonitor(running.CurrentActivities, _time, feedLog, TimeSpan.FromSeconds(_options.SilentStreamSeconds));
-        _metrics.SilentStreams = () => silence.Silent;
-        _status.Streams = running.CurrentActivities;
-        supervisor.Start("silence monitor", DrainPhase.Helpers, () => silence.RunAsync(stopHelpers.Token), watched: false);
-
-        // Partitions ahead, retention and the 1-second rollups, where TimescaleDB's own jobs do not do them.
-        if (StorageTiers.DaemonMaintained(_metrics.StorageTier))
+        supervisor.Start("top sampler", DrainPhase.Helpers, () => parts.Sampler.RunAsync(helpers, abort), watched: false);
+        supervisor.Start("silence monitor", DrainPhase.Helpers, () => parts.Silence.RunAsync(helpers), watched: false);
+        if (parts.Maintainer is { } maintainer)
         {
-            var maintainer = new StorageMaintainer(_dataSource, _time, storageLog, _status.Maintenance,
-                TimeSpan.FromMilliseconds(_options.RollupIntervalMs), TimeSpan.FromSeconds(_options.MaintenanceIntervalSeconds));
-            supervisor.Start("storage maintenance", DrainPhase.Maintenance, () => maintainer.RunAsync(stopMaintenance.Token));
+            supervisor.Start("storage maintenance", DrainPhase.Maintenance, () => maintainer.RunAsync(parts.StopMaintenance.Token));
         }
 
-        foreach (var plan in plans)
+        foreach (var plan in parts.Plans)
         {
-            StartReader(running, plan);
+            StartReader(parts.Running, plan);
         }
 
-        _running = running;
-        supervisor.Start("reload", DrainPhase.Helpers, () => ReloadLoopAsync(running, stopHelpers.Token));
-        _metrics.Ready = true;
-        Log.Running(_log, plans.Count, _options.Http);
-
-        if (await supervisor.WatchAsync(_time, stoppingToken).ConfigureAwait(false) is { } ended)
-        {
-            Log.LoopEnded(_log, ended.Name, ended.Task.Status.ToString(), ended.Task.Exception?.GetBaseException().Message ?? "no exception");
-            Fail($"{ended.Name} ended unexpectedly", ExitCodes.Failure, startup: false);
-        }
-
-        Log.Draining(_log);
-        abort.CancelAfter(TimeSpan.FromSeconds(_options.DrainTimeoutSeconds));
-        await supervisor.DrainAsync().ConfigureAwait(false);
-        Log.Stopped(_log, _metrics.BookTicker.RowsCommitted, _metrics.Trades.RowsCommitted);
+        supervisor.Start("reload", DrainPhase.Helpers, () => ReloadLoopAsync(parts.Running, helpers));
     }
 
     /// <summary>Each of several instances keeps its own spool and quarantine (they are one daemon's): spool/instance-K-of-N.</summary>
