@@ -84,19 +84,25 @@ public sealed class SimLedger
         }
     }
 
-    public void OnDelivered(SimEvent e)
+    public void OnDelivered(SimEvent e) => OnDelivered([e]);
+
+    /// <summary>A sent batch, under one lock (a send loop delivers hundreds at a time).</summary>
+    public void OnDelivered(IReadOnlyList<SimEvent> sent)
     {
         lock (_gate)
         {
-            if (!_streams.TryGetValue(e.Stream, out var t))
+            foreach (var e in sent)
             {
-                _streams[e.Stream] = t = new StreamTotals(e.Symbol, e.Channel.ToString());
-            }
+                if (!_streams.TryGetValue(e.Stream, out var t))
+                {
+                    _streams[e.Stream] = t = new StreamTotals(e.Symbol, e.Channel.ToString());
+                }
 
-            t.Add(e);
-            if (_record)
-            {
-                t.Events.Add(e);
+                t.Add(e);
+                if (_record)
+                {
+                    t.Events.Add(e);
+                }
             }
         }
     }

@@ -139,10 +139,7 @@ internal sealed class SimSession
             }
 
             // Delivered once written to the transport, as before batching.
-            foreach (var e in sent)
-            {
-                _ledger.OnDelivered(e);
-            }
+            _ledger.OnDelivered(sent);
 
             sent.Clear();
         }
