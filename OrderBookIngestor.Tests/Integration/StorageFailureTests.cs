@@ -168,9 +168,9 @@ public sealed class StorageFailureTests : StorageTest
             // the loop is parked on its back-off timer, at least the 1 s floor ahead.
             var due = await time.WaitForTimerAsync();
             Assert.That(due - time.GetUtcNow(), Is.GreaterThanOrEqualTo(TimeSpan.FromSeconds(1)), "parked on the back-off");
-            // Parked, so no attempt can follow until the clock moves; a real second lets the refused ones settle.
-            await Task.Delay(1_000);
-            Assert.That(proxy.Connections, Is.EqualTo(3), "one attempt after the outage began");
+            // Parked, so no attempt can follow until the clock moves. Counted in failed passes: one attempt sometimes
+            // reaches the proxy as two connections (see below).
+            Assert.That(stats.Failures, Is.EqualTo(1), "one attempt after the outage began");
 
             // A simulated minute of outage: at most one attempt a second, fewer as the back-off grows.
             for (var i = 0; i < 600; i++)
