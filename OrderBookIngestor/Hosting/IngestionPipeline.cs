@@ -26,6 +26,7 @@ public sealed partial class IngestionPipeline : BackgroundService
     private readonly TimeProvider _time;
     private readonly ILoggerFactory _loggers;
     private readonly ILogger _log;
+    private readonly ILogger _storageLog;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly HttpClient _http;
     private readonly Func<IngestorOptions>? _reloadSource;
@@ -46,6 +47,7 @@ public sealed partial class IngestionPipeline : BackgroundService
         _time = time;
         _loggers = loggers;
         _log = loggers.CreateLogger("OrderBookIngestor.Pipeline");
+        _storageLog = loggers.CreateLogger("OrderBookIngestor.Storage");
         _lifetime = lifetime;
         _http = http;
         _symbols = new SymbolResolver(options, http, time, _log);
@@ -77,11 +79,10 @@ public sealed partial class IngestionPipeline : BackgroundService
 
     private async Task RunAsync(CancellationToken stoppingToken)
     {
-        var storageLog = _loggers.CreateLogger("OrderBookIngestor.Storage");
         // The disk spool takes batches while the database is away; its replayer also finishes what a crashed run left.
         using var spool = string.IsNullOrWhiteSpace(_options.SpoolDirectory) ? null
-            : new Spool(InstanceDirectory(_options, _options.SpoolDirectory), _options.SpoolMaxMegabytes * (1L << 20), _options.SpoolSegmentMegabytes * (1L << 20), storageLog);
-        if (await PrepareAsync(spool, storageLog, stoppingToken).ConfigureAwait(false) is not { } prepared)
+            : new Spool(InstanceDirectory(_options, _options.SpoolDirectory), _options.SpoolMaxMegabytes * (1L << 20), _options.SpoolSegmentMegabytes * (1L << 20), _storageLog);
+        if (await PrepareAsync(spool, stoppingToken).ConfigureAwait(false) is not { } prepared)
         {
             return;
         }
@@ -113,20 +114,20 @@ public sealed partial class IngestionPipeline : BackgroundService
         BatchCommitter Committer, SymbolTable Symbols, Dictionary<int, LastStored> LastStored);
 
     /// <summary>Null when the start failed (already reported through <see cref="Fail"/>) or was cancelled.</summary>
-    private async Task<Prepared?> PrepareAsync(Spool? spool, ILogger storageLog, CancellationToken stoppingToken)
+    private async Task<Prepared?> PrepareAsync(Spool? spool, CancellationToken stoppingToken)
     {
         var spoolState = new SpoolState();
-        var quarantine = new Quarantine(InstanceDirectory(_options, _options.QuarantineDirectory), storageLog, _time);
+        var quarantine = new Quarantine(InstanceDirectory(_options, _options.QuarantineDirectory), _storageLog, _time);
         _status.Spool = spool;
         _status.SpoolState = spoolState;
         _status.Quarantine = quarantine;
-        var losses = new SpoolLossRecorder(_time, storageLog);
+        var losses = new SpoolLossRecorder(_time, _storageLog);
         try
         {
             await PrepareDatabaseAsync(stoppingToken).ConfigureAwait(false);
             // Every COPY of this run (flushers and spool replay) goes through one committer, shaped by the tier now known.
             var committer = new BatchCommitter(_dataSource, citus: _metrics.StorageTier == StorageTiers.Citus);
-            var replay = spool is null ? null : new SpoolReplayer(spool, spoolState, committer, _dataSource, _time, storageLog, quarantine, losses.OnDamage,
+            var replay = spool is null ? null : new SpoolReplayer(spool, spoolState, committer, _dataSource, _time, _storageLog, quarantine, losses.OnDamage,
                 (table, rows) => _metrics.Tables.First(t => t.Table == table).OnReplayed(rows));
 
             // What a previous run spooled goes in before continuity is read from the database: otherwise its
@@ -200,7 +201,6 @@ public sealed partial class IngestionPipeline : BackgroundService
         }
 
         var random = new Random();
-        var storageLog = _loggers.CreateLogger("OrderBookIngestor.Storage");
         var feedLog = _loggers.CreateLogger("OrderBookIngestor.Feeds");
         var depthChannel = channels.Where(c => c.IsDepth()).Select(c => (MarketChannel?)c).FirstOrDefault();
         var depthBooks = new Books.DepthBookSet();
@@ -224,10 +224,10 @@ public sealed partial class IngestionPipeline : BackgroundService
         _status.Streams = running.CurrentActivities;
         // Partitions ahead, retention and the 1-second rollups, where TimescaleDB's own jobs do not do them.
         var maintainer = !StorageTiers.DaemonMaintained(_metrics.StorageTier) ? null
-            : new StorageMaintainer(_dataSource, _time, storageLog, _status.Maintenance,
+            : new StorageMaintainer(_dataSource, _time, _storageLog, _status.Maintenance,
                 TimeSpan.FromMilliseconds(_options.RollupIntervalMs), TimeSpan.FromSeconds(_options.MaintenanceIntervalSeconds));
 
-        var parts = new Parts(p, plans, buffers, gaps, new GapWriter(gaps, _dataSource, _time, storageLog, new Random(random.Next())), gate, backfiller,
+        var parts = new Parts(p, plans, buffers, gaps, new GapWriter(gaps, _dataSource, _time, _storageLog, new Random(random.Next())), gate, backfiller,
             fetcher, sampler, silence, maintainer, running, new CancellationTokenSource(), new CancellationTokenSource(), new CancellationTokenSource());
         supervisor.OnDrain(DrainPhase.Helpers, () => parts.StopHelpers.CancelAsync());
         supervisor.OnDrain(DrainPhase.Flushers, () => buffers.Complete());
@@ -241,7 +241,6 @@ public sealed partial class IngestionPipeline : BackgroundService
     private void Start(Parts parts, Supervisor supervisor, CancellationToken abort)
     {
         var p = parts.Prepared;
-        var storageLog = _loggers.CreateLogger("OrderBookIngestor.Storage");
         var random = parts.Running.Random;
         if (p.Replay is { } replay)
         {
@@ -252,7 +251,7 @@ public sealed partial class IngestionPipeline : BackgroundService
             where TEvent : struct
             where TRows : struct, IRowEncoder<TEvent>
         {
-            var flusher = new BatchFlusher<TEvent, TRows>(reader, p.Committer, _options, stats, _time, storageLog, new Random(random.Next()), p.Spool, p.SpoolState, p.Quarantine);
+            var flusher = new BatchFlusher<TEvent, TRows>(reader, p.Committer, _options, stats, _time, _storageLog, new Random(random.Next()), p.Spool, p.SpoolState, p.Quarantine);
             supervisor.Start($"{stats.Table} flusher", DrainPhase.Flushers, () => flusher.RunAsync(abort));
         }
 
@@ -291,8 +290,7 @@ public sealed partial class IngestionPipeline : BackgroundService
     private async Task PrepareDatabaseAsync(CancellationToken ct)
     {
         var backoff = new RetryPolicy(TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(15), new Random());
-        var storageLog = _loggers.CreateLogger("OrderBookIngestor.Storage");
-        var migrator = new SchemaMigrator(_dataSource, storageLog, _options);
+        var migrator = new SchemaMigrator(_dataSource, _storageLog, _options);
         while (true)
         {
             try
@@ -304,7 +302,7 @@ public sealed partial class IngestionPipeline : BackgroundService
                     (applied, _metrics.StorageTier) = (outcome.Applied, outcome.Tier);
                     if (outcome.TierNote is not null)
                     {
-                        Log.StorageTierNote(storageLog, outcome.TierNote);
+                        Log.StorageTierNote(_storageLog, outcome.TierNote);
                     }
                 }
                 else

@@ -40,15 +40,10 @@ public static class SymbolUniverse
     /// <summary>Ticks as a fixed-point decimal string, keeping trailing zeros as Binance does ("65000.10").</summary>
     public static string Fixed(long ticks, int decimals)
     {
-        if (decimals == 0)
-        {
-            return ticks.ToString(CultureInfo.InvariantCulture);
-        }
-
-        var scale = (long)Math.Pow(10, decimals);
-        var whole = ticks / scale;
-        var frac = ticks % scale;
-        return string.Concat(whole.ToString(CultureInfo.InvariantCulture), ".", frac.ToString(CultureInfo.InvariantCulture).PadLeft(decimals, '0'));
+        // One formatter for both: the frames' UTF-8 and the strings the depth snapshot and diffs still build.
+        Span<byte> text = stackalloc byte[48];
+        new FixedText(ticks, decimals).TryFormat(text, out var written, default, CultureInfo.InvariantCulture);
+        return System.Text.Encoding.ASCII.GetString(text[..written]);
     }
 
     public static decimal ToDecimal(long ticks, int decimals) => new decimal(ticks) / Pow10(decimals);
