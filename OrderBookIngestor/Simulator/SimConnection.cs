@@ -7,7 +7,7 @@ namespace OrderBookIngestor.Simulator;
 /// <summary>One client of the fake exchange: its route, its subscriptions and its outbound queue.</summary>
 public sealed class SimConnection
 {
-    private readonly Channel<(SimEvent? Event, byte[] Frame, bool Binary)> _outbound;
+    private readonly Channel<SimWireFrame> _outbound;
     private readonly HashSet<string> _subscriptions = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
 
@@ -17,7 +17,7 @@ public sealed class SimConnection
         Socket = socket;
         Route = route;
         Combined = combined;
-        _outbound = Channel.CreateBounded<(SimEvent?, byte[], bool)>(new BoundedChannelOptions(maxQueued)
+        _outbound = Channel.CreateBounded<SimWireFrame>(new BoundedChannelOptions(maxQueued)
         {
             SingleReader = true,
             SingleWriter = true,
@@ -37,7 +37,7 @@ public sealed class SimConnection
     /// <summary>Combined-stream connections wrap each event as {"stream":...,"data":...}.</summary>
     public bool Combined { get; }
 
-    public ChannelReader<(SimEvent? Event, byte[] Frame, bool Binary)> Outbound => _outbound.Reader;
+    public ChannelReader<SimWireFrame> Outbound => _outbound.Reader;
 
     public int Queued => _outbound.Reader.Count;
 
@@ -73,9 +73,8 @@ public sealed class SimConnection
         }
     }
 
-    /// <summary>False when the queue is full: the client is too slow and must be dropped. A null event is an
-    /// injected frame that is not market data and stays out of the ledger.</summary>
-    public bool TryEnqueue(SimEvent? e, byte[] frame, bool binary = false) => _outbound.Writer.TryWrite((e, frame, binary));
+    /// <summary>False when the queue is full: the client is too slow and must be dropped.</summary>
+    public bool TryEnqueue(SimWireFrame frame) => _outbound.Writer.TryWrite(frame);
 
     public void CompleteOutbound() => _outbound.Writer.TryComplete();
 }

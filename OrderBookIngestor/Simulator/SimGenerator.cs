@@ -90,28 +90,34 @@ internal sealed class SimGenerator
             return;
         }
 
-        byte[]? lastPrefix = null, wrapped = null;
+        byte[]? lastPrefix = null;
+        SimWireFrame raw = default, wrapped = default;
         foreach (var t in targets)
         {
-            byte[] frame;
+            SimWireFrame frame;
             if (t.Prefix is null)
             {
-                frame = e.Data;
+                if (raw.Bytes is null)
+                {
+                    raw = SimWireFrame.Text(e, [], e.Data);
+                }
+
+                frame = raw;
             }
             else
             {
                 if (!ReferenceEquals(t.Prefix, lastPrefix))
                 {
                     lastPrefix = t.Prefix;
-                    wrapped = Wrap(t.Prefix, e.Data);
+                    wrapped = SimWireFrame.Text(e, t.Prefix, e.Data);
                 }
 
-                frame = wrapped!;
+                frame = wrapped;
             }
 
             var duplicate = _options.DuplicateEvery > 0 && Interlocked.Increment(ref _framesSent) % _options.DuplicateEvery == 0;
             var c = t.Connection;
-            if (!c.TryEnqueue(e, frame) || (duplicate && !c.TryEnqueue(null, frame)))
+            if (!c.TryEnqueue(frame) || (duplicate && !c.TryEnqueue(frame with { Event = null })))
             {
                 Log.SimulatorSlowClient(_log, c.Id, c.Queued);
                 _ledger.OnDroppedForSlowClient(c.Queued);
@@ -119,14 +125,5 @@ internal sealed class SimGenerator
                 c.CompleteOutbound();
             }
         }
-    }
-
-    private static byte[] Wrap(byte[] prefix, byte[] data)
-    {
-        var frame = new byte[prefix.Length + data.Length + 1];
-        prefix.CopyTo(frame, 0);
-        data.CopyTo(frame, prefix.Length);
-        frame[^1] = (byte)'}';
-        return frame;
     }
 }

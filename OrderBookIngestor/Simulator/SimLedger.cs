@@ -31,11 +31,15 @@ public sealed class SimLedger
 
     private readonly Dictionary<string, long> _generatedPerStream = new(StringComparer.Ordinal);
 
+    /// <summary>Guards _generatedPerStream only: the generator counts every event, and would otherwise wait on the
+    /// send loops' delivery bookkeeping.</summary>
+    private readonly Lock _generatedGate = new();
+
     /// <summary>An event happened on the market, whoever receives it.</summary>
     public void OnGenerated(SimEvent e)
     {
         Interlocked.Increment(ref _generated);
-        lock (_gate)
+        lock (_generatedGate)
         {
             _generatedPerStream[e.Stream] = _generatedPerStream.GetValueOrDefault(e.Stream) + 1;
         }
@@ -44,7 +48,7 @@ public sealed class SimLedger
     /// <summary>Distinct events generated per stream: with overlapping connections, deliveries can count one event twice; this does not.</summary>
     public IReadOnlyDictionary<string, long> GeneratedPerStream()
     {
-        lock (_gate)
+        lock (_generatedGate)
         {
             return new Dictionary<string, long>(_generatedPerStream, StringComparer.Ordinal);
         }

@@ -104,7 +104,9 @@ internal sealed class SimSession
         }
     }
 
-    /// <summary>Sends what is queued, in batches of up to 256 frames that reach the transport as one write.</summary>
+    /// <summary>Sends what is queued, in batches of up to 256 frames that reach the transport as one write. With the
+    /// batching transport the frames' encoded bytes are written to it directly (they were encoded once for every
+    /// client), between the socket's own writes; without it, each goes through SendAsync.</summary>
     private async Task SendLoopAsync(SimConnection c, SimBatchingStream? transport, CancellationToken ct)
     {
         var sent = new List<SimEvent>(256);
@@ -113,15 +115,29 @@ internal sealed class SimSession
             await c.SendLock.WaitAsync(ct).ConfigureAwait(false);
             try
             {
+                // After our close frame (connection lifetime) nothing more may follow it on the wire.
+                if (c.Socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived))
+                {
+                    return;
+                }
+
                 transport?.BeginBatch();
                 try
                 {
-                    while (sent.Count < 256 && c.Outbound.TryRead(out var item))
+                    while (sent.Count < 256 && c.Outbound.TryRead(out var frame))
                     {
-                        await c.Socket.SendAsync(item.Frame, item.Binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, ct).ConfigureAwait(false);
-                        if (item.Event is not null)
+                        if (transport is not null)
                         {
-                            sent.Add(item.Event);
+                            await transport.WriteAsync(frame.Bytes, ct).ConfigureAwait(false);
+                        }
+                        else
+                        {
+                            await c.Socket.SendAsync(frame.Payload, frame.Binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, ct).ConfigureAwait(false);
+                        }
+
+                        if (frame.Event is not null)
+                        {
+                            sent.Add(frame.Event);
                         }
                     }
                 }

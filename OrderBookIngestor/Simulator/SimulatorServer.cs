@@ -107,11 +107,11 @@ public sealed class SimulatorServer : IAsyncDisposable
     public void WithholdNext(string stream, int count) => _faults.WithholdNext(_market.Canonical(stream), count);
 
     /// <summary>Fault: a binary WebSocket frame to every client on <paramref name="route"/> (Binance sends text only).</summary>
-    public int InjectBinary(BinanceRoute route, byte[] frame) => Connections.Where(c => c.Route == route).Count(c => c.TryEnqueue(null, frame, binary: true));
+    public int InjectBinary(BinanceRoute route, byte[] frame) => Connections.Where(c => c.Route == route).Count(c => c.TryEnqueue(SimWireFrame.Raw(frame, binary: true)));
 
     /// <summary>Sends <paramref name="frame"/> as-is to every client on <paramref name="route"/> (fault injection:
     /// garbage, truncated or hostile frames). Returns how many clients it was queued for.</summary>
-    public int Inject(BinanceRoute route, byte[] frame) => Connections.Where(c => c.Route == route).Count(c => c.TryEnqueue(null, frame));
+    public int Inject(BinanceRoute route, byte[] frame) => Connections.Where(c => c.Route == route).Count(c => c.TryEnqueue(SimWireFrame.Raw(frame, binary: false)));
 
     /// <summary>Drops every client without a close handshake, as a network cut does.</summary>
     public void DisconnectAll()

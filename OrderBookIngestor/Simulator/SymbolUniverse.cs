@@ -46,7 +46,12 @@ public static class SymbolUniverse
         return System.Text.Encoding.ASCII.GetString(text[..written]);
     }
 
-    public static decimal ToDecimal(long ticks, int decimals) => new decimal(ticks) / Pow10(decimals);
+    /// <summary>ticks × 10^-decimals, exactly (the same value as dividing, without decimal division per field).</summary>
+    public static decimal ToDecimal(long ticks, int decimals)
+    {
+        var magnitude = ticks == long.MinValue ? (ulong)long.MaxValue + 1 : (ulong)Math.Abs(ticks);
+        return new decimal((int)(uint)magnitude, (int)(uint)(magnitude >> 32), 0, ticks < 0, checked((byte)decimals));
+    }
 
     /// <summary>Ticks as Binance's fixed-point text, written straight into a UTF-8 frame (no string on the way).</summary>
     public readonly struct FixedText(long ticks, int decimals) : IUtf8SpanFormattable
@@ -87,16 +92,5 @@ public static class SymbolUniverse
             bytesWritten = whole + 1 + decimals;
             return true;
         }
-    }
-
-    private static decimal Pow10(int n)
-    {
-        var r = 1m;
-        for (var i = 0; i < n; i++)
-        {
-            r *= 10;
-        }
-
-        return r;
     }
 }
