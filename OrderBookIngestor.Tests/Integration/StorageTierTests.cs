@@ -297,8 +297,8 @@ public sealed class StorageTierTests(string tier) : StorageTest(tier)
                 Is.EqualTo((13L, 3L, 1L, 1L, 1L, 1L, 2L, 1.7m)));
         }
 
-        // ingestion_stats: ETH's 50 live rows, of which those in the last 5 minutes; latency from ts_ingest − ts_exchange.
-        await using (var s = Db.DataSource.CreateCommand("SELECT rows_5m, rows_1h, latency_ms_mean_5m, latency_ms_p99_5m, gaps_1h FROM marketdata.ingestion_stats WHERE symbol = 'ETHUSDT' AND table_name = 'book_ticker'"))
+        // ingestion_stats_by_table: ETH's 50 live rows, of which those in the last 5 minutes; latency from ts_ingest − ts_exchange.
+        await using (var s = Db.DataSource.CreateCommand("SELECT rows_5m, rows_1h, latency_ms_mean_5m, latency_ms_p99_5m, gaps_1h FROM marketdata.ingestion_stats_by_table WHERE symbol = 'ETHUSDT' AND table_name = 'book_ticker'"))
         await using (var r = await s.ExecuteReaderAsync())
         {
             Assert.That(await r.ReadAsync(), Is.True);
@@ -308,21 +308,21 @@ public sealed class StorageTierTests(string tier) : StorageTest(tier)
             Assert.That(r.GetInt64(4), Is.Zero);
         }
 
-        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.ingestion_stats WHERE symbol = 'BTCUSDT'"), Is.Zero, "nothing from BTC in the last hour");
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.ingestion_stats_by_table WHERE symbol = 'BTCUSDT'"), Is.Zero, "nothing from BTC in the last hour");
 
         // The training grid: 86,400 seconds for BTC only (ETH had nothing yesterday), values on the seconds with
         // rows, gap flags on exactly the seconds the holes overlap.
         Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.get_yesterday_training_data()"), Is.EqualTo(86_400));
         Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.get_yesterday_training_data({eth})"), Is.Zero);
         Assert.That(await Db.ScalarAsync<string>($"""
-            SELECT string_agg(extract(epoch FROM ts - '{noon:yyyy-MM-dd HH:mm:ss}+00')::int || ':' || book_gap || trade_gap, ',' ORDER BY ts)
+            SELECT string_agg(extract(epoch FROM ts_second - '{noon:yyyy-MM-dd HH:mm:ss}+00')::int || ':' || book_gap || trade_gap, ',' ORDER BY ts_second)
             FROM marketdata.get_yesterday_training_data({btc}, '{yesterday:yyyy-MM-dd}') WHERE in_gap
             """), Is.EqualTo("20:truefalse,21:truefalse,22:truefalse,30:falsetrue"));
         Assert.That(await Db.ScalarAsync<string>($"""
-            SELECT mid_open || '/' || mid_close || '/' || book_updates || '/' || agg_trades || '/' || vwap || '/' || buy_volume || '/' || price_open || '/' || price_close
-            FROM marketdata.get_yesterday_training_data({btc}, '{yesterday:yyyy-MM-dd}') WHERE ts = '{noon:yyyy-MM-dd HH:mm:ss}+00'
+            SELECT mid_open || '/' || mid_close || '/' || update_count || '/' || trade_count || '/' || vwap || '/' || buy_vol || '/' || price_open || '/' || price_close
+            FROM marketdata.get_yesterday_training_data({btc}, '{yesterday:yyyy-MM-dd}') WHERE ts_second = '{noon:yyyy-MM-dd HH:mm:ss}+00'
             """), Is.EqualTo(FormattableString.Invariant($"100.25/100.25/1/2/{(200.0 + 102) / 3}/2/100/102")));
-        Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.get_yesterday_training_data({btc}, '{yesterday:yyyy-MM-dd}') WHERE book_updates IS NOT NULL"), Is.EqualTo(13));
+        Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.get_yesterday_training_data({btc}, '{yesterday:yyyy-MM-dd}') WHERE update_count IS NOT NULL"), Is.EqualTo(13));
         Assert.That(await Db.ScalarAsync<long>("SELECT gaps FROM marketdata.feed_gap_summary WHERE symbol = 'BTCUSDT' AND stream = 'bookTicker'"), Is.EqualTo(1));
     }
 
@@ -381,7 +381,7 @@ public sealed class StorageTierTests(string tier) : StorageTest(tier)
                 Assert.That(await grid.ExecuteScalarAsync(), Is.TypeOf<long>());
             }
 
-            await using (var views = asReader.CreateCommand("SELECT count(*) FROM marketdata.ingestion_stats; SELECT count(*) FROM marketdata.data_quality_check; SELECT count(*) FROM marketdata.feed_gap_summary"))
+            await using (var views = asReader.CreateCommand("SELECT count(*) FROM marketdata.ingestion_stats; SELECT count(*) FROM marketdata.ingestion_stats_by_table; SELECT count(*) FROM marketdata.data_quality_check; SELECT count(*) FROM marketdata.data_quality_24h; SELECT count(*) FROM marketdata.feed_gap_summary"))
             {
                 await views.ExecuteNonQueryAsync();
             }

@@ -129,8 +129,11 @@ public static class StorageBenchCommand
         Console.WriteLine("| query (after ANALYZE; 3 runs) | rows returned | fastest | slowest |");
         Console.WriteLine("|---|---|---|---|");
         await TimeAsync(dataSource, $"SELECT * FROM marketdata.get_yesterday_training_data({symbolIds[0]})", "get_yesterday_training_data(one symbol)", ct).ConfigureAwait(false);
-        await TimeAsync(dataSource, "SELECT * FROM marketdata.ingestion_stats", "ingestion_stats", ct).ConfigureAwait(false);
-        await TimeAsync(dataSource, "SELECT * FROM marketdata.data_quality_check", "data_quality_check (24 h, all symbols)", ct).ConfigureAwait(false);
+        await TimeAsync(dataSource, "SELECT * FROM marketdata.get_yesterday_training_data()", "get_yesterday_training_data(every symbol; 1 run)", ct, runs: 1).ConfigureAwait(false);
+        await TimeAsync(dataSource, "SELECT * FROM marketdata.ingestion_stats", "ingestion_stats (last hour, per symbol)", ct).ConfigureAwait(false);
+        await TimeAsync(dataSource, "SELECT * FROM marketdata.ingestion_stats_by_table", "ingestion_stats_by_table", ct).ConfigureAwait(false);
+        await TimeAsync(dataSource, "SELECT * FROM marketdata.data_quality_check", "data_quality_check (last hour, all symbols)", ct).ConfigureAwait(false);
+        await TimeAsync(dataSource, "SELECT * FROM marketdata.data_quality_24h", "data_quality_24h (all symbols)", ct).ConfigureAwait(false);
         await TimeAsync(dataSource, "SELECT * FROM marketdata.feed_gap_summary", "feed_gap_summary", ct).ConfigureAwait(false);
         return 0;
     }
@@ -190,11 +193,11 @@ public static class StorageBenchCommand
         return (long)(await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) ?? 0L);
     }
 
-    private static async Task TimeAsync(NpgsqlDataSource dataSource, string sql, string name, CancellationToken ct)
+    private static async Task TimeAsync(NpgsqlDataSource dataSource, string sql, string name, CancellationToken ct, int runs = 3)
     {
         var times = new List<double>();
         long rows = 0;
-        for (var run = 0; run < 3; run++)
+        for (var run = 0; run < runs; run++)
         {
             var clock = Stopwatch.StartNew();
             await using var cmd = dataSource.CreateCommand(sql);

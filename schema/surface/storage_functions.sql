@@ -43,6 +43,7 @@ DECLARE
     v_end     timestamptz;
     v_name    text;
     v_default text := p_table || '_default';
+    v_columns text;
     b         record;
 BEGIN
     SELECT * INTO cfg FROM marketdata.storage_tables WHERE table_name = p_table;
@@ -67,9 +68,12 @@ BEGIN
                        v_name, p_table, v_start, v_end);
     ELSE
         -- ATTACH refuses while the default partition holds rows of the new range: move them first.
-        EXECUTE format('CREATE TABLE marketdata.%I (LIKE marketdata.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', v_name, p_table);
-        EXECUTE format('WITH moved AS (DELETE FROM marketdata.%I WHERE %I >= $1 AND %I < $2 RETURNING *) INSERT INTO marketdata.%I SELECT * FROM moved',
-                       v_default, cfg.time_column, cfg.time_column, v_name) USING v_start, v_end;
+        EXECUTE format('CREATE TABLE marketdata.%I (LIKE marketdata.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED)', v_name, p_table);
+        -- Stored columns only: generated ones (the rollups' seed aliases) are computed again on insert.
+        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO v_columns FROM pg_attribute a
+         WHERE a.attrelid = format('marketdata.%I', p_table)::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+        EXECUTE format('WITH moved AS (DELETE FROM marketdata.%I WHERE %I >= $1 AND %I < $2 RETURNING %s) INSERT INTO marketdata.%I (%s) SELECT %s FROM moved',
+                       v_default, cfg.time_column, cfg.time_column, v_columns, v_name, v_columns, v_columns) USING v_start, v_end;
         EXECUTE format('ALTER TABLE marketdata.%I ATTACH PARTITION marketdata.%I FOR VALUES FROM (%L) TO (%L)',
                        p_table, v_name, v_start, v_end);
         -- ATTACH distributed the moved rows to the workers; Citus keeps the coordinator's local copy on disk until told.
@@ -176,7 +180,7 @@ BEGIN
     IF p_table = 'book_ticker' THEN
         INSERT INTO marketdata.bt_1s AS r (symbol_id, bucket, mid_open, mid_high, mid_low, mid_close,
                                           spread_mean, spread_min, spread_max, bid_qty_mean, ask_qty_mean, updates,
-                                          crossed, non_positive, negative_latency)
+                                          crossed, non_positive, negative_latency, spread_std, avg_latency_ms)
         SELECT b.symbol_id, date_trunc('second', b.ts_exchange),
                (array_agg((b.best_bid + b.best_ask) / 2 ORDER BY b.ts_exchange, b.update_id))[1],
                max((b.best_bid + b.best_ask) / 2), min((b.best_bid + b.best_ask) / 2),
@@ -185,7 +189,8 @@ BEGIN
                avg(b.bid_qty), avg(b.ask_qty), count(*),
                count(*) FILTER (WHERE b.best_bid >= b.best_ask),
                count(*) FILTER (WHERE b.best_bid <= 0 OR b.best_ask <= 0 OR b.bid_qty <= 0 OR b.ask_qty <= 0),
-               count(*) FILTER (WHERE b.ts_ingest < b.ts_exchange)
+               count(*) FILTER (WHERE b.ts_ingest < b.ts_exchange),
+               stddev_samp(b.best_ask - b.best_bid), avg(extract(epoch FROM b.ts_ingest - b.ts_exchange) * 1000)
         FROM marketdata.book_ticker b
         WHERE b.ts_exchange >= v_from AND b.ts_exchange < v_to
         GROUP BY 1, 2
@@ -193,7 +198,8 @@ BEGIN
             mid_open = EXCLUDED.mid_open, mid_high = EXCLUDED.mid_high, mid_low = EXCLUDED.mid_low, mid_close = EXCLUDED.mid_close,
             spread_mean = EXCLUDED.spread_mean, spread_min = EXCLUDED.spread_min, spread_max = EXCLUDED.spread_max,
             bid_qty_mean = EXCLUDED.bid_qty_mean, ask_qty_mean = EXCLUDED.ask_qty_mean, updates = EXCLUDED.updates,
-            crossed = EXCLUDED.crossed, non_positive = EXCLUDED.non_positive, negative_latency = EXCLUDED.negative_latency;
+            crossed = EXCLUDED.crossed, non_positive = EXCLUDED.non_positive, negative_latency = EXCLUDED.negative_latency,
+            spread_std = EXCLUDED.spread_std, avg_latency_ms = EXCLUDED.avg_latency_ms;
     ELSIF p_table = 'trades' THEN
         INSERT INTO marketdata.trade_1s AS r (symbol_id, bucket, agg_trades, trades, volume, quote_volume, vwap,
                                              buy_volume, sell_volume, price_open, price_high, price_low, price_close,

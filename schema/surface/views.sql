@@ -1,10 +1,63 @@
 -- What users query from psql, the same on every storage tier (bt_1s and trade_1s are tables the daemon
 -- maintains, or TimescaleDB continuous aggregates with the same columns). Re-created by every `migrate`.
 
+-- The seed's names win where one object cannot serve both shapes (README, "The seed's queries"): the views
+-- below changed shape, so a database set up before gets the old ones dropped first (their richer shapes
+-- live on as ingestion_stats_by_table and data_quality_24h; grants are given back at the end).
+DO $$
+BEGIN
+    IF to_regclass('marketdata.ingestion_stats') IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('marketdata.ingestion_stats') AND attname = 'book_ticker_count_1h') THEN
+        DROP VIEW marketdata.ingestion_stats;
+    END IF;
+    IF to_regclass('marketdata.data_quality_check') IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('marketdata.data_quality_check') AND attname = 'total_records') THEN
+        DROP VIEW marketdata.data_quality_check;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+               WHERE n.nspname = 'marketdata' AND p.proname = 'get_yesterday_training_data'
+                 AND NOT ('ts_second' = ANY (coalesce(p.proargnames, '{}')))) THEN
+        DROP FUNCTION marketdata.get_yesterday_training_data(bigint, date);
+    END IF;
+END $$;
+
+-- The seed's ingestion_stats: one row per active symbol over the last hour: rows of book_ticker and trades,
+-- the newest of each (NULL: none in the last hour), and the mean of ts_ingest − ts_exchange in ms over both
+-- (live rows only: backfilled trades are fetched late on purpose). Run every minute, so it reads only the last
+-- hour of each table through its time index.
+CREATE OR REPLACE VIEW marketdata.ingestion_stats AS
+WITH b AS MATERIALIZED (
+    SELECT x.symbol_id, count(*) AS n, max(x.ts_exchange) AS last,
+           sum(extract(epoch FROM x.ts_ingest - x.ts_exchange) * 1000) AS latency_sum, count(*) AS latency_n
+    FROM marketdata.book_ticker x WHERE x.ts_exchange > now() - interval '1 hour'
+    GROUP BY x.symbol_id
+), t AS MATERIALIZED (
+    SELECT x.symbol_id, count(*) AS n, max(x.ts_exchange) AS last,
+           sum(extract(epoch FROM x.ts_ingest - x.ts_exchange) * 1000) FILTER (WHERE NOT x.is_backfilled) AS latency_sum,
+           count(*) FILTER (WHERE NOT x.is_backfilled) AS latency_n
+    FROM marketdata.trades x WHERE x.ts_exchange > now() - interval '1 hour'
+    GROUP BY x.symbol_id
+)
+SELECT s.symbol,
+       coalesce(b.n, 0)  AS book_ticker_count_1h,
+       coalesce(t.n, 0)  AS trades_count_1h,
+       b.last            AS last_book_ticker,
+       t.last            AS last_trade,
+       round(((coalesce(b.latency_sum, 0) + coalesce(t.latency_sum, 0))
+              / nullif(coalesce(b.latency_n, 0) + coalesce(t.latency_n, 0), 0))::numeric, 3)::float8 AS avg_latency_ms,
+       s.id              AS symbol_id
+FROM marketdata.symbols s
+LEFT JOIN b ON b.symbol_id = s.id
+LEFT JOIN t ON t.symbol_id = s.id
+WHERE s.is_active;
+
+COMMENT ON VIEW marketdata.ingestion_stats IS
+    'The seed''s per-symbol view: book_ticker and trades rows in the last hour, newest of each, mean ts_ingest - ts_exchange (ms). Per table, with p99 and gaps: ingestion_stats_by_table.';
+
 -- Per symbol and table: rows in the last 5 minutes and the last hour, the newest event, the mean and p99 of
 -- ts_ingest − ts_exchange over the last 5 minutes (ms; live rows only: backfilled trades are fetched late on
 -- purpose), and the feed_gaps rows of the last hour, of which "open" ones have had no row since they ended.
-CREATE OR REPLACE VIEW marketdata.ingestion_stats AS
+CREATE OR REPLACE VIEW marketdata.ingestion_stats_by_table AS
 WITH recent AS (
     SELECT 'book_ticker'::text AS table_name, symbol_id, ts_exchange, ts_ingest FROM marketdata.book_ticker WHERE ts_exchange > now() - interval '1 hour'
     UNION ALL
@@ -45,7 +98,7 @@ FROM per_table p
 FULL JOIN gaps g ON g.symbol_id = p.symbol_id AND g.table_name = p.table_name
 JOIN marketdata.symbols s ON s.id = coalesce(p.symbol_id, g.symbol_id);
 
-COMMENT ON VIEW marketdata.ingestion_stats IS
+COMMENT ON VIEW marketdata.ingestion_stats_by_table IS
     'Per symbol and table: rows in the last 5 min and 1 h, last event, ts_ingest - ts_exchange mean and p99 over 5 min (ms), gaps in the last hour and whether one is still open.';
 
 -- Data quality per symbol over [p_from, p_to): rows breaking a rule, counted from the 1-second rollups (so it
@@ -82,9 +135,39 @@ BEGIN
     WHERE b.symbol_id IS NOT NULL OR t.symbol_id IS NOT NULL OR g.symbol_id IS NOT NULL;
 END $$;
 
--- The last 24 hours. For another range: SELECT * FROM marketdata.data_quality_report(from, to).
-CREATE OR REPLACE VIEW marketdata.data_quality_check AS
+-- The last 24 hours from the rollups (was data_quality_check before the seed's shape took that name).
+-- For another range: SELECT * FROM marketdata.data_quality_report(from, to).
+CREATE OR REPLACE VIEW marketdata.data_quality_24h AS
 SELECT * FROM marketdata.data_quality_report(now() - interval '24 hours', now());
+
+-- The seed's data_quality_check: per active symbol, the last hour of book_ticker rows and how many break each
+-- rule: a price or quantity not positive (or not finite), spread best_ask − best_bid ≤ 0, and ts_ingest before
+-- ts_exchange (this host's clock behind the exchange's).
+CREATE OR REPLACE VIEW marketdata.data_quality_check AS
+WITH b AS MATERIALIZED (
+    SELECT x.symbol_id,
+           count(*)                                                                  AS total_records,
+           count(*) FILTER (WHERE NOT (x.best_bid > 0 AND x.best_bid < 'Infinity'))  AS invalid_bid_price,
+           count(*) FILTER (WHERE NOT (x.best_ask > 0 AND x.best_ask < 'Infinity'))  AS invalid_ask_price,
+           count(*) FILTER (WHERE NOT (x.bid_qty > 0 AND x.bid_qty < 'Infinity'))    AS invalid_bid_qty,
+           count(*) FILTER (WHERE NOT (x.ask_qty > 0 AND x.ask_qty < 'Infinity'))    AS invalid_ask_qty,
+           count(*) FILTER (WHERE NOT (x.best_ask - x.best_bid > 0))                 AS invalid_spread,
+           count(*) FILTER (WHERE x.ts_ingest < x.ts_exchange)                       AS invalid_latency
+    FROM marketdata.book_ticker x WHERE x.ts_exchange > now() - interval '1 hour'
+    GROUP BY x.symbol_id
+)
+SELECT s.symbol,
+       coalesce(b.total_records, 0)     AS total_records,
+       coalesce(b.invalid_bid_price, 0) AS invalid_bid_price,
+       coalesce(b.invalid_ask_price, 0) AS invalid_ask_price,
+       coalesce(b.invalid_bid_qty, 0)   AS invalid_bid_qty,
+       coalesce(b.invalid_ask_qty, 0)   AS invalid_ask_qty,
+       coalesce(b.invalid_spread, 0)    AS invalid_spread,
+       coalesce(b.invalid_latency, 0)   AS invalid_latency,
+       s.id                             AS symbol_id
+FROM marketdata.symbols s
+LEFT JOIN b ON b.symbol_id = s.id
+WHERE s.is_active;
 
 -- The gap ledger summarised per symbol, stream and reason.
 CREATE OR REPLACE VIEW marketdata.feed_gap_summary AS
@@ -98,17 +181,21 @@ JOIN marketdata.symbols s ON s.id = g.symbol_id
 GROUP BY s.symbol, g.symbol_id, g.stream, g.reason;
 
 -- One row per symbol and second of a UTC day (86,400 per symbol, a regular grid for models), joining both
--- rollups. Columns are NULL where nothing happened; book_gap / trade_gap say the second overlaps a recorded
--- hole in that stream (so "no trade" is not confused with "not recorded"), in_gap is either. Symbols with no
--- rollup row and no gap that day are left out. p_symbol_id NULL: every symbol.
+-- rollups. The seed's columns come first, by its names: ts_second, symbol_id, mid_close, spread_mean,
+-- trade_count (0 when none), vwap, buy_sell_imbalance ((buy − sell) / (buy + sell) of taker volume, 0 when no
+-- trades). The rest follow. Book columns are NULL in a second without a bookTicker update; book_gap /
+-- trade_gap say the second overlaps a recorded hole in that stream (so "no trade" is not confused with "not
+-- recorded"), in_gap is either. Symbols with no rollup row and no gap that day are left out.
+-- p_symbol_id NULL: every symbol. Ordered by symbol_id, then second.
 CREATE OR REPLACE FUNCTION marketdata.get_yesterday_training_data(
     p_symbol_id bigint DEFAULT NULL,
     p_date date DEFAULT ((now() AT TIME ZONE 'UTC')::date - 1))
-RETURNS TABLE (symbol_id integer, symbol text, ts timestamptz,
-               mid_open float8, mid_high float8, mid_low float8, mid_close float8,
-               spread_mean float8, spread_min float8, spread_max float8, bid_qty_mean float8, ask_qty_mean float8,
-               book_updates bigint, agg_trades bigint, trades bigint, volume float8, quote_volume float8, vwap float8,
-               buy_volume float8, sell_volume float8, price_open float8, price_high float8, price_low float8, price_close float8,
+RETURNS TABLE (ts_second timestamptz, symbol_id integer, mid_close float8, spread_mean float8, trade_count bigint,
+               vwap float8, buy_sell_imbalance float8,
+               symbol text, mid_open float8, mid_high float8, mid_low float8, spread_min float8, spread_max float8,
+               spread_std float8, total_qty_mean float8, bid_qty_mean float8, ask_qty_mean float8, update_count bigint,
+               avg_latency_ms float8, trades bigint, vol_sum float8, quote_volume float8, buy_vol float8, sell_vol float8,
+               price_open float8, price_high float8, price_low float8, price_close float8,
                book_gap boolean, trade_gap boolean, in_gap boolean)
 LANGUAGE plpgsql STABLE AS $$
 #variable_conflict use_column
@@ -120,10 +207,14 @@ BEGIN
     WITH day AS MATERIALIZED (
         SELECT (p_date::timestamp AT TIME ZONE 'UTC') AS d0, ((p_date + 1)::timestamp AT TIME ZONE 'UTC') AS d1
     ), b AS MATERIALIZED (
-        SELECT x.* FROM marketdata.bt_1s x, day
+        SELECT x.symbol_id, x.bucket, x.mid_open, x.mid_high, x.mid_low, x.mid_close, x.spread_mean, x.spread_min,
+               x.spread_max, x.spread_std, x.bid_qty_mean, x.ask_qty_mean, x.updates, x.avg_latency_ms
+        FROM marketdata.bt_1s x, day
         WHERE x.bucket >= day.d0 AND x.bucket < day.d1 AND (p_symbol_id IS NULL OR x.symbol_id = p_symbol_id)
     ), t AS MATERIALIZED (
-        SELECT x.* FROM marketdata.trade_1s x, day
+        SELECT x.symbol_id, x.bucket, x.agg_trades, x.trades, x.volume, x.quote_volume, x.vwap, x.buy_volume,
+               x.sell_volume, x.price_open, x.price_high, x.price_low, x.price_close
+        FROM marketdata.trade_1s x, day
         WHERE x.bucket >= day.d0 AND x.bucket < day.d1 AND (p_symbol_id IS NULL OR x.symbol_id = p_symbol_id)
     ), gaps AS MATERIALIZED (
         SELECT g.symbol_id, CASE g.stream WHEN 'bookTicker' THEN 'book' WHEN 'aggTrade' THEN 'trade' END AS kind,
@@ -141,10 +232,12 @@ BEGIN
         SELECT syms.id, syms.symbol, g.ts
         FROM syms, day, generate_series(day.d0, day.d1 - interval '1 second', interval '1 second') AS g(ts)
     )
-    SELECT grid.id, grid.symbol, grid.ts,
-           b.mid_open, b.mid_high, b.mid_low, b.mid_close, b.spread_mean, b.spread_min, b.spread_max,
-           b.bid_qty_mean, b.ask_qty_mean, b.updates,
-           t.agg_trades, t.trades, t.volume, t.quote_volume, t.vwap, t.buy_volume, t.sell_volume,
+    SELECT grid.ts, grid.id, b.mid_close, b.spread_mean, coalesce(t.agg_trades, 0)::bigint, t.vwap,
+           CASE WHEN coalesce(t.buy_volume, 0) + coalesce(t.sell_volume, 0) > 0
+                THEN (t.buy_volume - t.sell_volume) / (t.buy_volume + t.sell_volume) ELSE 0 END::float8,
+           grid.symbol, b.mid_open, b.mid_high, b.mid_low, b.spread_min, b.spread_max, b.spread_std,
+           b.bid_qty_mean + b.ask_qty_mean, b.bid_qty_mean, b.ask_qty_mean, b.updates, b.avg_latency_ms,
+           t.trades, t.volume, t.quote_volume, t.buy_volume, t.sell_volume,
            t.price_open, t.price_high, t.price_low, t.price_close,
            gb.ts IS NOT NULL, gt.ts IS NOT NULL, gb.ts IS NOT NULL OR gt.ts IS NOT NULL
     FROM grid
@@ -156,4 +249,37 @@ BEGIN
 END $$;
 
 COMMENT ON FUNCTION marketdata.get_yesterday_training_data(bigint, date) IS
-    'One row per symbol and second of a UTC day (default yesterday): bt_1s and trade_1s joined on a full grid; book_gap/trade_gap/in_gap flag seconds inside recorded holes.';
+    'One row per symbol and second of a UTC day (default yesterday), the seed''s columns first (ts_second, symbol_id, mid_close, spread_mean, trade_count, vwap, buy_sell_imbalance); book_gap/trade_gap/in_gap flag seconds inside recorded holes.';
+
+-- Views and functions re-created above lose their grants; give the roles back what roles.sql gives them.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'orderbook_reader') AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'orderbook_writer') THEN
+        GRANT SELECT ON marketdata.ingestion_stats, marketdata.ingestion_stats_by_table, marketdata.data_quality_check,
+                        marketdata.data_quality_24h, marketdata.feed_gap_summary TO orderbook_reader, orderbook_writer;
+        REVOKE EXECUTE ON FUNCTION marketdata.get_yesterday_training_data(bigint, date) FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION marketdata.get_yesterday_training_data(bigint, date) TO orderbook_reader, orderbook_writer;
+    END IF;
+END $$;
+
+-- Views and functions re-created above lose their grants; give the roles back what roles.sql gives them.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'orderbook_reader') AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'orderbook_writer') THEN
+        GRANT SELECT ON marketdata.ingestion_stats, marketdata.ingestion_stats_by_table, marketdata.data_quality_check,
+                        marketdata.data_quality_24h, marketdata.feed_gap_summary TO orderbook_reader, orderbook_writer;
+        REVOKE EXECUTE ON FUNCTION marketdata.get_yesterday_training_data(bigint, date) FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION marketdata.get_yesterday_training_data(bigint, date) TO orderbook_reader, orderbook_writer;
+    END IF;
+END $$;
+
+-- Views and functions re-created above lose their grants; give the roles back what roles.sql gives them.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'orderbook_reader') AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'orderbook_writer') THEN
+        GRANT SELECT ON marketdata.ingestion_stats, marketdata.ingestion_stats_by_table, marketdata.data_quality_check,
+                        marketdata.data_quality_24h, marketdata.feed_gap_summary TO orderbook_reader, orderbook_writer;
+        REVOKE EXECUTE ON FUNCTION marketdata.get_yesterday_training_data(bigint, date) FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION marketdata.get_yesterday_training_data(bigint, date) TO orderbook_reader, orderbook_writer;
+    END IF;
+END $$;

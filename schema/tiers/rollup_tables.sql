@@ -46,6 +46,20 @@ CREATE TABLE IF NOT EXISTS marketdata.trade_1s (
     PRIMARY KEY (symbol_id, bucket)
 ) /*{{PARTITION BY RANGE (bucket)}}*/;
 
+-- The seed's column names (the Python collector this replaces: its queries and loaders read these), on the
+-- same rows: aliases as generated columns, and two statistics the rollup computes since then. Rows rolled up
+-- before these columns existed have NULL spread_std and avg_latency_ms (their raw rows may be gone).
+ALTER TABLE marketdata.bt_1s ADD COLUMN IF NOT EXISTS spread_std float8;
+ALTER TABLE marketdata.bt_1s ADD COLUMN IF NOT EXISTS avg_latency_ms float8;
+ALTER TABLE marketdata.bt_1s ADD COLUMN IF NOT EXISTS ts_second timestamptz GENERATED ALWAYS AS (bucket) STORED;
+ALTER TABLE marketdata.bt_1s ADD COLUMN IF NOT EXISTS total_qty_mean float8 GENERATED ALWAYS AS (bid_qty_mean + ask_qty_mean) STORED;
+ALTER TABLE marketdata.bt_1s ADD COLUMN IF NOT EXISTS update_count bigint GENERATED ALWAYS AS (updates) STORED;
+ALTER TABLE marketdata.trade_1s ADD COLUMN IF NOT EXISTS ts_second timestamptz GENERATED ALWAYS AS (bucket) STORED;
+ALTER TABLE marketdata.trade_1s ADD COLUMN IF NOT EXISTS trade_count bigint GENERATED ALWAYS AS (agg_trades) STORED;
+ALTER TABLE marketdata.trade_1s ADD COLUMN IF NOT EXISTS vol_sum float8 GENERATED ALWAYS AS (volume) STORED;
+ALTER TABLE marketdata.trade_1s ADD COLUMN IF NOT EXISTS buy_vol float8 GENERATED ALWAYS AS (buy_volume) STORED;
+ALTER TABLE marketdata.trade_1s ADD COLUMN IF NOT EXISTS sell_vol float8 GENERATED ALWAYS AS (sell_volume) STORED;
+
 -- Range scans over all symbols (data_quality_report, get_yesterday_training_data for every symbol).
 CREATE INDEX IF NOT EXISTS bt_1s_bucket_brin ON marketdata.bt_1s USING brin (bucket) WITH (pages_per_range = 16);
 CREATE INDEX IF NOT EXISTS trade_1s_bucket_brin ON marketdata.trade_1s USING brin (bucket) WITH (pages_per_range = 16);

@@ -36,6 +36,26 @@ BEGIN
     END LOOP;
 END $$;
 
+-- A database set up before the seed's column names (ts_second, spread_std, ...) has continuous aggregates
+-- without them, and a continuous aggregate cannot gain columns. Rather than drop rollups whose raw rows may be
+-- gone, each is renamed to <name>_v1 (kept, readable, its refresh policy removed, its retention kept) and
+-- the new one is created beside it; the new one computes from the raw rows still kept (see README).
+DO $$
+DECLARE
+    ext text := (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'timescaledb');
+    v   text;
+BEGIN
+    FOREACH v IN ARRAY ARRAY['bt_1s', 'trade_1s'] LOOP
+        IF to_regclass('marketdata.' || v) IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('marketdata.' || v) AND attname = 'ts_second' AND NOT attisdropped)
+           AND to_regclass('marketdata.' || v || '_v1') IS NULL THEN
+            EXECUTE format('SELECT %I.remove_continuous_aggregate_policy(%L::regclass, if_exists => true)', ext, 'marketdata.' || v);
+            EXECUTE format('ALTER MATERIALIZED VIEW marketdata.%I RENAME TO %I', v, v || '_v1');
+            RAISE NOTICE 'marketdata.% kept as marketdata.%_v1: the new % has the seed''s column names', v, v, v;
+        END IF;
+    END LOOP;
+END $$;
+
 -- Open and close break ties within a millisecond by update id, as the daemon's rollups on the other tiers do.
 CREATE MATERIALIZED VIEW IF NOT EXISTS marketdata.bt_1s
 WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
@@ -53,7 +73,13 @@ SELECT b.symbol_id,
        count(*)                                                                              AS updates,
        count(*) FILTER (WHERE b.best_bid >= b.best_ask)                                      AS crossed,
        count(*) FILTER (WHERE b.best_bid <= 0 OR b.best_ask <= 0 OR b.bid_qty <= 0 OR b.ask_qty <= 0) AS non_positive,
-       count(*) FILTER (WHERE b.ts_ingest < b.ts_exchange)                                   AS negative_latency
+       count(*) FILTER (WHERE b.ts_ingest < b.ts_exchange)                                   AS negative_latency,
+       stddev_samp(b.best_ask - b.best_bid)                                                  AS spread_std,
+       avg(extract(epoch FROM b.ts_ingest - b.ts_exchange) * 1000)::float8                   AS avg_latency_ms,
+       -- The seed's names for the same figures.
+       time_bucket(interval '1 second', b.ts_exchange)                                      AS ts_second,
+       avg(b.bid_qty + b.ask_qty)                                                            AS total_qty_mean,
+       count(*)                                                                              AS update_count
 FROM marketdata.book_ticker b
 GROUP BY b.symbol_id, time_bucket(interval '1 second', b.ts_exchange)
 WITH NO DATA;
@@ -74,7 +100,13 @@ SELECT t.symbol_id,
        min(t.price)                                                        AS price_low,
        last(t.price, t.agg_trade_id)                                       AS price_close,
        count(*) FILTER (WHERE t.price <= 0 OR t.qty <= 0)                  AS non_positive,
-       count(*) FILTER (WHERE t.ts_ingest < t.ts_exchange AND NOT t.is_backfilled) AS negative_latency
+       count(*) FILTER (WHERE t.ts_ingest < t.ts_exchange AND NOT t.is_backfilled) AS negative_latency,
+       -- The seed's names for the same figures.
+       time_bucket(interval '1 second', t.ts_exchange)                     AS ts_second,
+       count(*)                                                            AS trade_count,
+       sum(t.qty)                                                          AS vol_sum,
+       coalesce(sum(t.qty) FILTER (WHERE NOT t.is_buyer_maker), 0)         AS buy_vol,
+       coalesce(sum(t.qty) FILTER (WHERE t.is_buyer_maker), 0)             AS sell_vol
 FROM marketdata.trades t
 GROUP BY t.symbol_id, time_bucket(interval '1 second', t.ts_exchange)
 WITH NO DATA;
