@@ -118,6 +118,15 @@ run_step() {
     sleep 0.01
   done
   for _ in $(seq 1 600); do [ "$(ledger generated || echo 0)" -gt 0 ] && break; sleep 0.1; done
+  # Read load (the A/B below): N loops each asking the read API for the last 30 s of one symbol's rows, back to back.
+  local readers=()
+  : >"$work/reads.log"
+  for r in $(seq 1 "${step_readers:-0}"); do
+    ( while :; do
+        curl -s -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$http_port/data/BTCUSDT?type=$( [ $((r % 2)) = 0 ] && echo trades || echo book_ticker )&from=$(date -u -d '-30 sec' +%Y-%m-%dT%H:%M:%SZ)&limit=1000" >>"$work/reads.log"
+      done ) &
+    readers+=("$!"); pids+=("$!")
+  done
   local cpu0 t0 t1; cpu0=$(cpu_ticks "$daemon"); t0=$(date +%s.%N)
   # A deadline: three times the step's own length and 30 s more (a stuck simulator ends the step, not the run).
   local gen_deadline=$(( $(date +%s) + 3 * seconds + 30 ))
@@ -140,6 +149,10 @@ run_step() {
   rss=$(awk '/VmHWM/{printf "%.0f MB", $2/1024}' "/proc/$daemon/status")
   per_table=$(echo "$metrics" | awk -v d="$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" \
     '/^orderbook_rows_written_total\{table="(book_ticker|trades|depth_events)"/{match($0,/table="[^"]*"/); t=substr($0,RSTART+7,RLENGTH-8); printf "%s%s %.0f", sep, t, $2/d; sep=", "}')
+  if [ "${#readers[@]}" -gt 0 ]; then
+    kill "${readers[@]}" 2>/dev/null; wait "${readers[@]}" 2>/dev/null || true
+    reads_ok=$(grep -c '^200$' "$work/reads.log"); reads_busy=$(grep -c '^429$' "$work/reads.log"); reads_other=$(grep -vc '^200$\|^429$' "$work/reads.log")
+  fi
   kill -TERM "$daemon"; wait "$daemon" 2>/dev/null || true
   kill "$sim" 2>/dev/null; wait "$sim" 2>/dev/null || true
   local rows
@@ -198,6 +211,23 @@ for c in $cases; do
   echo | tee -a "$report"
   echo "Highest offered rate with zero loss and no lag: **$best msg/s** (achieved $best_achieved msg/s)." | tee -a "$report"
   if [ "$c" = a ]; then best_a=$best_achieved; raw_copy; fi
+  if [ "$c" = a ] && [ "${BENCH_READERS:-20}" -gt 0 ]; then
+    # Reads never slow ingestion: the same step without and with concurrent /data readers (their own pool of 4, 429 beyond).
+    read_rate=${BENCH_READ_RATE:-20000}
+    {
+      echo; echo "## Read load: case a at $read_rate msg/s, without and with ${BENCH_READERS:-20} concurrent /data readers"; echo
+      echo "Each reader asks \\`/data/BTCUSDT?from=<30 s ago>&limit=1000\\` (bookTicker or trades) back to back for the whole step."; echo
+      echo "| readers | offered msg/s | achieved msg/s | stored/events | dropped | drain after last event | p50 | p99 | p99.9 | daemon CPU s / M msgs | peak RSS | start to READY | rows/s per table | result |"
+      echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    } | tee -a "$report"
+    for n in 0 "${BENCH_READERS:-20}"; do
+      step_readers=$n; reads_ok=0; reads_busy=0; reads_other=0
+      printf '| %s ' "$n" | tee -a "$report"
+      run_step a-readers-$n "$read_rate" 50 bookTicker,aggTrade || true
+      [ "$n" -gt 0 ] && echo "Reads answered during the step: $reads_ok with 200, $reads_busy with 429 (over the concurrency limit), $reads_other other." | tee -a "$report"
+    done
+    step_readers=0
+  fi
 done
 
 # Memory over a long run at a fixed rate (case a's shape): RSS and managed heap sampled every 30 s.

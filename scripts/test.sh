@@ -209,6 +209,8 @@ scenario_failed_starts() {
     "$(declare -f failed_start); work='$work' bin='$bin' sim_port=$sim_port failed_start symbol 'NOPEUSDT' --symbols BTCUSDT,NOPEUSDT --http none"
   check "an HTTP port in use stops the start: exit 2, one line" bash -c \
     "$(declare -f failed_start); work='$work' bin='$bin' sim_port=$sim_port failed_start port 'cannot listen' --symbols BTCUSDT --http 127.0.0.1:$sim_port"
+  check "a read API on a public address without a token stops the start: exit 2, naming ORDERBOOK_API_TOKEN" env ORDERBOOK_DATABASE="$(pg_conn failedstart)" ORDERBOOK_API_TOKEN= bash -c \
+    "$(declare -f failed_start); work='$work' bin='$bin' sim_port=$sim_port failed_start token 'ORDERBOOK_API_TOKEN' --symbols BTCUSDT --http 0.0.0.0:$(free_port)"
   check "an unknown flag exits 2" bash -c "'$bin' --no-such-flag >/dev/null 2>&1; [ \$? = 2 ]"
   kill "$sim_failed" 2>/dev/null || true
 }

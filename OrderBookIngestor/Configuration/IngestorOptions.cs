@@ -25,6 +25,16 @@ public sealed class IngestorOptions
     /// <summary>host:port for /health and /metrics, or "none". Loopback by default.</summary>
     public string Http { get; set; } = "127.0.0.1:9470";
 
+    /// <summary>The read API on the same Kestrel (/symbols, /data/{symbol}, /stats). Open on a loopback address; on any
+    /// other address it needs a bearer token (ORDERBOOK_API_TOKEN or the systemd credential orderbook-api-token).</summary>
+    public bool ReadApi { get; set; } = true;
+
+    /// <summary>Read API queries running at once (its own connection pool of this size); more are answered 429.</summary>
+    public int ReadApiMaxConcurrent { get; set; } = 4;
+
+    /// <summary>A read API query running longer than this is cancelled by PostgreSQL and answered 503.</summary>
+    public int ReadApiStatementTimeoutMs { get; set; } = 10_000;
+
     /// <summary>Binance allows 1024 streams per connection today; older documents say 200, so we default low.</summary>
     public int MaxStreamsPerConnection { get; set; } = 200;
 

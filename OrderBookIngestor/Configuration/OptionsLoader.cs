@@ -34,7 +34,8 @@ public static class OptionsLoader
         nameof(IngestorOptions.ExchangeInfoRefreshSeconds), nameof(IngestorOptions.SpoolDirectory), nameof(IngestorOptions.SpoolMaxMegabytes),
         nameof(IngestorOptions.SpoolSegmentMegabytes), nameof(IngestorOptions.StorageTier), nameof(IngestorOptions.RetentionDays),
         nameof(IngestorOptions.ChunkHours), nameof(IngestorOptions.MaintenanceIntervalSeconds), nameof(IngestorOptions.RollupIntervalMs),
-        nameof(IngestorOptions.Instance), nameof(IngestorOptions.QuarantineDirectory),
+        nameof(IngestorOptions.Instance), nameof(IngestorOptions.QuarantineDirectory), nameof(IngestorOptions.ReadApi),
+        nameof(IngestorOptions.ReadApiMaxConcurrent), nameof(IngestorOptions.ReadApiStatementTimeoutMs),
     ];
 
     public static IngestorOptions Load(
@@ -194,6 +195,9 @@ public static class OptionsLoader
             case nameof(IngestorOptions.RollupIntervalMs): o.RollupIntervalMs = Int(value, source); break;
             case nameof(IngestorOptions.Instance): o.Instance = value; break;
             case nameof(IngestorOptions.QuarantineDirectory): o.QuarantineDirectory = value; break;
+            case nameof(IngestorOptions.ReadApi): o.ReadApi = Bool(value, source); break;
+            case nameof(IngestorOptions.ReadApiMaxConcurrent): o.ReadApiMaxConcurrent = Int(value, source); break;
+            case nameof(IngestorOptions.ReadApiStatementTimeoutMs): o.ReadApiStatementTimeoutMs = Int(value, source); break;
             default: throw new ConfigurationException($"{source}: unknown setting.");
         }
     }

@@ -11,7 +11,7 @@ using Serilog.Extensions.Logging;
 
 namespace OrderBookIngestor.Hosting;
 
-/// <summary>Builds the daemon's host: the pipeline, the summary line, and Kestrel for /health and /metrics.</summary>
+/// <summary>Builds the daemon's host: the pipeline, the summary line, and Kestrel for /health, /metrics and the read API.</summary>
 public static class IngestorHost
 {
     /// <param name="environment">Where NOTIFY_SOCKET and WATCHDOG_USEC come from (tests pass their own).</param>
@@ -26,6 +26,8 @@ public static class IngestorHost
         var httpEnabled = !string.Equals(options.Http, "none", StringComparison.OrdinalIgnoreCase);
         if (httpEnabled)
         {
+            // Before anything starts: a read API on a non-loopback address without a token refuses to start.
+            var access = ReadApiAccess.Resolve(options, environment);
             var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
             Configure(builder.Services, builder.Logging, options, loggerProvider, metrics, status, time, environment, reloadSource);
             if (!OptionsValidator.TryParseHostPort(options.Http, out var host, out var port))
@@ -48,8 +50,15 @@ public static class IngestorHost
                     k.ListenAnyIP(port);
                 }
             });
+            if (access.Enabled)
+            {
+                builder.Services.AddSingleton(_ => new ReadApi(ReadApi.CreateDataSource(options.Database!, options.ReadApiMaxConcurrent), access,
+                    options.ReadApiMaxConcurrent, options.ReadApiStatementTimeoutMs));
+            }
+
             var app = builder.Build();
             HttpEndpoints.Map(app, metrics, status);
+            app.Services.GetService<ReadApi>()?.Map(app);
             return app;
         }
 
@@ -102,7 +111,18 @@ public static class IngestorHost
         using var provider = new SerilogLoggerProvider(serilog);
         Log.Starting(provider.CreateLogger("OrderBookIngestor"), ThisAssembly.Version,
             options.Symbols.Count <= 10 ? string.Join(",", options.Symbols) : $"{options.Symbols.Count} given", string.Join(",", options.Channels), DatabaseConnection.Redact(options.Database));
-        using var host = Build(options, provider, reloadSource: reloadSource);
+        IHost built;
+        try
+        {
+            built = Build(options, provider, reloadSource: reloadSource);
+        }
+        catch (ConfigurationException ex)
+        {
+            Log.StartupFailed(provider.CreateLogger("OrderBookIngestor"), ex.Message);
+            return ExitCodes.Configuration;
+        }
+
+        using var host = built;
         var pipeline = host.Services.GetRequiredService<IngestionPipeline>();
         // SIGHUP re-reads the configuration (systemctl reload); cancelling keeps the default action (exit) away.
         using var hangup = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, context =>

@@ -1,0 +1,425 @@
+using System.Data;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Npgsql;
+
+namespace OrderBookIngestor.Hosting;
+
+/// <summary>
+/// The seed's REST read API on the daemon's Kestrel: GET /symbols, /data/{symbol}, /stats. Reads never slow
+/// ingestion: they have their own small connection pool, run in read-only transactions cut by a statement timeout
+/// (503), and at most ReadApiMaxConcurrent run at once (429 beyond). Rows are streamed as they are read, so memory
+/// does not grow with the page size. Bad input is a 4xx with a JSON error naming the parameter.
+/// </summary>
+public sealed partial class ReadApi : IAsyncDisposable
+{
+    public const int DefaultLimit = 1000;
+
+    public const int MaxLimit = 10_000;
+
+    /// <summary>Rows written between two flushes of the response.</summary>
+    private const int FlushEvery = 256;
+
+    private static readonly string[] Tables = ["book_ticker", "trades", "depth_events"];
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly ReadApiAccess _access;
+    private readonly SemaphoreSlim _gate;
+    private readonly int _statementTimeoutMs;
+    private readonly int _maxConcurrent;
+
+    public ReadApi(NpgsqlDataSource dataSource, ReadApiAccess access, int maxConcurrent, int statementTimeoutMs)
+    {
+        _dataSource = dataSource;
+        _access = access;
+        _gate = new SemaphoreSlim(maxConcurrent, maxConcurrent);
+        _maxConcurrent = maxConcurrent;
+        _statementTimeoutMs = statementTimeoutMs;
+    }
+
+    /// <summary>The read API's own pool, apart from the writers': at most <paramref name="maxConcurrent"/> connections.</summary>
+    public static NpgsqlDataSource CreateDataSource(string database, int maxConcurrent)
+    {
+        var builder = new NpgsqlSlimDataSourceBuilder(Configuration.DatabaseConnection.ToNpgsql(database));
+        builder.ConnectionStringBuilder.ApplicationName = "orderbook-ingestor read API";
+        builder.ConnectionStringBuilder.MaxPoolSize = maxConcurrent;
+        builder.ConnectionStringBuilder.MinPoolSize = 0;
+        builder.ConnectionStringBuilder.Timeout = 5;
+        return builder.Build();
+    }
+
+    public void Map(IEndpointRouteBuilder app)
+    {
+        app.MapGet("/symbols", ctx => ServeAsync(ctx, SymbolsAsync));
+        app.MapGet("/data/{symbol}", ctx => ServeAsync(ctx, DataAsync));
+        app.MapGet("/stats", ctx => ServeAsync(ctx, StatsAsync));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _dataSource.DisposeAsync().ConfigureAwait(false);
+        _gate.Dispose();
+    }
+
+    /// <summary>A request the API refuses: its status, the parameter at fault, and why.</summary>
+    private sealed class RequestError(int status, string parameter, string message) : Exception(message)
+    {
+        public int Status { get; } = status;
+
+        public string Parameter { get; } = parameter;
+    }
+
+    private async Task ServeAsync(HttpContext ctx, Func<HttpContext, NpgsqlConnection, NpgsqlTransaction, CancellationToken, Task> body)
+    {
+        if (!_access.Allows(ctx.Request))
+        {
+            ctx.Response.Headers.WWWAuthenticate = "Bearer";
+            await ErrorAsync(ctx, StatusCodes.Status401Unauthorized, "Authorization", "a bearer token is required (Authorization: Bearer <ORDERBOOK_API_TOKEN>)").ConfigureAwait(false);
+            return;
+        }
+
+        if (!await _gate.WaitAsync(0).ConfigureAwait(false))
+        {
+            ctx.Response.Headers.RetryAfter = "1";
+            await ErrorAsync(ctx, StatusCodes.Status429TooManyRequests, "", $"too many reads at once (at most {_maxConcurrent}); retry shortly").ConfigureAwait(false);
+            return;
+        }
+
+        var ct = ctx.RequestAborted;
+        try
+        {
+            await using var connection = await _dataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
+            // One snapshot for the page and its cursor; read-only, and cut by the server after the timeout.
+            await using var tx = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, ct).ConfigureAwait(false);
+            await using (var set = new NpgsqlCommand(string.Create(CultureInfo.InvariantCulture, $"SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = {_statementTimeoutMs}"), connection, tx))
+            {
+                await set.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            }
+
+            await body(ctx, connection, tx, ct).ConfigureAwait(false);
+        }
+        catch (RequestError e)
+        {
+            await ErrorAsync(ctx, e.Status, e.Parameter, e.Message).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.QueryCanceled && !ct.IsCancellationRequested)
+        {
+            await UnavailableAsync(ctx, $"the query ran longer than {_statementTimeoutMs} ms and was cancelled; narrow the time range or lower limit").ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException && !ct.IsCancellationRequested)
+        {
+            await UnavailableAsync(ctx, "the database is not answering").ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // the client went away
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private static async Task UnavailableAsync(HttpContext ctx, string message)
+    {
+        if (ctx.Response.HasStarted)
+        {
+            // Rows were already sent: cut the response so the client cannot take it for a complete page.
+            ctx.Abort();
+            return;
+        }
+
+        ctx.Response.Headers.RetryAfter = "5";
+        await ErrorAsync(ctx, StatusCodes.Status503ServiceUnavailable, "", message).ConfigureAwait(false);
+    }
+
+    private static async Task ErrorAsync(HttpContext ctx, int status, string parameter, string message)
+    {
+        ctx.Response.StatusCode = status;
+        ctx.Response.ContentType = "application/json";
+        await using var w = new Utf8JsonWriter(ctx.Response.Body);
+        w.WriteStartObject();
+        w.WriteString("error", message);
+        if (parameter.Length > 0)
+        {
+            w.WriteString("parameter", parameter);
+        }
+
+        w.WriteEndObject();
+        await w.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9]{1,32}$")]
+    private static partial Regex SymbolFormat();
+
+    private static async Task<int> SymbolIdAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string? symbol, CancellationToken ct)
+    {
+        if (symbol is null || !SymbolFormat().IsMatch(symbol))
+        {
+            throw new RequestError(StatusCodes.Status400BadRequest, "symbol", "symbol: 1 to 32 letters and digits, e.g. BTCUSDT");
+        }
+
+        await using var cmd = new NpgsqlCommand("SELECT id FROM marketdata.symbols WHERE symbol = $1 ORDER BY id LIMIT 1", connection, tx);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = symbol.ToUpperInvariant() });
+        return await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) is int id
+            ? id
+            : throw new RequestError(StatusCodes.Status404NotFound, "symbol", $"symbol: {symbol.ToUpperInvariant()} is not recorded here (GET /symbols lists what is)");
+    }
+
+    private static string? Query(HttpContext ctx, string name) => ctx.Request.Query.TryGetValue(name, out var v) ? v.ToString() : null;
+
+    /// <summary>from/to as ISO 8601 (UTC when no offset), or start_time/end_time as Unix seconds, as the seed had them.</summary>
+    private static DateTime? Time(HttpContext ctx, string iso, string unix)
+    {
+        var isoText = Query(ctx, iso);
+        var unixText = Query(ctx, unix);
+        if (isoText is not null && unixText is not null)
+        {
+            throw new RequestError(StatusCodes.Status400BadRequest, iso, $"{iso} and {unix} say the same thing; give one");
+        }
+
+        if (isoText is not null)
+        {
+            return DateTimeOffset.TryParse(isoText, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var t)
+                ? t.UtcDateTime
+                : throw new RequestError(StatusCodes.Status400BadRequest, iso, $"{iso}: '{isoText}' is not an ISO 8601 time (e.g. 2026-12-01T14:00:00Z)");
+        }
+
+        if (unixText is not null)
+        {
+            return decimal.TryParse(unixText, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var s) && s < 253_402_300_800m
+                ? DateTime.UnixEpoch.AddTicks((long)(s * TimeSpan.TicksPerSecond))
+                : throw new RequestError(StatusCodes.Status400BadRequest, unix, $"{unix}: '{unixText}' is not Unix seconds (e.g. 1764597600)");
+        }
+
+        return null;
+    }
+
+    private static async Task DataAsync(HttpContext ctx, NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
+    {
+        var typeText = Query(ctx, "type") ?? "book_ticker";
+        if (!ReadQueries.Types.TryGetValue(typeText, out var spec))
+        {
+            throw new RequestError(StatusCodes.Status400BadRequest, "type", $"type: one of {string.Join(", ", ReadQueries.Types.Keys)}");
+        }
+
+        var limitText = Query(ctx, "limit");
+        var limit = DefaultLimit;
+        if (limitText is not null && (!int.TryParse(limitText, NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit is < 1 or > MaxLimit))
+        {
+            throw new RequestError(StatusCodes.Status400BadRequest, "limit", $"limit: a whole number from 1 to {MaxLimit}");
+        }
+
+        var format = Query(ctx, "format");
+        var csv = format is null ? ctx.Request.Headers.Accept.ToString().Contains("text/csv", StringComparison.OrdinalIgnoreCase) : format == "csv";
+        if (format is not null and not "csv" and not "json")
+        {
+            throw new RequestError(StatusCodes.Status400BadRequest, "format", "format: json or csv");
+        }
+
+        var from = Time(ctx, "from", "start_time");
+        var to = Time(ctx, "to", "end_time");
+        if (from is not null && to is not null && to <= from)
+        {
+            throw new RequestError(StatusCodes.Status400BadRequest, "to", "to: must be after from");
+        }
+
+        (DateTime, long)? after = null;
+        if (Query(ctx, "cursor") is { } cursorText)
+        {
+            after = ReadQueries.TryDecodeCursor(cursorText, out var c) ? c : throw new RequestError(StatusCodes.Status400BadRequest, "cursor", "cursor: not one this API gave out (copy it from 'next')");
+        }
+
+        var symbolId = await SymbolIdAsync(connection, tx, ctx.Request.RouteValues["symbol"] as string, ct).ConfigureAwait(false);
+
+        // The cursor for the next page: the key of this page's last row, if a row follows it (same snapshot).
+        string? next = null;
+        var (keySql, keyParameters) = ReadQueries.Page(spec, symbolId, from, to, after, ReadQueries.KeySelect(spec), 2, limit - 1);
+        await using (var keys = Command(keySql, keyParameters, connection, tx))
+        await using (var reader = await keys.ExecuteReaderAsync(ct).ConfigureAwait(false))
+        {
+            if (await reader.ReadAsync(ct).ConfigureAwait(false))
+            {
+                var last = (reader.GetFieldValue<DateTime>(0), reader.GetInt64(1));
+                if (await reader.ReadAsync(ct).ConfigureAwait(false))
+                {
+                    next = ReadQueries.EncodeCursor(last.Item1, last.Item2);
+                }
+            }
+        }
+
+        var (sql, parameters) = ReadQueries.Page(spec, symbolId, from, to, after, spec.Columns, limit);
+        await using var cmd = Command(sql, parameters, connection, tx);
+        await using var rows = await cmd.ExecuteReaderAsync(CommandBehavior.SequentialAccess, ct).ConfigureAwait(false);
+        if (csv)
+        {
+            await WriteCsvAsync(ctx, rows, next, ct).ConfigureAwait(false);
+            return;
+        }
+
+        ctx.Response.ContentType = "application/json";
+        if (next is not null)
+        {
+            ctx.Response.Headers["X-Next-Cursor"] = next;
+        }
+
+        await using var w = new Utf8JsonWriter(ctx.Response.BodyWriter);
+        w.WriteStartObject();
+        w.WriteString("symbol", ctx.Request.RouteValues["symbol"] is string s ? s.ToUpperInvariant() : null);
+        w.WriteString("type", spec.Type);
+        w.WriteString("next", next);
+        w.WriteStartArray("rows");
+        var count = await WriteRowsAsync(ctx, w, rows, ct).ConfigureAwait(false);
+        w.WriteEndArray();
+        w.WriteNumber("count", count);
+        w.WriteEndObject();
+        await w.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    private static NpgsqlCommand Command(string sql, List<object> parameters, NpgsqlConnection connection, NpgsqlTransaction tx)
+    {
+        var cmd = new NpgsqlCommand(sql, connection, tx) { CommandTimeout = 0 };
+        foreach (var p in parameters)
+        {
+            cmd.Parameters.Add(new NpgsqlParameter { Value = p });
+        }
+
+        return cmd;
+    }
+
+    private static async Task<long> WriteRowsAsync(HttpContext ctx, Utf8JsonWriter w, NpgsqlDataReader rows, CancellationToken ct)
+    {
+        long count = 0;
+        while (await rows.ReadAsync(ct).ConfigureAwait(false))
+        {
+            ReadQueries.WriteJsonRow(w, rows);
+            if (++count % FlushEvery == 0)
+            {
+                await w.FlushAsync(ct).ConfigureAwait(false);
+                await ctx.Response.BodyWriter.FlushAsync(ct).ConfigureAwait(false);
+            }
+        }
+
+        return count;
+    }
+
+    private static async Task WriteCsvAsync(HttpContext ctx, NpgsqlDataReader rows, string? next, CancellationToken ct)
+    {
+        ctx.Response.ContentType = "text/csv; charset=utf-8";
+        if (next is not null)
+        {
+            ctx.Response.Headers["X-Next-Cursor"] = next;
+        }
+
+        var line = new StringBuilder(ReadQueries.CsvHeader(rows)).Append('\n');
+        var count = 0;
+        while (await rows.ReadAsync(ct).ConfigureAwait(false))
+        {
+            ReadQueries.AppendCsvRow(line, rows);
+            if (++count % FlushEvery == 0)
+            {
+                await ctx.Response.WriteAsync(line.ToString(), ct).ConfigureAwait(false);
+                line.Clear();
+            }
+        }
+
+        await ctx.Response.WriteAsync(line.ToString(), ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Every registered symbol with its id, active flag, and first and last event time in each event table
+    /// (one index lookup per symbol and table, sent as one batch per table).</summary>
+    private static async Task SymbolsAsync(HttpContext ctx, NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
+    {
+        var symbols = new List<(int Id, string Symbol, bool Active, DateTime FirstSeen)>();
+        await using (var cmd = new NpgsqlCommand("SELECT id, symbol, is_active, first_seen FROM marketdata.symbols ORDER BY symbol, id", connection, tx))
+        await using (var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false))
+        {
+            while (await r.ReadAsync(ct).ConfigureAwait(false))
+            {
+                symbols.Add((r.GetInt32(0), r.GetString(1), r.GetBoolean(2), r.GetFieldValue<DateTime>(3)));
+            }
+        }
+
+        var spans = new Dictionary<(string Table, int Id), (DateTime? First, DateTime? Last)>();
+        foreach (var table in Tables)
+        {
+            if (symbols.Count == 0)
+            {
+                break;
+            }
+
+            await using var batch = new NpgsqlBatch(connection, tx);
+            foreach (var s in symbols)
+            {
+                var c = new NpgsqlBatchCommand($"SELECT min(ts_exchange), max(ts_exchange) FROM marketdata.{table} WHERE symbol_id = $1");
+                c.Parameters.Add(new NpgsqlParameter { Value = s.Id });
+                batch.BatchCommands.Add(c);
+            }
+
+            await using var r = await batch.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            foreach (var s in symbols)
+            {
+                await r.ReadAsync(ct).ConfigureAwait(false);
+                spans[(table, s.Id)] = (r.IsDBNull(0) ? null : r.GetFieldValue<DateTime>(0), r.IsDBNull(1) ? null : r.GetFieldValue<DateTime>(1));
+                await r.NextResultAsync(ct).ConfigureAwait(false);
+            }
+        }
+
+        ctx.Response.ContentType = "application/json";
+        await using var w = new Utf8JsonWriter(ctx.Response.BodyWriter);
+        w.WriteStartObject();
+        w.WriteStartArray("symbols");
+        foreach (var s in symbols)
+        {
+            w.WriteStartObject();
+            w.WriteNumber("id", s.Id);
+            w.WriteString("symbol", s.Symbol);
+            w.WriteBoolean("active", s.Active);
+            w.WriteString("first_seen", ReadQueries.Timestamp(s.FirstSeen));
+            w.WriteStartObject("tables");
+            foreach (var table in Tables)
+            {
+                var (first, last) = spans.GetValueOrDefault((table, s.Id));
+                w.WriteStartObject(table);
+                w.WriteString("first", first is { } f ? ReadQueries.Timestamp(f) : null);
+                w.WriteString("last", last is { } l ? ReadQueries.Timestamp(l) : null);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+        w.WriteEndObject();
+        await w.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>marketdata.ingestion_stats (per symbol, last hour) and marketdata.feed_gap_summary, as JSON.</summary>
+    private static async Task StatsAsync(HttpContext ctx, NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
+    {
+        ctx.Response.ContentType = "application/json";
+        await using var w = new Utf8JsonWriter(ctx.Response.BodyWriter);
+        w.WriteStartObject();
+        foreach (var (name, sql) in new[]
+        {
+            ("symbols", "SELECT * FROM marketdata.ingestion_stats ORDER BY symbol"),
+            ("gaps", "SELECT * FROM marketdata.feed_gap_summary ORDER BY symbol, stream, reason"),
+        })
+        {
+            w.WriteStartArray(name);
+            await using var cmd = new NpgsqlCommand(sql, connection, tx);
+            await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            await WriteRowsAsync(ctx, w, r, ct).ConfigureAwait(false);
+            w.WriteEndArray();
+        }
+
+        w.WriteEndObject();
+        await w.FlushAsync(ct).ConfigureAwait(false);
+    }
+}
