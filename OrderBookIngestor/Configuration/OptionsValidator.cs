@@ -80,7 +80,7 @@ public static class OptionsValidator
         Range(errors, nameof(o.MaxFrameBytes), o.MaxFrameBytes, 4096, 64 << 20);
         Range(errors, nameof(o.SummaryIntervalSeconds), o.SummaryIntervalSeconds, 0, 86_400);
         Range(errors, nameof(o.DrainTimeoutSeconds), o.DrainTimeoutSeconds, 1, 3600);
-        Range(errors, nameof(o.ReadApiMaxConcurrent), o.ReadApiMaxConcurrent, 1, 64);
+        Range(errors, nameof(o.ReadApiMaxConcurrent), o.ReadApiMaxConcurrent, 0, 64);
         Range(errors, nameof(o.ReadApiStatementTimeoutMs), o.ReadApiStatementTimeoutMs, 100, 600_000);
         Range(errors, nameof(o.LogRetainedFiles), o.LogRetainedFiles, 1, 3650);
         Range(errors, nameof(o.MaxBackfillTrades), o.MaxBackfillTrades, 0, 10_000_000);

@@ -52,8 +52,8 @@ public static class IngestorHost
             });
             if (access.Enabled)
             {
-                builder.Services.AddSingleton(_ => new ReadApi(ReadApi.CreateDataSource(options.Database!, options.ReadApiMaxConcurrent), access,
-                    options.ReadApiMaxConcurrent, options.ReadApiStatementTimeoutMs));
+                builder.Services.AddSingleton(_ => new ReadApi(ReadApi.CreateDataSource(options.Database!, options.ReadApiConcurrency), access,
+                    options.ReadApiConcurrency, options.ReadApiStatementTimeoutMs));
             }
 
             var app = builder.Build();
