@@ -244,6 +244,16 @@ public sealed class ReadApiGuardTests() : ReadApiTest(StorageTiers.Postgres)
     }
 
     [Test]
+    public async Task A_database_that_refuses_the_query_is_a_500_with_its_sqlstate_not_an_outage()
+    {
+        // Never migrated: the tables do not exist. The server answered, so this is not a 503.
+        await StartAsync();
+        var (status, body) = await GetJsonAsync("/stats");
+        Assert.That(status, Is.EqualTo(HttpStatusCode.InternalServerError), body.ToString());
+        Assert.That(body.GetProperty("error").GetString(), Does.Contain("42P01"));
+    }
+
+    [Test]
     public async Task With_a_token_every_data_endpoint_needs_it_and_a_wrong_one_is_refused()
     {
         await Migrate();

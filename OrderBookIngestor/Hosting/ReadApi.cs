@@ -1,3 +1,5 @@
+// Over 400 lines: the three endpoints, their shared guard (token, concurrency, read-only snapshot, timeout) and
+// their request parsing belong together; the SQL and the row writers are in ReadQueries.
 using System.Data;
 using System.Globalization;
 using System.Text;
@@ -111,6 +113,11 @@ public sealed partial class ReadApi : IAsyncDisposable
         {
             await UnavailableAsync(ctx, $"the query ran longer than {_statementTimeoutMs} ms and was cancelled; narrow the time range or lower limit").ConfigureAwait(false);
         }
+        catch (PostgresException e) when (!ct.IsCancellationRequested)
+        {
+            // The server answered and refused (a schema not migrated, a permission): not an outage.
+            await FailAsync(ctx, StatusCodes.Status500InternalServerError, $"the database refused the query: {e.SqlState} {e.MessageText}").ConfigureAwait(false);
+        }
         catch (Exception e) when (e is NpgsqlException or TimeoutException && !ct.IsCancellationRequested)
         {
             await UnavailableAsync(ctx, "the database is not answering").ConfigureAwait(false);
@@ -125,17 +132,32 @@ public sealed partial class ReadApi : IAsyncDisposable
         }
     }
 
-    private static async Task UnavailableAsync(HttpContext ctx, string message)
+    private static Task UnavailableAsync(HttpContext ctx, string message)
     {
-        if (ctx.Response.HasStarted)
+        if (!ctx.Response.HasStarted)
+        {
+            ctx.Response.Headers.RetryAfter = "5";
+        }
+
+        return FailAsync(ctx, StatusCodes.Status503ServiceUnavailable, message);
+    }
+
+    /// <summary>Marks that the body has begun: JSON buffered in the response's pipe is not yet "started" for Kestrel,
+    /// but an error written after it would be glued to half a document.</summary>
+    private static void BeginBody(HttpContext ctx) => ctx.Items[BodyBegun] = true;
+
+    private static readonly object BodyBegun = new();
+
+    private static async Task FailAsync(HttpContext ctx, int status, string message)
+    {
+        if (ctx.Response.HasStarted || ctx.Items.ContainsKey(BodyBegun))
         {
             // Rows were already sent: cut the response so the client cannot take it for a complete page.
             ctx.Abort();
             return;
         }
 
-        ctx.Response.Headers.RetryAfter = "5";
-        await ErrorAsync(ctx, StatusCodes.Status503ServiceUnavailable, "", message).ConfigureAwait(false);
+        await ErrorAsync(ctx, status, "", message).ConfigureAwait(false);
     }
 
     private static async Task ErrorAsync(HttpContext ctx, int status, string parameter, string message)
@@ -268,6 +290,7 @@ public sealed partial class ReadApi : IAsyncDisposable
             ctx.Response.Headers["X-Next-Cursor"] = next;
         }
 
+        BeginBody(ctx);
         await using var w = new Utf8JsonWriter(ctx.Response.BodyWriter);
         w.WriteStartObject();
         w.WriteString("symbol", ctx.Request.RouteValues["symbol"] is string s ? s.ToUpperInvariant() : null);
@@ -316,6 +339,7 @@ public sealed partial class ReadApi : IAsyncDisposable
             ctx.Response.Headers["X-Next-Cursor"] = next;
         }
 
+        BeginBody(ctx);
         var line = new StringBuilder(ReadQueries.CsvHeader(rows)).Append('\n');
         var count = 0;
         while (await rows.ReadAsync(ct).ConfigureAwait(false))
@@ -371,6 +395,7 @@ public sealed partial class ReadApi : IAsyncDisposable
         }
 
         ctx.Response.ContentType = "application/json";
+        BeginBody(ctx);
         await using var w = new Utf8JsonWriter(ctx.Response.BodyWriter);
         w.WriteStartObject();
         w.WriteStartArray("symbols");
@@ -405,16 +430,22 @@ public sealed partial class ReadApi : IAsyncDisposable
     {
         ctx.Response.ContentType = "application/json";
         await using var w = new Utf8JsonWriter(ctx.Response.BodyWriter);
-        w.WriteStartObject();
         foreach (var (name, sql) in new[]
         {
             ("symbols", "SELECT * FROM marketdata.ingestion_stats ORDER BY symbol"),
             ("gaps", "SELECT * FROM marketdata.feed_gap_summary ORDER BY symbol, stream, reason"),
         })
         {
-            w.WriteStartArray(name);
+            // Each query runs before its part is written, so a refused first query still gets a clean error.
             await using var cmd = new NpgsqlCommand(sql, connection, tx);
             await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            if (name == "symbols")
+            {
+                BeginBody(ctx);
+                w.WriteStartObject();
+            }
+
+            w.WriteStartArray(name);
             await WriteRowsAsync(ctx, w, r, ct).ConfigureAwait(false);
             w.WriteEndArray();
         }

@@ -261,25 +261,3 @@ BEGIN
         GRANT EXECUTE ON FUNCTION marketdata.get_yesterday_training_data(bigint, date) TO orderbook_reader, orderbook_writer;
     END IF;
 END $$;
-
--- Views and functions re-created above lose their grants; give the roles back what roles.sql gives them.
-DO $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'orderbook_reader') AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'orderbook_writer') THEN
-        GRANT SELECT ON marketdata.ingestion_stats, marketdata.ingestion_stats_by_table, marketdata.data_quality_check,
-                        marketdata.data_quality_24h, marketdata.feed_gap_summary TO orderbook_reader, orderbook_writer;
-        REVOKE EXECUTE ON FUNCTION marketdata.get_yesterday_training_data(bigint, date) FROM PUBLIC;
-        GRANT EXECUTE ON FUNCTION marketdata.get_yesterday_training_data(bigint, date) TO orderbook_reader, orderbook_writer;
-    END IF;
-END $$;
-
--- Views and functions re-created above lose their grants; give the roles back what roles.sql gives them.
-DO $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'orderbook_reader') AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'orderbook_writer') THEN
-        GRANT SELECT ON marketdata.ingestion_stats, marketdata.ingestion_stats_by_table, marketdata.data_quality_check,
-                        marketdata.data_quality_24h, marketdata.feed_gap_summary TO orderbook_reader, orderbook_writer;
-        REVOKE EXECUTE ON FUNCTION marketdata.get_yesterday_training_data(bigint, date) FROM PUBLIC;
-        GRANT EXECUTE ON FUNCTION marketdata.get_yesterday_training_data(bigint, date) TO orderbook_reader, orderbook_writer;
-    END IF;
-END $$;
