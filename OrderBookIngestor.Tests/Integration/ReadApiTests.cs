@@ -139,14 +139,7 @@ public sealed class ReadApiTests(string tier) : ReadApiTest(tier)
             await gap.ExecuteNonQueryAsync();
         }
 
-        if (StorageTiers.DaemonMaintained(Tier))
-        {
-            await Maintainer(TimeProvider.System).RollupOnceAsync(CancellationToken.None);
-        }
-        else
-        {
-            await Db.RefreshContinuousAggregatesAsync();
-        }
+        await RefreshRollupsAsync();
 
         await StartAsync();
         var expected = new Dictionary<string, long>

@@ -21,14 +21,7 @@ public sealed class SeedQueryTests(string tier) : StorageTest(tier)
     {
         await CommitAsync<BookTickerEvent, BookTickerRows>(Db.DataSource, books.Select(b => Book(a, b.Id, b.T, b.Bid, b.Ask, b.BidQty, b.AskQty, b.LatencyMs)));
         await CommitAsync<TradeEvent, TradeRows>(Db.DataSource, trades.Select(t => Trade(a, t.Id, t.T, t.Price, t.Qty, t.Maker, t.LatencyMs)));
-        if (Configuration.StorageTiers.DaemonMaintained(Tier))
-        {
-            await Maintainer(TimeProvider.System).RollupOnceAsync(CancellationToken.None);
-        }
-        else
-        {
-            await Db.RefreshContinuousAggregatesAsync();
-        }
+        await RefreshRollupsAsync();
     }
 
     private static (List<BookRow> Books, List<TradeRow> Trades) Market(Random random, DateTimeOffset from, int seconds, long firstId)

@@ -17,19 +17,6 @@ namespace OrderBookIngestor.Tests.Integration;
 [TestFixtureSource(typeof(TestTiers), nameof(TestTiers.All))]
 public sealed class StorageTierTests(string tier) : StorageTest(tier)
 {
-    /// <summary>Brings the 1-second rollups up to date the way the tier does: the daemon's pass, or a refresh of the
-    /// continuous aggregates.</summary>
-    private async Task<(int Batches, long PendingAfter)?> RefreshRollupsAsync()
-    {
-        if (StorageTiers.DaemonMaintained(Tier))
-        {
-            return await Maintainer(TimeProvider.System).RollupOnceAsync(CancellationToken.None);
-        }
-
-        await Db.RefreshContinuousAggregatesAsync();
-        return null;
-    }
-
     private static bool Partitioned(string tier) => tier is StorageTiers.Postgres or StorageTiers.Citus;
 
     [Test]

@@ -15,6 +15,19 @@ public abstract class StorageTest(string tier) : DatabaseTest(tier)
     protected Task<MigrationOutcome> Migrate(IngestorOptions? options = null, bool roles = false)
         => new SchemaMigrator(Db.DataSource, NullLogger.Instance, options).MigrateAsync(CancellationToken.None, roles);
 
+    /// <summary>Brings the 1-second rollups up to date the way the tier does: the daemon's pass, or a refresh of the
+    /// continuous aggregates.</summary>
+    protected async Task<(int Batches, long PendingAfter)?> RefreshRollupsAsync()
+    {
+        if (StorageTiers.DaemonMaintained(Tier))
+        {
+            return await Maintainer(TimeProvider.System).RollupOnceAsync(CancellationToken.None);
+        }
+
+        await Db.RefreshContinuousAggregatesAsync();
+        return null;
+    }
+
     protected StorageMaintainer Maintainer(TimeProvider time, MaintenanceStats? stats = null, NpgsqlDataSource? ds = null)
         => new(ds ?? Db.DataSource, time, NullLogger.Instance, stats ?? new MaintenanceStats(), TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(5), TimeSpan.Zero);
 
