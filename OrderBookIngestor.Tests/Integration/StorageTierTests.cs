@@ -141,6 +141,37 @@ public sealed class StorageTierTests(string tier) : StorageTest(tier)
     }
 
     [Test]
+    public async Task RollupPass_CountsAsBacklogOnlyTheBatchesOldEnoughToTake()
+    {
+        await Migrate();
+        if (!StorageTiers.DaemonMaintained(Tier))
+        {
+            // The continuous aggregates roll up by themselves: no batch is ever left pending for a pass here.
+            Assert.That(await Db.ScalarAsync<bool>("SELECT marketdata.rollup_tracked('trades')"), Is.False);
+            return;
+        }
+
+        // Two settled batches and one that committed just now. A budget of one row takes one settled batch: the
+        // other settled one is backlog (the daemon goes again at once); the fresh one is pending but not backlog
+        // (going again for it re-rolled the same seconds hundreds of times a second once batches got small).
+        await using (var seed = Db.DataSource.CreateCommand("""
+            INSERT INTO marketdata.ingest_batches (batch_id, table_name, row_count, committed_at, ts_min, ts_max, rollup_pending) VALUES
+              (gen_random_uuid(), 'trades', 1, now() - interval '1 minute', now() - interval '61 seconds', now() - interval '60 seconds', true),
+              (gen_random_uuid(), 'trades', 1, now() - interval '50 seconds', now() - interval '51 seconds', now() - interval '50 seconds', true),
+              (gen_random_uuid(), 'trades', 1, now(), now() - interval '1 second', now(), true)
+            """))
+        {
+            await seed.ExecuteNonQueryAsync();
+        }
+
+        async Task<string> Pass(long maxRows) => await Db.ScalarAsync<string>(
+            $"SELECT batches || '/' || pending_after || '/' || backlog FROM marketdata.run_rollups({maxRows}, interval '2 seconds')");
+
+        Assert.That(await Pass(1), Is.EqualTo("1/2/1"), "taken / pending / backlog after a pass cut by its budget");
+        Assert.That(await Pass(200_000), Is.EqualTo("1/1/0"), "the fresh batch is pending, not backlog");
+    }
+
+    [Test]
     public async Task LedgerPrune_KeepsBatchesAwaitingRollup_ButNotForever()
     {
         await Migrate();

@@ -21,7 +21,8 @@ public abstract class StorageTest(string tier) : DatabaseTest(tier)
     {
         if (StorageTiers.DaemonMaintained(Tier))
         {
-            return await Maintainer(TimeProvider.System).RollupOnceAsync(CancellationToken.None);
+            var (batches, pending, _) = await Maintainer(TimeProvider.System).RollupOnceAsync(CancellationToken.None);
+            return (batches, pending);
         }
 
         await Db.RefreshContinuousAggregatesAsync();

@@ -110,22 +110,22 @@ public sealed class StorageMaintainer
     }
 
     /// <summary>Rolls up (part of) what was committed since the last pass. Returns the batches taken (0 also when
-    /// another daemon holds the turn) and how many are still pending.</summary>
-    public async Task<(int Batches, long PendingAfter)> RollupOnceAsync(CancellationToken ct)
+    /// another daemon holds the turn), how many are still pending, and how many of those are settled already.</summary>
+    public async Task<(int Batches, long PendingAfter, long Backlog)> RollupOnceAsync(CancellationToken ct)
     {
-        await using var cmd = _dataSource.CreateCommand("SELECT batches, buckets, pending_after FROM marketdata.run_rollups(200000, $1)");
+        await using var cmd = _dataSource.CreateCommand("SELECT batches, buckets, pending_after, backlog FROM marketdata.run_rollups(200000, $1)");
         cmd.Parameters.Add(new NpgsqlParameter { Value = _settle });
         await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
-        var (batches, pending) = (0, 0L);
+        var (batches, pending, backlog) = (0, 0L, 0L);
         if (await reader.ReadAsync(ct).ConfigureAwait(false))
         {
-            (batches, pending) = (reader.GetInt32(0), reader.GetInt64(2));
+            (batches, pending, backlog) = (reader.GetInt32(0), reader.GetInt64(2), reader.GetInt64(3));
             _stats.RolledUp(batches, reader.GetInt64(1));
         }
 
         _stats.LastRollupUnixMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
         _stats.Pending = pending;
-        return (batches, pending);
+        return (batches, pending, backlog);
     }
 
     public async Task RunAsync(CancellationToken stop)
@@ -157,9 +157,10 @@ public sealed class StorageMaintainer
                     more = false;
                     failed = !await Guarded("rollup", async () =>
                     {
-                        var (taken, pending) = await RollupOnceAsync(stop).ConfigureAwait(false);
-                        // Pending batches younger than the settle time stay for the next tick.
-                        more = taken > 0 && pending > 0;
+                        var (taken, _, backlog) = await RollupOnceAsync(stop).ConfigureAwait(false);
+                        // Pending batches younger than the settle time stay for the next tick: going again for them
+                        // re-rolled the same seconds many times a second once batches got small (issue 17).
+                        more = taken > 0 && backlog > 0;
                     }).ConfigureAwait(false);
                 }
                 while (more && !stop.IsCancellationRequested);

@@ -231,12 +231,24 @@ END $$;
 -- is recomputed, then the batches are marked done, in one transaction. A batch that commits while this runs
 -- is still pending afterwards and is taken by the next call. One call takes at most p_max_rows rows' worth of
 -- batches (at least one batch), so a backlog is worked off in short transactions; pending_after says how
--- many batches are still waiting. Returns nothing when another session holds the turn.
+-- many batches are still waiting, backlog how many of them this pass could have taken but its budget left (the
+-- caller calls again at once only for those: looping while anything was pending re-rolled the same seconds many
+-- times a second once batches got small, issue 17).
+-- Returns nothing when another session holds the turn.
 -- A batch is taken once it is p_settle old: by then the other batches holding rows of the same seconds
 -- (a second's rows arrive in several 100 ms batches) have committed too, so each second is computed about
 -- once instead of once per pass that saw part of it (measured: rollups had cost more CPU than the COPY).
+-- The result gained backlog (2026-12-02): a function's result columns cannot change in place.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+               WHERE n.nspname = 'marketdata' AND p.proname = 'run_rollups' AND NOT ('backlog' = ANY (p.proargnames))) THEN
+        DROP FUNCTION marketdata.run_rollups(bigint, interval);
+    END IF;
+END $$;
+
 CREATE OR REPLACE FUNCTION marketdata.run_rollups(p_max_rows bigint DEFAULT 200000, p_settle interval DEFAULT interval '2 seconds')
-RETURNS TABLE (batches integer, ranges integer, buckets bigint, pending_after bigint)
+RETURNS TABLE (batches integer, ranges integer, buckets bigint, pending_after bigint, backlog bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     b       record;
@@ -244,6 +256,8 @@ DECLARE
     v_table text;
     v_from  timestamptz;
     v_to    timestamptz;
+    -- One cutoff for the whole pass: backlog is what this pass's budget left, not what settled while it ran.
+    v_cutoff timestamptz := clock_timestamp() - p_settle;
 BEGIN
     -- 'OBIR': one roller at a time across daemons.
     IF NOT pg_try_advisory_xact_lock(1329744210) THEN
@@ -254,7 +268,7 @@ BEGIN
         SELECT p.batch_id, p.table_name AS tname, p.ts_min, p.ts_max FROM (
             SELECT l.*, sum(l.row_count) OVER (ORDER BY l.committed_at, l.batch_id) - l.row_count AS rows_before FROM (
                 SELECT i.batch_id, i.table_name, i.ts_min, i.ts_max, i.row_count, i.committed_at FROM marketdata.ingest_batches i
-                WHERE i.rollup_pending AND i.committed_at <= clock_timestamp() - p_settle
+                WHERE i.rollup_pending AND i.committed_at <= v_cutoff
                 ORDER BY i.committed_at LIMIT 5000 FOR UPDATE SKIP LOCKED) l) p
         WHERE p.rows_before < p_max_rows
         ORDER BY p.table_name, p.ts_min NULLS FIRST
@@ -277,6 +291,16 @@ BEGIN
         buckets := buckets + marketdata.refresh_rollups(v_table, v_from, v_to);
     END IF;
     UPDATE marketdata.ingest_batches i SET rollup_pending = false WHERE i.batch_id = ANY (v_ids);
-    SELECT count(*) INTO pending_after FROM marketdata.ingest_batches i WHERE i.rollup_pending;
+    SELECT count(*), count(*) FILTER (WHERE i.committed_at <= v_cutoff)
+      INTO pending_after, backlog FROM marketdata.ingest_batches i WHERE i.rollup_pending;
     RETURN NEXT;
+END $$;
+
+-- Re-created functions start with PUBLIC's EXECUTE: give back what roles.sql gives (once it has run).
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'orderbook_writer') THEN
+        REVOKE EXECUTE ON FUNCTION marketdata.run_rollups(bigint, interval) FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION marketdata.run_rollups(bigint, interval) TO orderbook_writer;
+    END IF;
 END $$;
