@@ -120,7 +120,7 @@ internal sealed class ShardConnection : IDisposable
         // Unsolicited pongs keep NATs and the exchange's idle timers happy; Binance allows them. Pings from
         // the server are answered by the WebSocket implementation itself.
         ws.Options.KeepAliveInterval = TimeSpan.FromSeconds(30);
-        using var watchdog = new CancellationTokenSource(noData, _shard.Time);
+        using var watchdog = new NoDataWatchdog(_shard.Time, noData);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(stopReading, watchdog.Token, _retire.Token);
         var token = linked.Token;
 
@@ -128,7 +128,7 @@ internal sealed class ShardConnection : IDisposable
         Log.Connecting(_shard.Logger, _shard.Plan.Name, uri, _shard.StreamCount);
         await ws.ConnectAsync(uri, token).ConfigureAwait(false);
         MoveTo(ConnectionPhase.Subscribing);
-        watchdog.CancelAfter(noData);
+        watchdog.Seen();
 
         // Sending SUBSCRIBEs runs beside receiving: acknowledgements and data arrive while we still subscribe.
         var subscribing = SendControlAsync(ws, token);
@@ -170,7 +170,7 @@ internal sealed class ShardConnection : IDisposable
                     }
                 }
 
-                watchdog.CancelAfter(noData);
+                watchdog.Seen();
                 var now = _shard.Time.GetUtcNow();
                 _shard.Stats.OnMessage(filled, now.ToUnixTimeMilliseconds());
                 if (result.MessageType == WebSocketMessageType.Close)
