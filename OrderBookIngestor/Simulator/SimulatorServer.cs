@@ -64,7 +64,8 @@ public sealed class SimulatorServer : IAsyncDisposable
 
     public async Task StartAsync(CancellationToken ct)
     {
-        var builder = WebApplication.CreateSlimBuilder();
+        // No watching of the working directory for appsettings changes (a thread woken by every file written there).
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Parse(_options.Host), _options.Port));
         _app = builder.Build();
