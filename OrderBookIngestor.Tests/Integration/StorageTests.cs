@@ -49,35 +49,43 @@ public sealed class StorageTests : DatabaseTest
     }
 
     [Test]
-    public async Task Flusher_SendsASmallBatchOnlyOnceItReachesItsAge()
+    public async Task Flusher_SendsABacklogAtOnce_AndLetsASmallBatchWaitForItsAge()
     {
         await Migrate();
         var time = new ManualTimeProvider();
         var buffers = new EventBuffers(10_000);
         var stats = new TableStats("trades");
-        var options = new IngestorOptions { BatchMaxRows = 1_000, BatchMaxAgeMs = 100 };
-        var flusher = new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, new BatchCommitter(Db.DataSource), options, stats, time, NullLogger.Instance, new Random(1));
-        var run = flusher.RunAsync(CancellationToken.None);
-
-        for (var i = 1; i <= 3; i++)
+        var options = new IngestorOptions { BatchMaxRows = 600, BatchMaxAgeMs = 100, BatchTargetRows = 100 };
+        // A fresh flusher finds three rows and nothing known about the rate: the batch waits for more, on the
+        // clock, for its age and no longer.
+        for (var i = 1_001; i <= 1_003; i++)
         {
             Assert.That(buffers.Trades.Writer.TryWrite(Trade(i)), Is.True);
         }
 
-        await Harness.WaitUntilAsync(() => buffers.Trades.Reader.Count == 0, TimeSpan.FromSeconds(10), () => "flusher never read the rows");
-        Assert.That(stats.RowsCommitted, Is.Zero, "a 3-row batch waits for its age while the clock stands still");
-
+        var small = new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, new BatchCommitter(Db.DataSource), options, stats, time, NullLogger.Instance, new Random(1));
+        var run = small.RunAsync(CancellationToken.None);
+        Assert.That(await time.WaitForTimerAsync(), Is.EqualTo(time.GetUtcNow().AddMilliseconds(100)), "parked for exactly its age");
+        Assert.That(stats.RowsCommitted, Is.Zero, "a 3-row batch waits while the clock stands still");
         time.Advance(TimeSpan.FromMilliseconds(100));
         await Harness.WaitUntilAsync(() => stats.RowsCommitted == 3, TimeSpan.FromSeconds(10), () => $"{stats.RowsCommitted} committed");
+        buffers.Complete();
+        await run.WaitAsync(TimeSpan.FromSeconds(10));
 
-        // A full batch goes at once, without the clock moving.
-        for (var i = 4; i < 1_004; i++)
+        // Rows already waiting when a flusher looks (they piled up during the previous COPY) go at once, in batches
+        // of at most BatchMaxRows, without the clock moving: group commit.
+        var backlog = new EventBuffers(10_000);
+        for (var i = 1; i <= 1_000; i++)
         {
-            await buffers.Trades.Writer.WriteAsync(Trade(i));
+            Assert.That(backlog.Trades.Writer.TryWrite(Trade(i)), Is.True);
         }
 
+        var batchesBefore = stats.Batches;
+        var flusher = new BatchFlusher<TradeEvent, TradeRows>(backlog.Trades.Reader, new BatchCommitter(Db.DataSource), options, stats, time, NullLogger.Instance, new Random(1));
+        run = flusher.RunAsync(CancellationToken.None);
         await Harness.WaitUntilAsync(() => stats.RowsCommitted == 1_003, TimeSpan.FromSeconds(10), () => $"{stats.RowsCommitted} committed");
-        buffers.Complete();
+        Assert.That(stats.Batches - batchesBefore, Is.EqualTo(2), "1,000 waiting rows with BatchMaxRows 600: two COPYs");
+        backlog.Complete();
         await run.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.That(await Db.ScalarAsync<long>("SELECT count(DISTINCT agg_trade_id) FROM marketdata.trades"), Is.EqualTo(1_003));
         Assert.That(await Db.ScalarAsync<string>("SELECT price::text || '/' || qty::text FROM marketdata.trades WHERE agg_trade_id = 7"), Is.EqualTo("100.5/0.001"));

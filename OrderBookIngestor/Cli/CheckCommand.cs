@@ -23,7 +23,7 @@ public static class CheckCommand
             Console.WriteLine($"symbols: {string.Join(",", options.Symbols)}");
             Console.WriteLine($"channels: {string.Join(",", options.Channels)}");
             Console.WriteLine($"ws: {options.WsUrl}  rest: {options.RestUrl}  http: {options.Http}");
-            Console.WriteLine($"batch: {options.BatchMaxRows} rows or {options.BatchMaxAgeMs} ms; buffer {options.BufferCapacity} per table");
+            Console.WriteLine($"batch: about {options.BatchTargetRows} rows, at most {options.BatchMaxRows} rows or {options.BatchMaxAgeMs} ms; buffer {options.BufferCapacity} per table");
             Console.WriteLine($"storage: tier {options.StorageTier}; " + string.Join(", ", Configuration.StorageLayout.Tables.Select(t =>
                 $"{t.Table} {Configuration.StorageLayout.ChunkHours(options, t)} h/{(Configuration.StorageLayout.RetentionDays(options, t) is var d and > 0 ? $"{d} d" : "forever")}")));
             var split = InstanceSplit.Parse(options.Instance);

@@ -53,8 +53,12 @@ public sealed class IngestorOptions
 
     public int BatchMaxRows { get; set; } = 10_000;
 
-    /// <summary>A batch is sent when it is this old even if it is small: the latency bound at low rates.</summary>
+    /// <summary>No batch waits longer than this after the previous one, even if it is small: the latency bound at low rates.</summary>
     public int BatchMaxAgeMs { get; set; } = 100;
+
+    /// <summary>Rows per COPY the flusher aims for: it sends once this many are waiting, or once this many will
+    /// have come at the rate they are arriving. Lower is lower latency and more commits per row.</summary>
+    public int BatchTargetRows { get; set; } = 100;
 
     /// <summary>A connection that delivers nothing for this long is treated as half-open and replaced.</summary>
     public int NoDataTimeoutSeconds { get; set; } = 60;

@@ -37,7 +37,8 @@ public sealed class TableStats
     public Histogram CopySeconds { get; } = new(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10);
 
     /// <summary>Exchange event time to database commit, per row.</summary>
-    public Histogram CommitLatencySeconds { get; } = new(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30);
+    /// <summary>Buckets fine enough to show milliseconds: a batch lands in ~5-10 ms at moderate rates (issue 17).</summary>
+    public Histogram CommitLatencySeconds { get; } = new(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30);
 
     public string? LastError { get; set; }
 

@@ -9,8 +9,9 @@ using OrderBookIngestor.Resilience;
 namespace OrderBookIngestor.Storage;
 
 /// <summary>
-/// Drains one table's buffer into binary COPY batches. A batch is sent when it holds BatchMaxRows rows or
-/// its first row is BatchMaxAgeMs old, whichever comes first. A failed COPY is rolled back and the same
+/// Drains one table's buffer into binary COPY batches, paced by <see cref="BatchPacer"/>: about BatchTargetRows
+/// rows per COPY, sent sooner when the rows are already there, never more than BatchMaxAgeMs after the previous
+/// one, and at most BatchMaxRows. A failed COPY is rolled back and the same
 /// batch is retried with backoff; the batch is never cleared until the database has acknowledged it.
 /// The flusher finishes when its buffer is completed and empty, or when the drain deadline aborts it.
 /// </summary>
@@ -30,6 +31,7 @@ public sealed class BatchFlusher<T, TEncoder>
     private readonly TimeProvider _time;
     private readonly ILogger _log;
     private readonly RetryPolicy _retry;
+    private readonly BatchPacer _pacer;
 
     /// <param name="spool">Where batches go while the database is unavailable; null keeps them in memory and retries.</param>
     /// <param name="quarantine">Where batches the database refuses go; null keeps them in memory and retries (never the spool:
@@ -48,6 +50,7 @@ public sealed class BatchFlusher<T, TEncoder>
         _time = time;
         _log = log;
         _retry = new RetryPolicy(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(10), random);
+        _pacer = new BatchPacer(time, Math.Min(options.BatchTargetRows, options.BatchMaxRows), TimeSpan.FromMilliseconds(options.BatchMaxAgeMs));
     }
 
     /// <param name="abort">Cancelled at the drain deadline only; normal shutdown completes the buffer instead.</param>
@@ -126,43 +129,23 @@ public sealed class BatchFlusher<T, TEncoder>
         return true;
     }
 
+    /// <summary>Called with at least one row readable: lets the batch fill as the pacer says, then takes it.</summary>
     private async Task FillAsync(CopyBatch batch, CancellationToken abort)
     {
-        var max = _options.BatchMaxRows;
-        var deadline = _time.GetTimestamp() + (long)(_options.BatchMaxAgeMs / 1000.0 * _time.TimestampFrequency);
-        while (true)
+        var linger = _pacer.Linger(_reader.CanCount ? _reader.Count : 1);
+        if (linger > TimeSpan.Zero)
         {
-            while (batch.Rows < max && _reader.TryRead(out var item))
-            {
-                TEncoder.Encode(batch, item);
-            }
-
-            if (batch.Rows >= max)
-            {
-                return;
-            }
-
-            var remaining = deadline - _time.GetTimestamp();
-            if (remaining <= 0)
-            {
-                return;
-            }
-
-            // Wait for more rows or the batch's age limit, whichever comes first.
-            using var age = new CancellationTokenSource(TimeSpan.FromSeconds(remaining / (double)_time.TimestampFrequency), _time);
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(abort, age.Token);
-            try
-            {
-                if (!await _reader.WaitToReadAsync(linked.Token).ConfigureAwait(false))
-                {
-                    return; // completed: commit what we have
-                }
-            }
-            catch (OperationCanceledException) when (!abort.IsCancellationRequested)
-            {
-                return; // age reached
-            }
+            // One timer per batch; rows written meanwhile wake nobody.
+            await Task.Delay(linger, _time, abort).ConfigureAwait(false);
         }
+
+        var max = _options.BatchMaxRows;
+        while (batch.Rows < max && _reader.TryRead(out var item))
+        {
+            TEncoder.Encode(batch, item);
+        }
+
+        _pacer.Drained(batch.Rows);
     }
 
     private async Task CommitAsync(CopyBatch batch, CancellationToken abort)

@@ -1,0 +1,81 @@
+using OrderBookIngestor.Storage;
+using OrderBookIngestor.Tests.Support;
+
+namespace OrderBookIngestor.Tests.Unit;
+
+public sealed class BatchPacerTests
+{
+    private static readonly TimeSpan MaxAge = TimeSpan.FromMilliseconds(100);
+
+    [Test]
+    public void WithNothingKnownAboutTheRate_ASmallBatchWaitsForItsAge()
+    {
+        var time = new ManualTimeProvider();
+        var pacer = new BatchPacer(time, targetRows: 100, MaxAge);
+        Assert.That(pacer.Linger(waitingRows: 3), Is.EqualTo(MaxAge));
+        time.Advance(TimeSpan.FromMilliseconds(30));
+        Assert.That(pacer.Linger(waitingRows: 3), Is.EqualTo(TimeSpan.FromMilliseconds(70)), "the age counts from the previous drain");
+    }
+
+    [Test]
+    public void RowsAlreadyWaiting_AtTheTargetGoAtOnce()
+    {
+        var pacer = new BatchPacer(new ManualTimeProvider(), targetRows: 100, MaxAge);
+        Assert.That(pacer.Linger(waitingRows: 100), Is.EqualTo(TimeSpan.Zero));
+        Assert.That(pacer.Linger(waitingRows: 5_000), Is.EqualTo(TimeSpan.Zero));
+    }
+
+    [Test]
+    public void AtASteadyRate_TheBatchWaitsAboutAsLongAsTheTargetTakesToArrive()
+    {
+        // 10,000 rows/s: 100 rows take 10 ms; 3 ms of them have passed (the previous COPY) when the flusher looks.
+        var time = new ManualTimeProvider();
+        var pacer = new BatchPacer(time, targetRows: 100, MaxAge);
+        for (var i = 0; i < 5; i++)
+        {
+            time.Advance(TimeSpan.FromMilliseconds(10));
+            pacer.Drained(100);
+        }
+
+        Assert.That(pacer.RowsPerSecond, Is.EqualTo(10_000).Within(1));
+        time.Advance(TimeSpan.FromMilliseconds(3));
+        Assert.That(pacer.Linger(waitingRows: 30).TotalMilliseconds, Is.EqualTo(7).Within(0.01));
+    }
+
+    [Test]
+    public void AtALowRate_NoBatchWaitsLongerThanItsAge()
+    {
+        // 100 rows/s: the target would take a second; the age caps the wait.
+        var time = new ManualTimeProvider();
+        var pacer = new BatchPacer(time, targetRows: 100, MaxAge);
+        time.Advance(TimeSpan.FromMilliseconds(100));
+        pacer.Drained(10);
+        time.Advance(TimeSpan.FromMilliseconds(20));
+        Assert.That(pacer.Linger(waitingRows: 2), Is.EqualTo(TimeSpan.FromMilliseconds(80)));
+    }
+
+    [Test]
+    public void AfterAQuietSpell_TheFirstRowGoesAtOnce()
+    {
+        var time = new ManualTimeProvider();
+        var pacer = new BatchPacer(time, targetRows: 100, MaxAge);
+        time.Advance(TimeSpan.FromMilliseconds(10));
+        pacer.Drained(100);
+        time.Advance(TimeSpan.FromSeconds(5));
+        Assert.That(pacer.Linger(waitingRows: 1), Is.EqualTo(TimeSpan.Zero));
+    }
+
+    [Test]
+    public void ABurstRaisesTheRateEstimate_AndShortensTheNextWait()
+    {
+        var time = new ManualTimeProvider();
+        var pacer = new BatchPacer(time, targetRows: 100, MaxAge);
+        time.Advance(TimeSpan.FromMilliseconds(100));
+        pacer.Drained(10); // 100 rows/s
+        var slow = pacer.Linger(waitingRows: 1);
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        pacer.Drained(1_000); // a burst: 1,000 rows in 1 ms
+        Assert.That(pacer.Linger(waitingRows: 1), Is.LessThan(slow));
+        Assert.That(pacer.Linger(waitingRows: 1), Is.LessThanOrEqualTo(TimeSpan.FromMilliseconds(1)));
+    }
+}

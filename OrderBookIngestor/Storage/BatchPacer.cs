@@ -1,0 +1,55 @@
+namespace OrderBookIngestor.Storage;
+
+/// <summary>
+/// How long a table's next batch waits before its COPY. It is sent as soon as it can be: when the rows already
+/// waiting reach <c>targetRows</c> (rows that piled up during the previous COPY go at once: group commit), or
+/// when, at the rate rows have been arriving, about <c>targetRows</c> will have come; never later than
+/// <c>maxAge</c> after the previous drain (so no row waits longer than that), and at once after a quiet spell.
+/// Cost per row is then one COPY per about <c>targetRows</c> rows at any rate, and the wait shrinks as the rate
+/// grows: ~10 ms at 10,000 rows/s with the default 100. One timer per batch, no wake-up per row (issue 17).
+/// </summary>
+internal sealed class BatchPacer
+{
+    private const double Smoothing = 0.5;
+
+    private readonly TimeProvider _time;
+    private readonly int _targetRows;
+    private readonly TimeSpan _maxAge;
+    private long _lastDrain;
+    private double _rowsPerSecond;
+
+    public BatchPacer(TimeProvider time, int targetRows, TimeSpan maxAge)
+    {
+        _time = time;
+        _targetRows = targetRows;
+        _maxAge = maxAge;
+        _lastDrain = time.GetTimestamp();
+    }
+
+    /// <summary>Rows per second over recent batches (smoothed); 0 before the first.</summary>
+    public double RowsPerSecond => _rowsPerSecond;
+
+    /// <summary>How long to let the batch fill, given the rows waiting now (at least one).</summary>
+    public TimeSpan Linger(int waitingRows)
+    {
+        if (waitingRows >= _targetRows)
+        {
+            return TimeSpan.Zero;
+        }
+
+        var fill = _rowsPerSecond > 0 ? TimeSpan.FromSeconds(_targetRows / _rowsPerSecond) : _maxAge;
+        var linger = (fill < _maxAge ? fill : _maxAge) - _time.GetElapsedTime(_lastDrain);
+        return linger > TimeSpan.Zero ? linger : TimeSpan.Zero;
+    }
+
+    /// <summary>A batch of <paramref name="rows"/> was taken from the buffer now.</summary>
+    public void Drained(int rows)
+    {
+        var now = _time.GetTimestamp();
+        var seconds = (now - _lastDrain) / (double)_time.TimestampFrequency;
+        _lastDrain = now;
+        // Rows that came in no measurable time say "fast", not "infinitely fast": one tick's worth.
+        var rate = rows / Math.Max(seconds, 1.0 / _time.TimestampFrequency);
+        _rowsPerSecond = _rowsPerSecond == 0 ? rate : Smoothing * rate + (1 - Smoothing) * _rowsPerSecond;
+    }
+}
