@@ -15,6 +15,7 @@
 #   BENCH_BDN=1 ./scripts/bench.sh            # also the BenchmarkDotNet micro-benchmarks
 #   BENCH_CASES="" BENCH_STORAGE_ROWS=30000000 ./scripts/bench.sh   # storage at scale: write rate as tables grow, view timings
 #   BENCH_CASES="" BENCH_REPLAY_SECONDS=60 ./scripts/bench.sh   # spool a database outage of 60 s at BENCH_REPLAY_RATE, then time its replay and its peak RSS
+#   BENCH_CASES="" BENCH_COST_RATES="0 2000 20000 100000" ./scripts/bench.sh   # cost at the rates users run (0: idle, connections open)
 #   BENCH_TIER=timescaledb ./scripts/bench.sh  # the storage tier: postgres (default), timescaledb, timescaledb-apache, citus
 #                                             # (needs the extension installed; citus runs a coordinator and two workers here)
 set -euo pipefail
@@ -238,6 +239,63 @@ for c in $cases; do
   fi
 done
 
+# Cost at the rates users actually run (case a's shape, default settings): daemon and PostgreSQL CPU over a steady
+# window after a warm-up, per million rows, commits per second and exchange-to-commit latency. Rate 0 is idle:
+# the market has stopped, connections stay open. BENCH_COST_RATES="" skips it.
+cost_rates=${BENCH_COST_RATES-"0 2000 20000 100000"}
+cost_window=${BENCH_COST_SECONDS:-20}
+cost_csv="$results/bench-$stamp-cost.csv"; cost_chart="$results/bench-$stamp-cost.png"
+# CPU ticks of the tier's server: the postmaster and its children (backends, walwriter, checkpointer, ...).
+pg_ticks() {
+  local pm; pm=$(head -1 "$PG_DATA/postmaster.pid")
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pm="$pm" '{ pid = $1; sub(/^.*\) /, ""); split($0, f, " ");
+    if (f[2] == pm || pid == pm) s += f[12] + f[13] } END{print s+0}'
+}
+rows_written() { awk '/^orderbook_rows_written_total\{table="(book_ticker|trades)"/{s+=$2} END{print s+0}'; }
+batches_total() { awk '/^orderbook_copy_batches_total\{table="(book_ticker|trades)"/{s+=$2} END{print s+0}'; }
+if [ -n "$cost_rates" ]; then
+  {
+    echo; echo "## Cost at the rates users run: 50 symbols × bookTicker+aggTrade, default settings"; echo
+    echo "CPU over a ${cost_window} s window after a 12 s warm-up, from \`/proc/PID/stat\` (daemon) and the PostgreSQL cluster's processes. Rate 0: the simulator has stopped, connections open."; echo
+    echo "| offered msg/s | rows/s | daemon CPU (% of a core) | daemon CPU-s / M rows | PostgreSQL CPU (% of a core) | PostgreSQL CPU-s / M rows | COPY commits/s | p50 | p99 |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+  } | tee -a "$report"
+  echo "offered,rows_per_s,daemon_pct,daemon_cpu_s_per_m,pg_pct,pg_cpu_s_per_m,commits_per_s,p50_ms,p99_ms" >"$cost_csv"
+  for rate in $cost_rates; do
+    fresh_db bench; rm -rf "$work/spool"
+    gen_rate=$rate; gen_events=$((rate * (cost_window + 40)))
+    [ "$rate" = 0 ] && { gen_rate=2000; gen_events=4000; }
+    "$bin" simulate --port "$sim_port" --symbols 50 --rate "$gen_rate" --events "$gen_events" --wait-streams 100 >"$work/sim-cost.log" 2>&1 &
+    sim=$!; pids+=("$sim")
+    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null 2>&1 && break; sleep 0.1; done
+    ORDERBOOK_DATABASE="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=bench" "$bin" migrate --storage-tier "$tier" >/dev/null
+    ORDERBOOK_DATABASE="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=bench" ORDERBOOK_SPOOL_DIRECTORY="$work/spool" \
+      "$bin" --symbols ALL --channels bookTicker,aggTrade --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" \
+      --http "127.0.0.1:$http_port" --summary-interval 0 --log-level Warning >"$work/daemon-cost-$rate.log" 2>&1 &
+    daemon=$!; pids+=("$daemon")
+    sleep 12
+    m0=$(curl -fs "http://127.0.0.1:$http_port/metrics" || true)
+    c0=$(cpu_ticks "$daemon"); p0=$(pg_ticks); t0=$(date +%s.%N)
+    sleep "$cost_window"
+    c1=$(cpu_ticks "$daemon"); p1=$(pg_ticks); t1=$(date +%s.%N)
+    m1=$(curl -fs "http://127.0.0.1:$http_port/metrics" || true)
+    kill -TERM "$daemon"; wait "$daemon" 2>/dev/null || true
+    kill "$sim" 2>/dev/null; wait "$sim" 2>/dev/null || true
+    line=$(awk -v r="$rate" -v c0="$c0" -v c1="$c1" -v p0="$p0" -v p1="$p1" -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" \
+      -v w0="$(echo "$m0" | rows_written)" -v w1="$(echo "$m1" | rows_written)" -v b0="$(echo "$m0" | batches_total)" -v b1="$(echo "$m1" | batches_total)" \
+      -v p50="$(echo "$m1" | quantile 0.5)" -v p99="$(echo "$m1" | quantile 0.99)" 'BEGIN{
+        d = t1 - t0; rows = w1 - w0; dc = (c1 - c0) / hz; pc = (p1 - p0) / hz;
+        dm = (rows > 0 ? sprintf("%.1f", dc / (rows / 1e6)) : "-"); pm = (rows > 0 ? sprintf("%.1f", pc / (rows / 1e6)) : "-");
+        if (rows == 0) { p50 = "-"; p99 = "-" }
+        printf "%s|%.0f|%.1f|%s|%.1f|%s|%.0f|%s|%s", r, rows / d, 100 * dc / d, dm, 100 * pc / d, pm, (b1 - b0) / d, p50, p99 }')
+    IFS='|' read -r c_rate c_rows c_dpct c_dm c_ppct c_pm c_commits c_p50 c_p99 <<<"$line"
+    echo "| $c_rate | $c_rows | $c_dpct % | $c_dm | $c_ppct % | $c_pm | $c_commits | $c_p50 | $c_p99 |" | tee -a "$report"
+    echo "$c_rate,$c_rows,$c_dpct,$c_dm,$c_ppct,$c_pm,$c_commits,${c_p50//[^0-9.]/},${c_p99//[^0-9.]/}" >>"$cost_csv"
+  done
+  echo | tee -a "$report"
+  echo "p50/p99 are over the whole run (warm-up included), to the bucket's upper edge. Idle has no rows in the window, so its per-row figures are empty." | tee -a "$report"
+fi
+
 # Memory over a long run at a fixed rate (case a's shape): RSS and managed heap sampled every 30 s.
 soak_seconds=${BENCH_SOAK_SECONDS:-0}
 if [ "$soak_seconds" -gt 0 ]; then
@@ -354,7 +412,7 @@ if ! command -v gnuplot >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null 2>&1 || true
 fi
 if command -v gnuplot >/dev/null 2>&1 && [ "$(wc -l <"$csv")" -gt 1 ]; then
-  for c in a b; do grep "^$c," "$csv" | awk -F, '$5 != "" {print $3, $5}' >"$work/plot-$c.dat"; done
+  for c in a b; do { grep "^$c," "$csv" || true; } | awk -F, '$5 != "" {print $3, $5}' >"$work/plot-$c.dat"; done
   gnuplot <<EOF2
 set terminal png size 900,500 noenhanced
 set output '$chart'
@@ -365,7 +423,20 @@ plot '$work/plot-a.dat' with linespoints title 'case a: 50 symbols, bookTicker+a
      '$work/plot-b.dat' with linespoints title 'case b: 200 symbols, +depth@100ms'
 EOF2
   echo | tee -a "$report"; echo "![throughput vs latency]($(basename "$chart"))" | tee -a "$report"
-else
+fi
+if command -v gnuplot >/dev/null 2>&1 && [ -n "$cost_rates" ] && [ "$(wc -l <"$cost_csv")" -gt 2 ]; then
+  awk -F, 'NR > 1 && $4 != "-" && $2 > 0 {print $2, $4, $6}' "$cost_csv" >"$work/plot-cost.dat"
+  gnuplot <<EOF3
+set terminal png size 900,500 noenhanced
+set output '$cost_chart'
+set title 'orderbook-ingestor: CPU per million rows vs rate ($(nproc) cores, all co-located, default settings)'
+set xlabel 'rows/s (log)'; set ylabel 'CPU seconds per million rows (log)'
+set logscale xy; set grid; set key right top
+plot '$work/plot-cost.dat' using 1:2 with linespoints title 'daemon', '$work/plot-cost.dat' using 1:3 with linespoints title 'PostgreSQL'
+EOF3
+  echo | tee -a "$report"; echo "![cost vs rate]($(basename "$cost_chart"))" | tee -a "$report"
+fi
+if ! command -v gnuplot >/dev/null 2>&1 || [ "$(wc -l <"$csv")" -le 1 ]; then
   echo "(no chart: gnuplot not available, or no ramp was run)" | tee -a "$report"
 fi
 echo; echo "written: $report, $csv${chart:+, $chart}"
