@@ -58,7 +58,7 @@ public sealed class StorageTests : DatabaseTest
         var options = new IngestorOptions { BatchMaxRows = 600, BatchMaxAgeMs = 100, BatchTargetRows = 100 };
         // A fresh flusher finds three rows and nothing known about the rate: the batch waits for more, on the
         // clock, for its age and no longer.
-        for (var i = 1_001; i <= 1_003; i++)
+        for (var i = 5_001; i <= 5_003; i++)
         {
             Assert.That(buffers.Trades.Writer.TryWrite(Trade(i)), Is.True);
         }
@@ -72,10 +72,10 @@ public sealed class StorageTests : DatabaseTest
         buffers.Complete();
         await run.WaitAsync(TimeSpan.FromSeconds(10));
 
-        // Rows already waiting when a flusher looks (they piled up during the previous COPY) go at once, in batches
-        // of at most BatchMaxRows, without the clock moving: group commit.
+        // Full batches already waiting when a flusher looks (a backlog) go at once, back to back, without the clock
+        // moving.
         var backlog = new EventBuffers(10_000);
-        for (var i = 1; i <= 1_000; i++)
+        for (var i = 1; i <= 1_200; i++)
         {
             Assert.That(backlog.Trades.Writer.TryWrite(Trade(i)), Is.True);
         }
@@ -83,11 +83,11 @@ public sealed class StorageTests : DatabaseTest
         var batchesBefore = stats.Batches;
         var flusher = new BatchFlusher<TradeEvent, TradeRows>(backlog.Trades.Reader, new BatchCommitter(Db.DataSource), options, stats, time, NullLogger.Instance, new Random(1));
         run = flusher.RunAsync(CancellationToken.None);
-        await Harness.WaitUntilAsync(() => stats.RowsCommitted == 1_003, TimeSpan.FromSeconds(10), () => $"{stats.RowsCommitted} committed");
-        Assert.That(stats.Batches - batchesBefore, Is.EqualTo(2), "1,000 waiting rows with BatchMaxRows 600: two COPYs");
+        await Harness.WaitUntilAsync(() => stats.RowsCommitted == 1_203, TimeSpan.FromSeconds(10), () => $"{stats.RowsCommitted} committed");
+        Assert.That(stats.Batches - batchesBefore, Is.EqualTo(2), "1,200 waiting rows with BatchMaxRows 600: two COPYs");
         backlog.Complete();
         await run.WaitAsync(TimeSpan.FromSeconds(10));
-        Assert.That(await Db.ScalarAsync<long>("SELECT count(DISTINCT agg_trade_id) FROM marketdata.trades"), Is.EqualTo(1_003));
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(DISTINCT agg_trade_id) FROM marketdata.trades"), Is.EqualTo(1_203));
         Assert.That(await Db.ScalarAsync<string>("SELECT price::text || '/' || qty::text FROM marketdata.trades WHERE agg_trade_id = 7"), Is.EqualTo("100.5/0.001"));
         Assert.That(await Db.ScalarAsync<bool>("SELECT is_buyer_maker FROM marketdata.trades WHERE agg_trade_id = 8"), Is.True);
         Assert.That(await Db.ScalarAsync<DateTime>("SELECT ts_exchange FROM marketdata.trades WHERE agg_trade_id = 7"),

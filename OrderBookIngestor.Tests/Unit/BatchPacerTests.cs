@@ -11,18 +11,34 @@ public sealed class BatchPacerTests
     public void WithNothingKnownAboutTheRate_ASmallBatchWaitsForItsAge()
     {
         var time = new ManualTimeProvider();
-        var pacer = new BatchPacer(time, targetRows: 100, MaxAge);
+        var pacer = new BatchPacer(time, targetRows: 100, maxRows: 10_000, MaxAge);
         Assert.That(pacer.Linger(waitingRows: 3), Is.EqualTo(MaxAge));
         time.Advance(TimeSpan.FromMilliseconds(30));
         Assert.That(pacer.Linger(waitingRows: 3), Is.EqualTo(TimeSpan.FromMilliseconds(70)), "the age counts from the previous drain");
     }
 
     [Test]
-    public void RowsAlreadyWaiting_AtTheTargetGoAtOnce()
+    public void RowsAlreadyWaiting_AtTheTargetGoAtOnce_ButNoMoreOftenThanTheMinimumInterval()
     {
-        var pacer = new BatchPacer(new ManualTimeProvider(), targetRows: 100, MaxAge);
-        Assert.That(pacer.Linger(waitingRows: 100), Is.EqualTo(TimeSpan.Zero));
-        Assert.That(pacer.Linger(waitingRows: 5_000), Is.EqualTo(TimeSpan.Zero));
+        var time = new ManualTimeProvider();
+        var pacer = new BatchPacer(time, targetRows: 100, maxRows: 10_000, MaxAge);
+        time.Advance(TimeSpan.FromMilliseconds(4));
+        pacer.Drained(400);
+        time.Advance(TimeSpan.FromMilliseconds(3));
+        // 300 rows came during a 3 ms COPY: they wait until 10 ms after the previous drain, and grow the batch.
+        Assert.That(pacer.Linger(waitingRows: 300), Is.EqualTo(BatchPacer.MinInterval - TimeSpan.FromMilliseconds(3)));
+        time.Advance(TimeSpan.FromMilliseconds(7));
+        Assert.That(pacer.Linger(waitingRows: 1_000), Is.EqualTo(TimeSpan.Zero));
+        Assert.That(pacer.Linger(waitingRows: 10_000), Is.EqualTo(TimeSpan.Zero), "a full batch never waits");
+    }
+
+    [Test]
+    public void AFullBatchGoesAtOnce_EvenRightAfterTheLast()
+    {
+        var time = new ManualTimeProvider();
+        var pacer = new BatchPacer(time, targetRows: 100, maxRows: 10_000, MaxAge);
+        pacer.Drained(10_000);
+        Assert.That(pacer.Linger(waitingRows: 10_000), Is.EqualTo(TimeSpan.Zero));
     }
 
     [Test]
@@ -30,7 +46,7 @@ public sealed class BatchPacerTests
     {
         // 10,000 rows/s: 100 rows take 10 ms; 3 ms of them have passed (the previous COPY) when the flusher looks.
         var time = new ManualTimeProvider();
-        var pacer = new BatchPacer(time, targetRows: 100, MaxAge);
+        var pacer = new BatchPacer(time, targetRows: 100, maxRows: 10_000, MaxAge);
         for (var i = 0; i < 5; i++)
         {
             time.Advance(TimeSpan.FromMilliseconds(10));
@@ -47,7 +63,7 @@ public sealed class BatchPacerTests
     {
         // 100 rows/s: the target would take a second; the age caps the wait.
         var time = new ManualTimeProvider();
-        var pacer = new BatchPacer(time, targetRows: 100, MaxAge);
+        var pacer = new BatchPacer(time, targetRows: 100, maxRows: 10_000, MaxAge);
         time.Advance(TimeSpan.FromMilliseconds(100));
         pacer.Drained(10);
         time.Advance(TimeSpan.FromMilliseconds(20));
@@ -58,7 +74,7 @@ public sealed class BatchPacerTests
     public void AfterAQuietSpell_TheFirstRowGoesAtOnce()
     {
         var time = new ManualTimeProvider();
-        var pacer = new BatchPacer(time, targetRows: 100, MaxAge);
+        var pacer = new BatchPacer(time, targetRows: 100, maxRows: 10_000, MaxAge);
         time.Advance(TimeSpan.FromMilliseconds(10));
         pacer.Drained(100);
         time.Advance(TimeSpan.FromSeconds(5));
@@ -69,13 +85,13 @@ public sealed class BatchPacerTests
     public void ABurstRaisesTheRateEstimate_AndShortensTheNextWait()
     {
         var time = new ManualTimeProvider();
-        var pacer = new BatchPacer(time, targetRows: 100, MaxAge);
+        var pacer = new BatchPacer(time, targetRows: 100, maxRows: 10_000, MaxAge);
         time.Advance(TimeSpan.FromMilliseconds(100));
         pacer.Drained(10); // 100 rows/s
         var slow = pacer.Linger(waitingRows: 1);
         time.Advance(TimeSpan.FromMilliseconds(1));
         pacer.Drained(1_000); // a burst: 1,000 rows in 1 ms
         Assert.That(pacer.Linger(waitingRows: 1), Is.LessThan(slow));
-        Assert.That(pacer.Linger(waitingRows: 1), Is.LessThanOrEqualTo(TimeSpan.FromMilliseconds(1)));
+        Assert.That(pacer.Linger(waitingRows: 1), Is.EqualTo(BatchPacer.MinInterval), "at a high rate batches grow instead of multiplying");
     }
 }

@@ -50,7 +50,7 @@ public sealed class BatchFlusher<T, TEncoder>
         _time = time;
         _log = log;
         _retry = new RetryPolicy(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(10), random);
-        _pacer = new BatchPacer(time, Math.Min(options.BatchTargetRows, options.BatchMaxRows), TimeSpan.FromMilliseconds(options.BatchMaxAgeMs));
+        _pacer = new BatchPacer(time, options.BatchTargetRows, options.BatchMaxRows, TimeSpan.FromMilliseconds(options.BatchMaxAgeMs));
     }
 
     /// <param name="abort">Cancelled at the drain deadline only; normal shutdown completes the buffer instead.</param>
