@@ -95,6 +95,15 @@ quantile() {
 } | tee "$report"
 echo "case,offered,achieved,p50_ms,p99_ms,p999_ms,result" >"$csv"
 
+# start_simulator LOG ARGS... → the simulator in the background (its pid in $sim, killed at exit) on $sim_port,
+# once it answers its ping.
+start_simulator() {
+  local log=$1; shift
+  "$bin" simulate --port "$sim_port" "$@" >"$log" 2>&1 &
+  sim=$!; pids+=("$sim")
+  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null 2>&1 && break; sleep 0.1; done
+}
+
 # run_step CASE RATE SYMBOLS CHANNELS → one table row; returns 1 on loss or lag.
 run_step() {
   local case=$1 rate=$2 symbols=$3 channels=$4
@@ -102,9 +111,7 @@ run_step() {
   streams=$(( symbols * $(echo "$channels" | tr ',' '\n' | wc -l) ))
   fresh_db bench
   rm -rf "$work/spool"
-  "$bin" simulate --port "$sim_port" --symbols "$symbols" --rate "$rate" --events "$events" --wait-streams "$streams" >"$work/sim.log" 2>&1 &
-  local sim=$!; pids+=("$sim")
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null 2>&1 && break; sleep 0.1; done
+  start_simulator "$work/sim.log" --symbols "$symbols" --rate "$rate" --events "$events" --wait-streams "$streams"
   # Migrate first so that start-to-ready measures the start of a daemon whose database is reachable.
   ORDERBOOK_DATABASE="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=bench" "$bin" migrate --storage-tier "$tier" >/dev/null
   local launched; launched=$(date +%s%N)
@@ -265,9 +272,7 @@ if [ -n "$cost_rates" ]; then
     fresh_db bench; rm -rf "$work/spool"
     gen_rate=$rate; gen_events=$((rate * (cost_window + 40)))
     [ "$rate" = 0 ] && { gen_rate=2000; gen_events=4000; }
-    "$bin" simulate --port "$sim_port" --symbols 50 --rate "$gen_rate" --events "$gen_events" --wait-streams 100 >"$work/sim-cost.log" 2>&1 &
-    sim=$!; pids+=("$sim")
-    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null 2>&1 && break; sleep 0.1; done
+    start_simulator "$work/sim-cost.log" --symbols 50 --rate "$gen_rate" --events "$gen_events" --wait-streams 100
     ORDERBOOK_DATABASE="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=bench" "$bin" migrate --storage-tier "$tier" >/dev/null
     ORDERBOOK_DATABASE="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=bench" ORDERBOOK_SPOOL_DIRECTORY="$work/spool" \
       "$bin" --symbols ALL --channels bookTicker,aggTrade --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" \
@@ -302,9 +307,7 @@ if [ "$soak_seconds" -gt 0 ]; then
   soak_rate=${BENCH_SOAK_RATE:-50000}
   fresh_db bench
   rm -rf "$work/spool"
-  "$bin" simulate --port "$sim_port" --symbols 50 --rate "$soak_rate" --wait-streams 100 >"$work/sim-soak.log" 2>&1 &
-  sim=$!; pids+=("$sim")
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null 2>&1 && break; sleep 0.1; done
+  start_simulator "$work/sim-soak.log" --symbols 50 --rate "$soak_rate" --wait-streams 100
   ORDERBOOK_DATABASE="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=bench" ORDERBOOK_SPOOL_DIRECTORY="$work/spool" \
     "$bin" --symbols ALL --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" \
     --http "127.0.0.1:$http_port" --summary-interval 0 --log-level Warning >"$work/daemon-soak.log" 2>&1 &
@@ -351,9 +354,7 @@ if [ "$replay_seconds" -gt 0 ]; then
   rm -rf "$work/spool"
   replay_db="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=bench;Timeout=3"
   ORDERBOOK_DATABASE=$replay_db "$bin" migrate --storage-tier "$tier" >/dev/null
-  "$bin" simulate --port "$sim_port" --symbols 50 --rate "$replay_rate" --wait-streams 100 >"$work/sim-replay.log" 2>&1 &
-  sim=$!; pids+=("$sim")
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sim_port/fapi/v1/ping" >/dev/null 2>&1 && break; sleep 0.1; done
+  start_simulator "$work/sim-replay.log" --symbols 50 --rate "$replay_rate" --wait-streams 100
   ORDERBOOK_DATABASE=$replay_db ORDERBOOK_SPOOL_DIRECTORY="$work/spool" "$bin" --symbols ALL --ws-url "ws://127.0.0.1:$sim_port" \
     --rest-url "http://127.0.0.1:$sim_port" --http "127.0.0.1:$http_port" --summary-interval 0 --log-level Warning >"$work/daemon-replay-1.log" 2>&1 &
   daemon=$!; pids+=("$daemon")
