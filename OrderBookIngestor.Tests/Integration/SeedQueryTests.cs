@@ -49,6 +49,23 @@ public sealed class SeedQueryTests(string tier) : StorageTest(tier)
         return (books, trades);
     }
 
+    /// <summary>Runs <paramref name="sql"/> (its $1 the symbol id, its first column the second) and hands each row
+    /// with its Unix second to <paramref name="check"/>; returns how many rows there were.</summary>
+    private async Task<int> ForEachSecondAsync(string sql, int symbolId, Action<NpgsqlDataReader, long> check)
+    {
+        await using var cmd = Db.DataSource.CreateCommand(sql);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = symbolId });
+        await using var r = await cmd.ExecuteReaderAsync();
+        var rows = 0;
+        while (await r.ReadAsync())
+        {
+            check(r, new DateTimeOffset(r.GetFieldValue<DateTime>(0)).ToUnixTimeSeconds());
+            rows++;
+        }
+
+        return rows;
+    }
+
     private static double Mean(IEnumerable<double> xs) => xs.Average();
 
     private static double? SampleStd(List<double> xs)
@@ -93,67 +110,49 @@ public sealed class SeedQueryTests(string tier) : StorageTest(tier)
         var tradesBySecond = trades.GroupBy(t => t.T.ToUnixTimeSeconds()).ToDictionary(g => g.Key, g => g.OrderBy(t => t.Id).ToList());
 
         // bt_1s by the seed's names.
-        var seen = 0;
-        await using (var cmd = Db.DataSource.CreateCommand("""
+        var seen = await ForEachSecondAsync("""
             SELECT ts_second, symbol_id, mid_open, mid_high, mid_low, mid_close, spread_mean, spread_min, spread_max, spread_std,
                    total_qty_mean, update_count, avg_latency_ms
             FROM marketdata.bt_1s WHERE symbol_id = $1 ORDER BY ts_second
-            """))
+            """, a, (r, second) =>
         {
-            cmd.Parameters.Add(new NpgsqlParameter { Value = a });
-            await using var r = await cmd.ExecuteReaderAsync();
-            while (await r.ReadAsync())
-            {
-                var second = new DateTimeOffset(r.GetFieldValue<DateTime>(0)).ToUnixTimeSeconds();
-                var rows = bySecond[second];
-                var mids = rows.Select(b => (b.Bid + b.Ask) / 2).ToList();
-                var spreads = rows.Select(b => b.Ask - b.Bid).ToList();
-                var what = $"second {second}";
-                Assert.That(r.GetInt32(1), Is.EqualTo(a));
-                Close(Double(r, "mid_open"), mids[0], what + " mid_open");
-                Close(Double(r, "mid_high"), mids.Max(), what + " mid_high");
-                Close(Double(r, "mid_low"), mids.Min(), what + " mid_low");
-                Close(Double(r, "mid_close"), mids[^1], what + " mid_close");
-                Close(Double(r, "spread_mean"), Mean(spreads), what + " spread_mean");
-                Close(Double(r, "spread_min"), spreads.Min(), what + " spread_min");
-                Close(Double(r, "spread_max"), spreads.Max(), what + " spread_max");
-                Close(Double(r, "spread_std"), SampleStd(spreads), what + " spread_std");
-                Close(Double(r, "total_qty_mean"), Mean(rows.Select(b => b.BidQty + b.AskQty)), what + " total_qty_mean");
-                Assert.That(Long(r, "update_count"), Is.EqualTo(rows.Count), what + " update_count");
-                Close(Double(r, "avg_latency_ms"), Mean(rows.Select(b => (double)b.LatencyMs)), what + " avg_latency_ms");
-                seen++;
-            }
-        }
-
+            var rows = bySecond[second];
+            var mids = rows.Select(b => (b.Bid + b.Ask) / 2).ToList();
+            var spreads = rows.Select(b => b.Ask - b.Bid).ToList();
+            var what = $"second {second}";
+            Assert.That(r.GetInt32(1), Is.EqualTo(a));
+            Close(Double(r, "mid_open"), mids[0], what + " mid_open");
+            Close(Double(r, "mid_high"), mids.Max(), what + " mid_high");
+            Close(Double(r, "mid_low"), mids.Min(), what + " mid_low");
+            Close(Double(r, "mid_close"), mids[^1], what + " mid_close");
+            Close(Double(r, "spread_mean"), Mean(spreads), what + " spread_mean");
+            Close(Double(r, "spread_min"), spreads.Min(), what + " spread_min");
+            Close(Double(r, "spread_max"), spreads.Max(), what + " spread_max");
+            Close(Double(r, "spread_std"), SampleStd(spreads), what + " spread_std");
+            Close(Double(r, "total_qty_mean"), Mean(rows.Select(b => b.BidQty + b.AskQty)), what + " total_qty_mean");
+            Assert.That(Long(r, "update_count"), Is.EqualTo(rows.Count), what + " update_count");
+            Close(Double(r, "avg_latency_ms"), Mean(rows.Select(b => (double)b.LatencyMs)), what + " avg_latency_ms");
+        });
         Assert.That(seen, Is.EqualTo(bySecond.Count), "one bt_1s row per second with updates");
 
         // trade_1s by the seed's names (buy = taker buy: the buyer is not the maker).
-        seen = 0;
-        await using (var cmd = Db.DataSource.CreateCommand("""
+        seen = await ForEachSecondAsync("""
             SELECT ts_second, symbol_id, trade_count, vol_sum, vwap, buy_vol, sell_vol, price_open, price_high, price_low, price_close
             FROM marketdata.trade_1s WHERE symbol_id = $1 ORDER BY ts_second
-            """))
+            """, a, (r, second) =>
         {
-            cmd.Parameters.Add(new NpgsqlParameter { Value = a });
-            await using var r = await cmd.ExecuteReaderAsync();
-            while (await r.ReadAsync())
-            {
-                var second = new DateTimeOffset(r.GetFieldValue<DateTime>(0)).ToUnixTimeSeconds();
-                var rows = tradesBySecond[second];
-                var what = $"second {second}";
-                Assert.That(Long(r, "trade_count"), Is.EqualTo(rows.Count), what + " trade_count");
-                Close(Double(r, "vol_sum"), rows.Sum(t => t.Qty), what + " vol_sum");
-                Close(Double(r, "vwap"), rows.Sum(t => t.Price * t.Qty) / rows.Sum(t => t.Qty), what + " vwap");
-                Close(Double(r, "buy_vol"), rows.Where(t => !t.Maker).Sum(t => t.Qty), what + " buy_vol");
-                Close(Double(r, "sell_vol"), rows.Where(t => t.Maker).Sum(t => t.Qty), what + " sell_vol");
-                Close(Double(r, "price_open"), rows[0].Price, what + " price_open");
-                Close(Double(r, "price_high"), rows.Max(t => t.Price), what + " price_high");
-                Close(Double(r, "price_low"), rows.Min(t => t.Price), what + " price_low");
-                Close(Double(r, "price_close"), rows[^1].Price, what + " price_close");
-                seen++;
-            }
-        }
-
+            var rows = tradesBySecond[second];
+            var what = $"second {second}";
+            Assert.That(Long(r, "trade_count"), Is.EqualTo(rows.Count), what + " trade_count");
+            Close(Double(r, "vol_sum"), rows.Sum(t => t.Qty), what + " vol_sum");
+            Close(Double(r, "vwap"), rows.Sum(t => t.Price * t.Qty) / rows.Sum(t => t.Qty), what + " vwap");
+            Close(Double(r, "buy_vol"), rows.Where(t => !t.Maker).Sum(t => t.Qty), what + " buy_vol");
+            Close(Double(r, "sell_vol"), rows.Where(t => t.Maker).Sum(t => t.Qty), what + " sell_vol");
+            Close(Double(r, "price_open"), rows[0].Price, what + " price_open");
+            Close(Double(r, "price_high"), rows.Max(t => t.Price), what + " price_high");
+            Close(Double(r, "price_low"), rows.Min(t => t.Price), what + " price_low");
+            Close(Double(r, "price_close"), rows[^1].Price, what + " price_close");
+        });
         Assert.That(seen, Is.EqualTo(tradesBySecond.Count), "one trade_1s row per second with trades");
 
         // get_yesterday_training_data as the seed's loader reads it: its first seven columns, by name, in order.
