@@ -95,6 +95,9 @@ quantile() {
 } | tee "$report"
 echo "case,offered,achieved,p50_ms,p99_ms,p999_ms,result" >"$csv"
 
+# rows_written: from /metrics on stdin, the event rows committed (book_ticker, trades, depth_events).
+rows_written() { awk '/^orderbook_rows_written_total\{table="(book_ticker|trades|depth_events)"/{s+=$2} END{print s+0}'; }
+
 # start_simulator LOG ARGS... → the simulator in the background (its pid in $sim, killed at exit) on $sim_port,
 # once it answers its ping.
 start_simulator() {
@@ -151,7 +154,7 @@ run_step() {
   local delivered stored=0 drain="> 10 s"
   delivered=$(ledger delivered || echo 0)
   for _ in $(seq 1 200); do
-    stored=$(curl -fs "http://127.0.0.1:$http_port/metrics" | awk '/^orderbook_rows_written_total\{table="(book_ticker|trades|depth_events)"/{s+=$2} END{print s+0}')
+    stored=$(curl -fs "http://127.0.0.1:$http_port/metrics" | rows_written)
     if [ "$stored" -ge "$delivered" ]; then drain=$(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f s", b-a}'); break; fi
     sleep 0.05
   done
@@ -258,8 +261,7 @@ pg_ticks() {
   { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pm="$pm" '{ pid = $1; sub(/^.*\) /, ""); split($0, f, " ");
     if (f[2] == pm || pid == pm) s += f[12] + f[13] } END{print s+0}'
 }
-rows_written() { awk '/^orderbook_rows_written_total\{table="(book_ticker|trades)"/{s+=$2} END{print s+0}'; }
-batches_total() { awk '/^orderbook_copy_batches_total\{table="(book_ticker|trades)"/{s+=$2} END{print s+0}'; }
+batches_total() { awk '/^orderbook_copy_batches_total\{table="(book_ticker|trades|depth_events)"/{s+=$2} END{print s+0}'; }
 if [ -n "$cost_rates" ]; then
   {
     echo; echo "## Cost at the rates users run: 50 symbols × bookTicker+aggTrade, default settings"; echo
