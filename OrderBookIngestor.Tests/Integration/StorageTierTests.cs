@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using OrderBookIngestor.Configuration;
@@ -172,6 +173,44 @@ public sealed class StorageTierTests(string tier) : StorageTest(tier)
     }
 
     [Test]
+    public async Task TrainingColumns_RideInTheRollupKeys_AndAnOldKeyIsRebuiltOnlyWithinTheLimit()
+    {
+        await Migrate();
+        // What get_yesterday_training_data reads, per rollup: in the key's INCLUDE (tables) or a covering index (aggregates).
+        const string Covered = """
+            SELECT coalesce(string_agg(a.attname, ',' ORDER BY k.n), 'none') FROM pg_index i
+            JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(att, n) ON k.n > i.indnkeyatts
+            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.att
+            WHERE i.indexrelid = (SELECT c.oid FROM pg_class c WHERE c.relname = '{0}' AND c.relkind IN ('i', 'I') ORDER BY c.relkind DESC LIMIT 1)
+            """;
+        var (bt, trade) = Tier == StorageTiers.Timescale ? ("bt_1s_training_cover", "trade_1s_training_cover") : ("bt_1s_pkey", "trade_1s_pkey");
+        Assert.That(await Db.ScalarAsync<string>(string.Format(CultureInfo.InvariantCulture, Covered, bt)), Is.EqualTo("mid_close,spread_mean"));
+        Assert.That(await Db.ScalarAsync<string>(string.Format(CultureInfo.InvariantCulture, Covered, trade)), Is.EqualTo("agg_trades,vwap,buy_volume,sell_volume"));
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.cover_rollup_keys()"), Is.Zero, "nothing left to do");
+        if (Tier == StorageTiers.Timescale)
+        {
+            return;
+        }
+
+        // A database from before: the plain key. Over the row limit it is left alone; within it, rebuilt.
+        await Db.ExecuteAsync("""
+            ALTER TABLE marketdata.bt_1s DROP CONSTRAINT bt_1s_pkey;
+            ALTER TABLE marketdata.bt_1s ADD PRIMARY KEY (symbol_id, bucket);
+            INSERT INTO marketdata.bt_1s (symbol_id, bucket, mid_open, mid_high, mid_low, mid_close, spread_mean, spread_min, spread_max,
+                                          bid_qty_mean, ask_qty_mean, updates, crossed, non_positive, negative_latency)
+            SELECT 1, now() - i * interval '1 second', 1, 1, 1, 1, 0.1, 0.1, 0.1, 1, 1, 1, 0, 0, 0 FROM generate_series(1, 1000) i;
+            ANALYZE marketdata.bt_1s;
+            """);
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.cover_rollup_keys(10)"), Is.Zero, "1,000 rows is over a limit of 10");
+        Assert.That(await Db.ScalarAsync<string>(string.Format(CultureInfo.InvariantCulture, Covered, bt)), Is.EqualTo("none"));
+        // Citus's coordinator has no row estimate: any row there counts as over a limit, and only a call without one rebuilds.
+        var rebuild = Tier == StorageTiers.Citus ? "cover_rollup_keys()" : "cover_rollup_keys(5000)";
+        Assert.That(await Db.ScalarAsync<string>($"SELECT string_agg(t, ',') FROM marketdata.{rebuild} t"), Is.EqualTo("bt_1s"));
+        Assert.That(await Db.ScalarAsync<string>(string.Format(CultureInfo.InvariantCulture, Covered, bt)), Is.EqualTo("mid_close,spread_mean"));
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.bt_1s"), Is.EqualTo(1000));
+    }
+
+    [Test]
     public async Task LedgerPrune_KeepsBatchesAwaitingRollup_ButNotForever()
     {
         await Migrate();
@@ -334,13 +373,34 @@ public sealed class StorageTierTests(string tier) : StorageTest(tier)
         Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.get_yesterday_training_data({eth})"), Is.Zero);
         Assert.That(await Db.ScalarAsync<string>($"""
             SELECT string_agg(extract(epoch FROM ts_second - '{noon:yyyy-MM-dd HH:mm:ss}+00')::int || ':' || book_gap || trade_gap, ',' ORDER BY ts_second)
-            FROM marketdata.get_yesterday_training_data({btc}, '{yesterday:yyyy-MM-dd}') WHERE in_gap
+            FROM marketdata.get_training_data_full({btc}, '{yesterday:yyyy-MM-dd}') WHERE in_gap
             """), Is.EqualTo("20:truefalse,21:truefalse,22:truefalse,30:falsetrue"));
         Assert.That(await Db.ScalarAsync<string>($"""
+            SELECT string_agg(extract(epoch FROM ts_second - '{noon:yyyy-MM-dd HH:mm:ss}+00')::int || ':' || gap, ',' ORDER BY ts_second)
+            FROM marketdata.get_yesterday_training_data({btc}, '{yesterday:yyyy-MM-dd}') WHERE gap IS NOT NULL
+            """), Is.EqualTo("20:book,21:book,22:book,30:trade"));
+        Assert.That(await Db.ScalarAsync<string>($"""
             SELECT mid_open || '/' || mid_close || '/' || update_count || '/' || trade_count || '/' || vwap || '/' || buy_vol || '/' || price_open || '/' || price_close
-            FROM marketdata.get_yesterday_training_data({btc}, '{yesterday:yyyy-MM-dd}') WHERE ts_second = '{noon:yyyy-MM-dd HH:mm:ss}+00'
+            FROM marketdata.get_training_data_full({btc}, '{yesterday:yyyy-MM-dd}') WHERE ts_second = '{noon:yyyy-MM-dd HH:mm:ss}+00'
             """), Is.EqualTo(FormattableString.Invariant($"100.25/100.25/1/2/{(200.0 + 102) / 3}/2/100/102")));
-        Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.get_yesterday_training_data({btc}, '{yesterday:yyyy-MM-dd}') WHERE update_count IS NOT NULL"), Is.EqualTo(13));
+        Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.get_training_data_full({btc}, '{yesterday:yyyy-MM-dd}') WHERE update_count IS NOT NULL"), Is.EqualTo(13));
+        // A trade hole over a second of the book's: both streams named.
+        await Db.ExecuteAsync($"INSERT INTO marketdata.feed_gaps (symbol_id, stream, gap_start, gap_end, reason) VALUES ({btc}, 'aggTrade', '{noon.AddSeconds(21.3):yyyy-MM-dd HH:mm:ss.fff}+00', '{noon.AddSeconds(21.4):yyyy-MM-dd HH:mm:ss.fff}+00', 'trade_ids_missing')");
+        Assert.That(await Db.ScalarAsync<string>($"""
+            SELECT string_agg(extract(epoch FROM ts_second - '{noon:yyyy-MM-dd HH:mm:ss}+00')::int || ':' || gap, ',' ORDER BY ts_second)
+            FROM marketdata.get_yesterday_training_data({btc}, '{yesterday:yyyy-MM-dd}') WHERE gap IS NOT NULL
+            """), Is.EqualTo("20:book,21:book,trade,22:book,30:trade"));
+        // The seed's function (read from the rollups' keys) and the full one (from their rows) agree on every second.
+        Assert.That(await Db.ScalarAsync<long>($"""
+            SELECT count(*) FROM (
+                SELECT ts_second, symbol_id, mid_close, spread_mean, trade_count, vwap, buy_sell_imbalance, gap
+                FROM marketdata.get_yesterday_training_data(NULL, '{yesterday:yyyy-MM-dd}')
+                EXCEPT ALL
+                SELECT ts_second, symbol_id, mid_close, spread_mean, trade_count, vwap, buy_sell_imbalance,
+                       nullif(concat_ws(',', CASE WHEN book_gap THEN 'book' END, CASE WHEN trade_gap THEN 'trade' END), '')
+                FROM marketdata.get_training_data_full(NULL, '{yesterday:yyyy-MM-dd}')) x
+            """), Is.Zero);
+        Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.get_training_data_full(NULL, '{yesterday:yyyy-MM-dd}')"), Is.EqualTo(86_400));
         Assert.That(await Db.ScalarAsync<long>("SELECT gaps FROM marketdata.feed_gap_summary WHERE symbol = 'BTCUSDT' AND stream = 'bookTicker'"), Is.EqualTo(1));
     }
 

@@ -65,6 +65,9 @@ internal static partial class Log
     [LoggerMessage(3001, LogLevel.Information, "Schema migration {Name} applied")]
     public static partial void MigrationApplied(ILogger logger, string name);
 
+    [LoggerMessage(3025, LogLevel.Warning, "Schema migration: {Message}")]
+    public static partial void MigrationWarning(ILogger logger, string message);
+
     [LoggerMessage(3002, LogLevel.Warning, "COPY into {Table} failed (attempt {Attempt}, {Rows} rows kept for retry in {DelayMs} ms): {Error}")]
     public static partial void CopyFailed(ILogger logger, string table, int attempt, int rows, long delayMs, string error);
 

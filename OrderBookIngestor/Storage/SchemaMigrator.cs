@@ -85,6 +85,15 @@ public sealed partial class SchemaMigrator
     public async Task<MigrationOutcome> MigrateAsync(CancellationToken ct, bool createRoles = false)
     {
         await using var connection = await _dataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
+        // Warnings the schema raises for the operator (a key left to rebuild at a quiet time, a rollup kept under
+        // another name) reach the log; the usual "already exists, skipping" notices do not.
+        connection.Notice += (_, e) =>
+        {
+            if (e.Notice.InvariantSeverity is "WARNING")
+            {
+                Log.MigrationWarning(_log, e.Notice.MessageText);
+            }
+        };
         await using var tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
         await Execute(connection, tx, $"SELECT pg_advisory_xact_lock({AdvisoryLockKey})", ct).ConfigureAwait(false);
 

@@ -14,9 +14,10 @@ BEGIN
         SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('marketdata.data_quality_check') AND attname = 'total_records') THEN
         DROP VIEW marketdata.data_quality_check;
     END IF;
+    -- Its first shape (ts, agg_trades, ...), and the one with every rollup column (now get_training_data_full).
     IF EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                WHERE n.nspname = 'marketdata' AND p.proname = 'get_yesterday_training_data'
-                 AND NOT ('ts_second' = ANY (coalesce(p.proargnames, '{}')))) THEN
+                 AND (NOT ('ts_second' = ANY (coalesce(p.proargnames, '{}'))) OR 'book_gap' = ANY (coalesce(p.proargnames, '{}')))) THEN
         DROP FUNCTION marketdata.get_yesterday_training_data(bigint, date);
     END IF;
 END $$;
@@ -180,14 +181,76 @@ FROM marketdata.feed_gaps g
 JOIN marketdata.symbols s ON s.id = g.symbol_id
 GROUP BY s.symbol, g.symbol_id, g.stream, g.reason;
 
--- One row per symbol and second of a UTC day (86,400 per symbol, a regular grid for models), joining both
--- rollups. The seed's columns come first, by its names: ts_second, symbol_id, mid_close, spread_mean,
--- trade_count (0 when none), vwap, buy_sell_imbalance ((buy − sell) / (buy + sell) of taker volume, 0 when no
--- trades). The rest follow. Book columns are NULL in a second without a bookTicker update; book_gap /
--- trade_gap say the second overlaps a recorded hole in that stream (so "no trade" is not confused with "not
--- recorded"), in_gap is either. Symbols with no rollup row and no gap that day are left out.
--- p_symbol_id NULL: every symbol. Ordered by symbol_id, then second.
+-- The seed's training day: one row per symbol and second of a UTC day (86,400 per symbol, a regular grid for
+-- models), by its column names: ts_second, symbol_id, mid_close, spread_mean, trade_count (0 when none), vwap,
+-- buy_sell_imbalance ((buy − sell) / (buy + sell) of taker volume, 0 when no trades). Then gap: the streams with
+-- a recorded hole overlapping the second ('book', 'trade' or 'book,trade'; NULL when none), so "no trade" is not
+-- confused with "not recorded". One column, NULL on almost every row, because each column costs time on every
+-- one of a day's 17 million rows; get_training_data_full has book_gap / trade_gap / in_gap as booleans. Book
+-- columns are NULL in a second without a bookTicker update. Symbols with no rollup row and
+-- no gap that day are left out. p_symbol_id NULL: every symbol. Ordered by symbol_id, then second. Every rollup
+-- column: get_training_data_full.
+-- Built for a whole day of every symbol (the seed promised 200 symbols in under 30 s): one symbol at a time,
+-- each a merge of the day's seconds with both rollups read from their primary keys alone (which carry these
+-- columns, marketdata.cover_rollup_keys), in second order. Hash joins and nested loops are switched off because
+-- the planner cannot count generate_series' rows and would otherwise probe the keys once per second. PL/pgSQL:
+-- Citus cannot plan a parameterised SQL-language function over distributed tables; here each symbol's query
+-- goes to the one node that holds it (the symbol filters sit in subqueries, where Citus prunes shards by them).
 CREATE OR REPLACE FUNCTION marketdata.get_yesterday_training_data(
+    p_symbol_id bigint DEFAULT NULL,
+    p_date date DEFAULT ((now() AT TIME ZONE 'UTC')::date - 1))
+RETURNS TABLE (ts_second timestamptz, symbol_id integer, mid_close float8, spread_mean float8, trade_count bigint,
+               vwap float8, buy_sell_imbalance float8, gap text)
+LANGUAGE plpgsql STABLE
+SET enable_hashjoin = off SET enable_nestloop = off SET enable_material = off SET work_mem = '64MB' AS $$
+#variable_conflict use_column
+DECLARE
+    d0      timestamptz := p_date::timestamp AT TIME ZONE 'UTC';
+    d1      timestamptz := (p_date + 1)::timestamp AT TIME ZONE 'UTC';
+    v_id    integer;
+    v_book  tstzmultirange;
+    v_trade tstzmultirange;
+    v_gaps  boolean;
+BEGIN
+    -- Symbol by symbol, each test a query of its own (on Citus, one node's): a correlated test over the
+    -- distributed rollups is a join Citus refuses.
+    FOR v_id IN SELECT s.id FROM marketdata.symbols s WHERE p_symbol_id IS NULL OR s.id = p_symbol_id ORDER BY s.id LOOP
+        -- The seconds each stream's holes overlap: from the second a hole starts in to the one it ends in.
+        SELECT coalesce(range_agg(tstzrange(date_trunc('second', g.gap_start), g.gap_end, '[]')) FILTER (WHERE g.stream = 'bookTicker'), '{}'),
+               coalesce(range_agg(tstzrange(date_trunc('second', g.gap_start), g.gap_end, '[]')) FILTER (WHERE g.stream = 'aggTrade'), '{}')
+          INTO v_book, v_trade
+          FROM marketdata.feed_gaps g
+         WHERE g.symbol_id = v_id AND g.stream IN ('bookTicker', 'aggTrade') AND g.gap_end >= d0 AND g.gap_start < d1;
+        CONTINUE WHEN isempty(v_book) AND isempty(v_trade)
+            AND NOT EXISTS (SELECT 1 FROM marketdata.bt_1s x WHERE x.symbol_id = v_id AND x.bucket >= d0 AND x.bucket < d1)
+            AND NOT EXISTS (SELECT 1 FROM marketdata.trade_1s x WHERE x.symbol_id = v_id AND x.bucket >= d0 AND x.bucket < d1);
+        -- Most symbol-days have no hole: one test of v_gaps a row, no range lookups.
+        v_gaps := NOT (isempty(v_book) AND isempty(v_trade));
+        RETURN QUERY
+        SELECT g.ts, v_id, b.mid_close, b.spread_mean, coalesce(t.agg_trades, 0)::bigint, t.vwap,
+               CASE WHEN t.buy_volume + t.sell_volume > 0
+                    THEN (t.buy_volume - t.sell_volume) / (t.buy_volume + t.sell_volume) ELSE 0 END::float8,
+               CASE WHEN v_gaps THEN
+                   CASE WHEN v_book @> g.ts THEN CASE WHEN v_trade @> g.ts THEN 'book,trade' ELSE 'book' END
+                        WHEN v_trade @> g.ts THEN 'trade' END END
+        FROM generate_series(d0, d1 - interval '1 second', interval '1 second') AS g(ts)
+        LEFT JOIN (SELECT x.bucket, x.mid_close, x.spread_mean FROM marketdata.bt_1s x
+                   WHERE x.symbol_id = v_id AND x.bucket >= d0 AND x.bucket < d1 ORDER BY x.bucket) b ON b.bucket = g.ts
+        LEFT JOIN (SELECT x.bucket, x.agg_trades, x.vwap, x.buy_volume, x.sell_volume FROM marketdata.trade_1s x
+                   WHERE x.symbol_id = v_id AND x.bucket >= d0 AND x.bucket < d1 ORDER BY x.bucket) t ON t.bucket = g.ts
+        ORDER BY g.ts;
+    END LOOP;
+END $$;
+
+COMMENT ON FUNCTION marketdata.get_yesterday_training_data(bigint, date) IS
+    'One row per symbol and second of a UTC day (default yesterday), the seed''s columns (ts_second, symbol_id, mid_close, spread_mean, trade_count, vwap, buy_sell_imbalance), then gap (book, trade or book,trade; NULL when none) for seconds inside recorded holes. Every rollup column: get_training_data_full.';
+
+-- get_yesterday_training_data with every column of both rollups: one row per symbol and second of a UTC day
+-- (86,400 per symbol), the seed's seven columns first, then the rest. Book columns are NULL in a second without
+-- a bookTicker update; book_gap / trade_gap say the second overlaps a recorded hole in that stream, in_gap is
+-- either. Symbols with no rollup row and no gap that day are left out. p_symbol_id NULL: every symbol. Ordered
+-- by symbol_id, then second. It reads the rollups' rows: minutes for a day of 200 symbols.
+CREATE OR REPLACE FUNCTION marketdata.get_training_data_full(
     p_symbol_id bigint DEFAULT NULL,
     p_date date DEFAULT ((now() AT TIME ZONE 'UTC')::date - 1))
 RETURNS TABLE (ts_second timestamptz, symbol_id integer, mid_close float8, spread_mean float8, trade_count bigint,
@@ -248,8 +311,8 @@ BEGIN
     ORDER BY grid.id, grid.ts;
 END $$;
 
-COMMENT ON FUNCTION marketdata.get_yesterday_training_data(bigint, date) IS
-    'One row per symbol and second of a UTC day (default yesterday), the seed''s columns first (ts_second, symbol_id, mid_close, spread_mean, trade_count, vwap, buy_sell_imbalance); book_gap/trade_gap/in_gap flag seconds inside recorded holes.';
+COMMENT ON FUNCTION marketdata.get_training_data_full(bigint, date) IS
+    'get_yesterday_training_data with every rollup column: one row per symbol and second of a UTC day (default yesterday); reads the rollups'' heap, so a day of many symbols takes minutes.';
 
 -- Views and functions re-created above lose their grants; give the roles back what roles.sql gives them.
 DO $$
@@ -259,5 +322,7 @@ BEGIN
                         marketdata.data_quality_24h, marketdata.feed_gap_summary TO orderbook_reader, orderbook_writer;
         REVOKE EXECUTE ON FUNCTION marketdata.get_yesterday_training_data(bigint, date) FROM PUBLIC;
         GRANT EXECUTE ON FUNCTION marketdata.get_yesterday_training_data(bigint, date) TO orderbook_reader, orderbook_writer;
+        REVOKE EXECUTE ON FUNCTION marketdata.get_training_data_full(bigint, date) FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION marketdata.get_training_data_full(bigint, date) TO orderbook_reader, orderbook_writer;
     END IF;
 END $$;

@@ -51,7 +51,7 @@ BEGIN
            AND to_regclass('marketdata.' || v || '_v1') IS NULL THEN
             EXECUTE format('SELECT %I.remove_continuous_aggregate_policy(%L::regclass, if_exists => true)', ext, 'marketdata.' || v);
             EXECUTE format('ALTER MATERIALIZED VIEW marketdata.%I RENAME TO %I', v, v || '_v1');
-            RAISE NOTICE 'marketdata.% kept as marketdata.%_v1: the new % has the seed''s column names', v, v, v;
+            RAISE WARNING 'marketdata.% kept as marketdata.%_v1: the new % has the seed''s column names', v, v, v;
         END IF;
     END LOOP;
 END $$;
@@ -136,3 +136,6 @@ BEGIN
         END IF;
     END LOOP;
 END $$;
+
+-- get_yesterday_training_data reads its rollup columns from these indexes (see marketdata.cover_rollup_keys).
+SELECT marketdata.cover_rollup_keys(50000000);
