@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS marketdata.depth_events (
 CREATE INDEX IF NOT EXISTS depth_events_symbol_update_idx ON marketdata.depth_events (symbol_id, final_update_id);
 
 -- GET /fapi/v1/depth responses that a book was (re)synced from: replay = snapshot + diffs with
--- final_update_id >= last_update_id, the first with first_update_id <= last_update_id.
+-- final_update_id >= last_update_id, the first with first_update_id <= last_update_id or (as the live stream
+-- often has it) prev_final_update_id = last_update_id.
 CREATE TABLE IF NOT EXISTS marketdata.book_snapshots (
     ts_exchange    timestamptz NOT NULL,
     ts_ingest      timestamptz NOT NULL,

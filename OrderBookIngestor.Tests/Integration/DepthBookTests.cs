@@ -65,6 +65,37 @@ public sealed class DepthBookTests(string tier) : DatabaseTest(tier)
         await AssertRebuiltBookMatchesAsync("ETHUSDT", h.Simulator.Book("ETHUSDT")!, fromLatestSnapshot: false);
     }
 
+    [TestCase(SnapshotJoin.OneDiffBehind)]
+    [TestCase(SnapshotJoin.InsideNextDiff)]
+    public async Task EitherRelationJoinsTheSnapshotToTheStream_WithOneSnapshotPerSymbol(SnapshotJoin join)
+    {
+        // Slow depth (a few diffs a second per stream): the snapshot, fetched on a symbol's first diff, is served
+        // before its next one. One diff behind, it is continued by the only diff buffered (pu = lastUpdateId,
+        // U > lastUpdateId): a sequencer that knew only U <= lastUpdateId <= u fetched again until a second diff came.
+        var sim = new SimulatorOptions { Symbols = 3, Rate = 45, Events = 180, Seed = 24, WaitForStreams = 9, SnapshotJoin = join };
+        await using var h = await Start(Db, sim);
+        await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
+        await Harness.WaitUntilAsync(() => h.Metrics.Depth.RowsCommitted == DepthDelivered(h) && h.Metrics.Books().Synced == 3,
+            TimeSpan.FromSeconds(20), () => $"{h.Metrics.Depth.RowsCommitted} depth rows, {h.Metrics.Books().Synced} synced");
+        await Harness.WaitUntilAsync(async () => await Db.ScalarAsync<long>("SELECT count(DISTINCT symbol_id) FROM marketdata.book_snapshots") == 3,
+            TimeSpan.FromSeconds(10), () => "snapshots not stored");
+
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_snapshots"), Is.EqualTo(3), "one snapshot per symbol: none fetched again");
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps"), Is.Zero);
+        // The relation each stored snapshot met: continued by a diff (pu = lastUpdateId) or inside one (U <= lastUpdateId <= u).
+        var joined = join == SnapshotJoin.OneDiffBehind
+            ? "d.prev_final_update_id = s.last_update_id AND d.first_update_id > s.last_update_id"
+            : "d.first_update_id <= s.last_update_id AND d.final_update_id >= s.last_update_id";
+        Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.book_snapshots s WHERE EXISTS (SELECT 1 FROM marketdata.depth_events d WHERE d.symbol_id = s.symbol_id AND {joined})"),
+            Is.EqualTo(3));
+        var symbols = (await Db.ScalarAsync<string>("SELECT string_agg(symbol, ',') FROM marketdata.symbols")).Split(',');
+        Assert.That(symbols, Has.Length.EqualTo(3));
+        foreach (var symbol in symbols)
+        {
+            await AssertRebuiltBookMatchesAsync(symbol, h.Simulator.Book(symbol)!, fromLatestSnapshot: false);
+        }
+    }
+
     [Test]
     public async Task Restart_TheDiffsMissedWhileDownAreAGapRow_AndTheBookIsResynced()
     {
@@ -128,7 +159,8 @@ public sealed class DepthBookTests(string tier) : DatabaseTest(tier)
             {
                 if (applied == 0)
                 {
-                    Assert.That(r.GetInt64(0), Is.LessThanOrEqualTo(lastUpdateId), $"{symbol}: the first diff straddles the snapshot");
+                    Assert.That(r.GetInt64(0) <= lastUpdateId || r.GetInt64(2) == lastUpdateId, Is.True,
+                        $"{symbol}: the first diff straddles the snapshot or continues it");
                 }
                 else
                 {

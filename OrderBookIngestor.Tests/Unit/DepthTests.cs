@@ -102,6 +102,52 @@ public sealed class DepthTests
     }
 
     [Test]
+    public void Sequencer_JoinsASnapshotThatTheBufferedDiffsContinue()
+    {
+        // The live USD-M stream: the first buffered diff after lastUpdateId 99 starts above it, its pu is 99.
+        var s = new DepthSequencer(1, "BTCUSDT", "btcusdt@depth@100ms");
+        s.Offer(Diff(90, 95, 89), 0, out _, out _);
+        s.Offer(Diff(100, 104, 99, bids: [100, 5]), 0, out _, out _);
+        s.Offer(Diff(105, 110, 104, asks: [102, 7]), 0, out _, out _);
+        Assert.That(s.ApplySnapshot(99, [100, 1], [101, 3], 0, out var gap), Is.EqualTo(SnapshotOutcome.Synced));
+        Assert.That(gap, Is.Null);
+        Assert.That(s.LastAppliedUpdateId, Is.EqualTo(110));
+        Assert.That(s.Book.Bids.ToList(), Is.EqualTo(new[] { KeyValuePair.Create(100.0, 5.0) }));
+        Assert.That(s.Book.Asks.ToList(), Is.EqualTo(new[] { KeyValuePair.Create(101.0, 3.0), KeyValuePair.Create(102.0, 7.0) }));
+        Assert.That(s.Resyncs, Is.Zero);
+
+        // Neither relation: the diff after lastUpdateId 97 neither spans it nor continues it, so a hole is possible.
+        var old = new DepthSequencer(1, "BTCUSDT", "btcusdt@depth@100ms");
+        old.Offer(Diff(100, 104, 99), 0, out _, out _);
+        Assert.That(old.ApplySnapshot(97, [100, 1], [101, 1], 0, out _), Is.EqualTo(SnapshotOutcome.TooOld));
+    }
+
+    [Test]
+    public void Sequencer_AwaitingTheFirstDiff_TakesADiffThatContinuesTheSnapshot_WithoutAnotherSnapshot()
+    {
+        var s = new DepthSequencer(1, "BTCUSDT", "btcusdt@depth@100ms");
+        s.Offer(Diff(90, 95, 89), 0, out _, out _);
+        Assert.That(s.ApplySnapshot(99, [100, 1], [101, 1], 0, out _), Is.EqualTo(SnapshotOutcome.AwaitingFirstDiff), "every buffered diff is older");
+        Assert.That(s.Offer(Diff(100, 103, 99, bids: [100, 4]), 0, out var gap, out var need), Is.EqualTo(DepthDecision.Accept));
+        Assert.That((s.State, gap, need, s.Resyncs), Is.EqualTo((BookState.Synced, (GapRecord?)null, false, 0)));
+        Assert.That(s.Book.Bids.ToList(), Is.EqualTo(new[] { KeyValuePair.Create(100.0, 4.0) }));
+
+        // The documented relation still joins: U <= lastUpdateId <= u.
+        var documented = new DepthSequencer(1, "BTCUSDT", "btcusdt@depth@100ms");
+        documented.Offer(Diff(90, 95, 89), 0, out _, out _);
+        documented.ApplySnapshot(101, [100, 1], [101, 1], 0, out _);
+        documented.Offer(Diff(100, 103, 99), 0, out _, out need);
+        Assert.That((documented.State, need, documented.Resyncs), Is.EqualTo((BookState.Synced, false, 0)));
+
+        // A diff that does neither means the snapshot missed updates: another snapshot.
+        var missed = new DepthSequencer(1, "BTCUSDT", "btcusdt@depth@100ms");
+        missed.Offer(Diff(90, 95, 89), 0, out _, out _);
+        missed.ApplySnapshot(99, [100, 1], [101, 1], 0, out _);
+        missed.Offer(Diff(101, 103, 100), 0, out _, out need);
+        Assert.That((missed.State, need, missed.Resyncs), Is.EqualTo((BookState.NeedSnapshot, true, 1)));
+    }
+
+    [Test]
     public void Sequencer_ASnapshotOlderThanTheBufferedDiffsIsRefused()
     {
         var s = new DepthSequencer(1, "BTCUSDT", "btcusdt@depth@100ms");

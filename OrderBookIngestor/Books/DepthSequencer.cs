@@ -9,7 +9,7 @@ public enum BookState
     /// <summary>Buffering diffs until a REST snapshot arrives.</summary>
     NeedSnapshot,
 
-    /// <summary>A snapshot is loaded; waiting for the first diff with U ≤ lastUpdateId ≤ u.</summary>
+    /// <summary>A snapshot is loaded; waiting for the first diff that joins it (see <see cref="DepthSequencer"/>).</summary>
     AwaitingFirstDiff,
 
     /// <summary>Every diff's pu equals the previous diff's u.</summary>
@@ -27,8 +27,12 @@ public enum SnapshotOutcome
 
 /// <summary>
 /// Keeps one symbol's book in step with Binance's USD-M diff stream: buffer diffs, load a REST snapshot,
-/// drop diffs with u &lt; lastUpdateId, start from the diff with U ≤ lastUpdateId ≤ u, then require every
+/// drop diffs with u &lt; lastUpdateId, start from the first diff that joins the snapshot, then require every
 /// diff's pu to equal the previous u. A break writes a gap row and resyncs this symbol only.
+/// Two relations join a diff to a snapshot without a hole: the documented U ≤ lastUpdateId ≤ u, and the one the
+/// live USD-M and COIN-M streams often send instead, a diff that continues the snapshot (pu = lastUpdateId,
+/// U &gt; lastUpdateId). Taking only the first would fetch snapshot after snapshot (weight 20 each) while every
+/// one of them was good.
 /// Diffs are stored whatever the book's state (a replay starts from a stored snapshot), so this class
 /// only decides what is a duplicate and what the book looks like.
 /// </summary>
@@ -125,7 +129,7 @@ public sealed class DepthSequencer : IDepthBook
                     break;
                 case BookState.AwaitingFirstDiff when e.FinalUpdateId < _snapshotId:
                     return DepthDecision.Accept; // already inside the snapshot
-                case BookState.AwaitingFirstDiff when e.FirstUpdateId <= _snapshotId:
+                case BookState.AwaitingFirstDiff when e.FirstUpdateId <= _snapshotId || e.PrevFinalUpdateId == _snapshotId:
                     Book.Apply(e.BidSpan, e.AskSpan);
                     _lastApplied = e.FinalUpdateId;
                     _highestSeen = _lastApplied;
@@ -160,7 +164,7 @@ public sealed class DepthSequencer : IDepthBook
         {
             _snapshotRequested = false;
             _pending.RemoveAll(d => d.Final < lastUpdateId);
-            if (_pending.Count > 0 && _pending[0].First > lastUpdateId)
+            if (_pending.Count > 0 && _pending[0].First > lastUpdateId && _pending[0].Prev != lastUpdateId)
             {
                 _snapshotRequested = true;
                 return SnapshotOutcome.TooOld;

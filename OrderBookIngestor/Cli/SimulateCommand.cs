@@ -22,7 +22,13 @@ public static class SimulateCommand
         var wait = new Option<int>("--wait-streams") { Description = "Start the market once this many streams are subscribed.", DefaultValueFactory = _ => 1 };
         var allStreams = new Option<bool>("--all-streams") { Description = "Generate for every listed stream even when nobody subscribes (a recorder's downtime then really misses events)." };
         var lifetime = new Option<double>("--max-connection-lifetime") { Description = "Close client connections after this many seconds, as Binance does at 24 h (0: never)." };
-        foreach (var o in new Option[] { host, port, symbols, rate, events, seed, wait, allStreams, lifetime })
+        var join = new Option<string>("--snapshot-join")
+        {
+            Description = "How depth snapshots meet the diff stream: at-last (lastUpdateId is the last diff's u), behind (one diff behind: the next diff's pu is lastUpdateId, as the live exchange often has it), inside (U <= lastUpdateId <= u, as documented), cycle (each in turn).",
+            DefaultValueFactory = _ => "cycle",
+        };
+        join.AcceptOnlyFromAmong("cycle", "at-last", "behind", "inside");
+        foreach (var o in new Option[] { host, port, symbols, rate, events, seed, wait, allStreams, lifetime, join })
         {
             command.Add(o);
         }
@@ -40,6 +46,13 @@ public static class SimulateCommand
                 WaitForStreams = parse.GetValue(wait),
                 AllStreamsActive = parse.GetValue(allStreams),
                 MaxConnectionLifetimeSeconds = parse.GetValue(lifetime),
+                SnapshotJoin = parse.GetValue(join) switch
+                {
+                    "at-last" => SnapshotJoin.AtLastDiff,
+                    "behind" => SnapshotJoin.OneDiffBehind,
+                    "inside" => SnapshotJoin.InsideNextDiff,
+                    _ => SnapshotJoin.Cycle,
+                },
             };
             if (options.Symbols is < 1 or > 5000 || options.Rate < 1 || options.Events < 0 || options.Port is < 0 or > 65535)
             {

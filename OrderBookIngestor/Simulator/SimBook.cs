@@ -3,9 +3,32 @@ using System.Text;
 namespace OrderBookIngestor.Simulator;
 
 /// <summary>
+/// How the fake exchange's depth snapshot meets its diff stream. Binance documents one relation (the first diff
+/// to apply has U ≤ lastUpdateId ≤ u); the live USD-M stream also serves snapshots that the next diff continues
+/// (pu = lastUpdateId, U &gt; lastUpdateId), e.g. a snapshot a diff behind the stream a recorder already buffers.
+/// </summary>
+public enum SnapshotJoin
+{
+    /// <summary>Each symbol's snapshots take the three forms below in turn.</summary>
+    Cycle,
+
+    /// <summary>The book as of the last diff sent: lastUpdateId is its u.</summary>
+    AtLastDiff,
+
+    /// <summary>One diff behind: the book before the last diff sent, lastUpdateId its pu. That diff continues the
+    /// snapshot (pu = lastUpdateId, U &gt; lastUpdateId); a recorder that subscribed just before it never saw the one
+    /// whose u is lastUpdateId.</summary>
+    OneDiffBehind,
+
+    /// <summary>lastUpdateId is the next diff's U, the levels those before it: the documented U ≤ lastUpdateId ≤ u.
+    /// Diff levels are absolute, so applying that whole diff on top gives the same book.</summary>
+    InsideNextDiff,
+}
+
+/// <summary>
 /// A symbol's order book on the fake exchange. Diffs change a few levels near a fixed mid (so the book
 /// never crosses), carry U/u/pu like Binance's USD-M stream, and the REST snapshot is taken from the same
-/// book under the same lock, so a snapshot's lastUpdateId is always the u of a diff that was emitted.
+/// book under the same lock, meeting the stream as <see cref="SnapshotJoin"/> says.
 /// </summary>
 public sealed class SimBook
 {
@@ -14,12 +37,19 @@ public sealed class SimBook
     private readonly SortedDictionary<long, long> _bids = new(Comparer<long>.Create((a, b) => b.CompareTo(a)));
     private readonly SortedDictionary<long, long> _asks = new();
     private readonly long _mid;
-    private long _lastU;
+    private readonly SnapshotJoin _join;
 
-    public SimBook(SimSymbol symbol, Random random)
+    /// <summary>What the last diff changed, with the quantity before it (0: the level was absent), in order.</summary>
+    private readonly List<(bool Bid, long Price, long Before)> _lastChanges = [];
+    private long _lastU;
+    private long _lastPrev;
+    private long _snapshots;
+
+    public SimBook(SimSymbol symbol, Random random, SnapshotJoin join = SnapshotJoin.Cycle)
     {
         _symbol = symbol;
         _random = random;
+        _join = join;
         _mid = symbol.StartPriceTicks;
         _lastU = 3_000_000_000L + random.Next(1_000_000);
         for (var i = 1; i <= 20; i++)
@@ -36,6 +66,7 @@ public sealed class SimBook
             var bids = new List<(long Price, long Qty)>();
             var asks = new List<(long Price, long Qty)>();
             var changes = 1 + _random.Next(4);
+            _lastChanges.Clear();
             for (var i = 0; i < changes; i++)
             {
                 var bid = _random.Next(2) == 0;
@@ -43,6 +74,7 @@ public sealed class SimBook
                 var qty = _random.Next(10) < 3 ? 0 : 1 + _random.Next(100_000);
                 var price = bid ? _mid - offset : _mid + offset;
                 var side = bid ? _bids : _asks;
+                _lastChanges.Add((bid, price, side.GetValueOrDefault(price)));
                 if (qty == 0)
                 {
                     side.Remove(price);
@@ -58,6 +90,7 @@ public sealed class SimBook
             var first = _lastU + 1;
             var final = first + _random.Next(3);
             var prev = _lastU;
+            _lastPrev = prev;
             _lastU = final;
             var transactionMs = nowMs - _random.Next(3);
             var data = Encoding.ASCII.GetBytes(
@@ -71,14 +104,46 @@ public sealed class SimBook
     {
         lock (_bids)
         {
+            var form = _join == SnapshotJoin.Cycle ? (SnapshotJoin)(1 + (_snapshots++ % 3)) : _join;
+            var (id, bids, asks) = form switch
+            {
+                SnapshotJoin.OneDiffBehind when _lastChanges.Count > 0 => (_lastPrev, Before(true), Before(false)),
+                SnapshotJoin.InsideNextDiff => (_lastU + 1, _bids, _asks),
+                _ => (_lastU, _bids, _asks),
+            };
             w.WriteStartObject();
-            w.WriteNumber("lastUpdateId", _lastU);
+            w.WriteNumber("lastUpdateId", id);
             w.WriteNumber("E", nowMs);
             w.WriteNumber("T", nowMs);
-            WriteLevels(w, "bids", _bids, limit);
-            WriteLevels(w, "asks", _asks, limit);
+            WriteLevels(w, "bids", bids, limit);
+            WriteLevels(w, "asks", asks, limit);
             w.WriteEndObject();
         }
+    }
+
+    /// <summary>One side as it was before the last diff (its changes undone, last first).</summary>
+    private SortedDictionary<long, long> Before(bool bid)
+    {
+        var side = new SortedDictionary<long, long>(bid ? _bids : _asks, (bid ? _bids : _asks).Comparer);
+        for (var i = _lastChanges.Count - 1; i >= 0; i--)
+        {
+            var (b, price, before) = _lastChanges[i];
+            if (b != bid)
+            {
+                continue;
+            }
+
+            if (before == 0)
+            {
+                side.Remove(price);
+            }
+            else
+            {
+                side[price] = before;
+            }
+        }
+
+        return side;
     }
 
     private void WriteLevels(System.Text.Json.Utf8JsonWriter w, string name, SortedDictionary<long, long> side, int limit)

@@ -17,14 +17,14 @@ public sealed class SimulatedMarket
     private readonly int _tradeHistory;
     private readonly Dictionary<string, SimBook> _books = new(StringComparer.Ordinal);
 
-    public SimulatedMarket(IReadOnlyList<SimSymbol> symbols, int seed, TimeProvider time, int tradeHistory = 200_000)
+    public SimulatedMarket(IReadOnlyList<SimSymbol> symbols, int seed, TimeProvider time, int tradeHistory = 200_000, SnapshotJoin snapshotJoin = SnapshotJoin.Cycle)
     {
         _tradeHistory = tradeHistory;
         _time = time;
         Symbols = symbols;
         foreach (var s in symbols)
         {
-            _books[s.Symbol] = new SimBook(s, new Random(Mix(seed, s.Index, 1_000)));
+            _books[s.Symbol] = new SimBook(s, new Random(Mix(seed, s.Index, 1_000)), snapshotJoin);
             foreach (var channel in MarketChannels.All)
             {
                 var name = MarketChannels.StreamName(s.Symbol, channel);

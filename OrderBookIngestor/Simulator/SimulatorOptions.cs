@@ -43,6 +43,9 @@ public sealed class SimulatorOptions
     /// <summary>Fault: REST aggTrades leaves out trades that were withheld from the stream, so backfill cannot recover them.</summary>
     public bool RestForgetsWithheld { get; set; }
 
+    /// <summary>How depth snapshots meet the diff stream: by default each form the live exchange has, in turn.</summary>
+    public SnapshotJoin SnapshotJoin { get; set; } = SnapshotJoin.Cycle;
+
     /// <summary>aggTrades kept per symbol for the REST endpoint.</summary>
     public int TradeHistory { get; set; } = 200_000;
 
