@@ -34,6 +34,8 @@ public sealed class SimBook
 {
     private readonly SimSymbol _symbol;
     private readonly Random _random;
+    private static readonly SnapshotJoin[] CycledForms = [SnapshotJoin.AtLastDiff, SnapshotJoin.OneDiffBehind, SnapshotJoin.InsideNextDiff];
+
     private readonly SortedDictionary<long, long> _bids = new(Comparer<long>.Create((a, b) => b.CompareTo(a)));
     private readonly SortedDictionary<long, long> _asks = new();
     private readonly long _mid;
@@ -104,7 +106,7 @@ public sealed class SimBook
     {
         lock (_bids)
         {
-            var form = _join == SnapshotJoin.Cycle ? (SnapshotJoin)(1 + (_snapshots++ % 3)) : _join;
+            var form = _join == SnapshotJoin.Cycle ? CycledForms[_snapshots++ % CycledForms.Length] : _join;
             var (id, bids, asks) = form switch
             {
                 SnapshotJoin.OneDiffBehind when _lastChanges.Count > 0 => (_lastPrev, Before(true), Before(false)),

@@ -308,6 +308,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r       record;
     v_rel   regclass;
+    v_cagg  boolean;
     v_key   text;
     v_rows  float8;
 BEGIN
@@ -315,42 +316,40 @@ BEGIN
                                    ('trade_1s', 'agg_trades, vwap, buy_volume, sell_volume')) AS x(t, cols) LOOP
         v_rel := to_regclass('marketdata.' || r.t);
         CONTINUE WHEN v_rel IS NULL;
-        IF (SELECT c.relkind FROM pg_class c WHERE c.oid = v_rel) = 'v' THEN
-            IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = r.t || '_training_cover' AND c.relkind = 'i') THEN
-                SELECT coalesce(sum(greatest(c.reltuples, 0)), 0) INTO v_rows
-                  FROM _timescaledb_catalog.continuous_agg a
-                  JOIN _timescaledb_catalog.hypertable h ON h.id = a.mat_hypertable_id
-                  JOIN pg_inherits i ON i.inhparent = format('%I.%I', h.schema_name, h.table_name)::regclass
-                  JOIN pg_class c ON c.oid = i.inhrelid
-                 WHERE a.user_view_schema = 'marketdata' AND a.user_view_name = r.t;
-                IF p_max_rows IS NOT NULL AND v_rows > p_max_rows THEN
-                    RAISE WARNING 'marketdata.% has no index with the training columns (about % rows to index): get_yesterday_training_data reads them from the heap, much slower; run SELECT marketdata.cover_rollup_keys() at a quiet time',
-                        r.t, round(v_rows);
-                    CONTINUE;
-                END IF;
-                EXECUTE format('CREATE INDEX %I ON marketdata.%I (symbol_id, bucket) INCLUDE (%s)', r.t || '_training_cover', r.t, r.cols);
-                RETURN NEXT r.t;
-            END IF;
-            CONTINUE;
-        END IF;
-        SELECT c.conname INTO v_key FROM pg_constraint c JOIN pg_index i ON i.indexrelid = c.conindid
-         WHERE c.conrelid = v_rel AND c.contype = 'p' AND i.indnatts = i.indnkeyatts;
-        CONTINUE WHEN v_key IS NULL;
-        -- Partitions or chunks, and a plain table itself. Citus's coordinator holds no rows to count: any row at all
-        -- counts as over the limit there.
-        IF marketdata.storage_tier() = 'citus' THEN
-            EXECUTE format('SELECT CASE WHEN EXISTS (SELECT 1 FROM marketdata.%I) THEN float8 %L ELSE 0 END', r.t, 'Infinity') INTO v_rows;
+        -- What is left to do, and how many rows it must index (estimated).
+        v_cagg := (SELECT c.relkind FROM pg_class c WHERE c.oid = v_rel) = 'v';
+        IF v_cagg THEN
+            CONTINUE WHEN EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = r.t || '_training_cover' AND c.relkind = 'i');
+            SELECT coalesce(sum(greatest(c.reltuples, 0)), 0) INTO v_rows
+              FROM _timescaledb_catalog.continuous_agg a
+              JOIN _timescaledb_catalog.hypertable h ON h.id = a.mat_hypertable_id
+              JOIN pg_inherits i ON i.inhparent = format('%I.%I', h.schema_name, h.table_name)::regclass
+              JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE a.user_view_schema = 'marketdata' AND a.user_view_name = r.t;
         ELSE
-            SELECT coalesce(sum(greatest(c.reltuples, 0)), 0) INTO v_rows FROM pg_class c
-             WHERE (c.oid = v_rel AND c.relkind = 'r') OR c.oid IN (SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = v_rel);
+            SELECT c.conname INTO v_key FROM pg_constraint c JOIN pg_index i ON i.indexrelid = c.conindid
+             WHERE c.conrelid = v_rel AND c.contype = 'p' AND i.indnatts = i.indnkeyatts;
+            CONTINUE WHEN v_key IS NULL;
+            -- Partitions or chunks, and a plain table itself. Citus's coordinator holds no rows to count: any row
+            -- at all counts as over the limit there.
+            IF marketdata.storage_tier() = 'citus' THEN
+                EXECUTE format('SELECT CASE WHEN EXISTS (SELECT 1 FROM marketdata.%I) THEN float8 %L ELSE 0 END', r.t, 'Infinity') INTO v_rows;
+            ELSE
+                SELECT coalesce(sum(greatest(c.reltuples, 0)), 0) INTO v_rows FROM pg_class c
+                 WHERE (c.oid = v_rel AND c.relkind = 'r') OR c.oid IN (SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = v_rel);
+            END IF;
         END IF;
         IF p_max_rows IS NOT NULL AND v_rows > p_max_rows THEN
-            RAISE WARNING 'marketdata.% keeps its primary key without the training columns (about % rows to re-index): get_yesterday_training_data reads it from the heap, much slower; run SELECT marketdata.cover_rollup_keys() at a quiet time (it locks the table while it rebuilds the key)',
+            RAISE WARNING 'marketdata.% has no index carrying the training columns yet (about % rows to index): get_yesterday_training_data reads them from the table, much slower; run SELECT marketdata.cover_rollup_keys() at a quiet time (the table is locked while its index is built)',
                 r.t, CASE WHEN v_rows = 'Infinity' THEN 'unknown' ELSE round(v_rows)::text END;
             CONTINUE;
         END IF;
-        EXECUTE format('ALTER TABLE marketdata.%I DROP CONSTRAINT %I', r.t, v_key);
-        EXECUTE format('ALTER TABLE marketdata.%I ADD PRIMARY KEY (symbol_id, bucket) INCLUDE (%s)', r.t, r.cols);
+        IF v_cagg THEN
+            EXECUTE format('CREATE INDEX %I ON marketdata.%I (symbol_id, bucket) INCLUDE (%s)', r.t || '_training_cover', r.t, r.cols);
+        ELSE
+            EXECUTE format('ALTER TABLE marketdata.%I DROP CONSTRAINT %I', r.t, v_key);
+            EXECUTE format('ALTER TABLE marketdata.%I ADD PRIMARY KEY (symbol_id, bucket) INCLUDE (%s)', r.t, r.cols);
+        END IF;
         RETURN NEXT r.t;
     END LOOP;
 END $$;
