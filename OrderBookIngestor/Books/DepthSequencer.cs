@@ -129,7 +129,7 @@ public sealed class DepthSequencer : IDepthBook
                     break;
                 case BookState.AwaitingFirstDiff when e.FinalUpdateId < _snapshotId:
                     return DepthDecision.Accept; // already inside the snapshot
-                case BookState.AwaitingFirstDiff when e.FirstUpdateId <= _snapshotId || e.PrevFinalUpdateId == _snapshotId:
+                case BookState.AwaitingFirstDiff when JoinsSnapshot(e.FirstUpdateId, e.PrevFinalUpdateId, _snapshotId):
                     Book.Apply(e.BidSpan, e.AskSpan);
                     _lastApplied = e.FinalUpdateId;
                     _highestSeen = _lastApplied;
@@ -164,7 +164,7 @@ public sealed class DepthSequencer : IDepthBook
         {
             _snapshotRequested = false;
             _pending.RemoveAll(d => d.Final < lastUpdateId);
-            if (_pending.Count > 0 && _pending[0].First > lastUpdateId && _pending[0].Prev != lastUpdateId)
+            if (_pending.Count > 0 && !JoinsSnapshot(_pending[0].First, _pending[0].Prev, lastUpdateId))
             {
                 _snapshotRequested = true;
                 return SnapshotOutcome.TooOld;
@@ -205,6 +205,10 @@ public sealed class DepthSequencer : IDepthBook
             return SnapshotOutcome.Synced;
         }
     }
+
+    /// <summary>Whether a diff with u ≥ lastUpdateId joins the snapshot without a hole: it spans it (U ≤ lastUpdateId,
+    /// as documented) or continues it (pu = lastUpdateId, as the live stream often has it).</summary>
+    private static bool JoinsSnapshot(long first, long prev, long lastUpdateId) => first <= lastUpdateId || prev == lastUpdateId;
 
     private void Resync()
     {
