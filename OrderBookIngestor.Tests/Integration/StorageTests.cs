@@ -102,12 +102,15 @@ public sealed class StorageTests : DatabaseTest
         var buffers = new EventBuffers(10_000);
         var stats = new TableStats("trades");
         var options = new IngestorOptions { BatchMaxRows = 5, BatchMaxAgeMs = 100 };
-        var flusher = new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, new BatchCommitter(Db.DataSource), options, stats, time, NullLogger.Instance, new Random(1));
-        var run = flusher.RunAsync(CancellationToken.None);
+        // The whole batch is waiting before the flusher starts: a flusher that woke on the first row would linger
+        // for the rest on the manual clock, which only this test moves (a slow CI machine did just that).
         for (var i = 1; i <= 5; i++)
         {
             await buffers.Trades.Writer.WriteAsync(Trade(i));
         }
+
+        var flusher = new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, new BatchCommitter(Db.DataSource), options, stats, time, NullLogger.Instance, new Random(1));
+        var run = flusher.RunAsync(CancellationToken.None);
 
         await Harness.WaitUntilAsync(() => stats.CopyFailures >= 1, TimeSpan.FromSeconds(10), () => "no failure seen");
         Assert.That(stats.LastError, Does.Contain("3F000").Or.Contain("42P01"), "schema or relation missing");
