@@ -201,4 +201,52 @@ public sealed class OutageTests : DatabaseTest
         Assert.That(state.RecordsReplayed, Is.EqualTo(2));
         Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.ingest_batches"), Is.EqualTo(2));
     }
+
+    [Test]
+    public async Task BatchWhoseCommitAnswerWasLost_IsCountedAsWrittenOnce_ByTheReplay()
+    {
+        await new SchemaMigrator(Db.DataSource, NullLogger.Instance).MigrateAsync(CancellationToken.None);
+        var ids = await new SymbolStore(Db.DataSource).RegisterAsync([new("BTCUSDT", "BTC", "USDT", "TRADING", "PERPETUAL")], CancellationToken.None);
+        var committer = new BatchCommitter(Db.DataSource);
+        var tradesId = BatchCommitter.TableId("trades");
+        using var lost = new CopyBatch(10);
+        using var failed = new CopyBatch(10);
+        using var earlierRun = new CopyBatch(10);
+        for (var i = 1; i <= 3; i++)
+        {
+            TradeRows.Encode(lost, new TradeEvent(ids["BTCUSDT"], i, 1_700_000_000_000 + i, 1_700_000_000_000 + i, 1_700_000_000_000_000, 100, 1, i, i, false));
+            TradeRows.Encode(failed, new TradeEvent(ids["BTCUSDT"], 10 + i, 1_700_000_000_000 + i, 1_700_000_000_000 + i, 1_700_000_000_000_000, 100, 1, i, i, false));
+            TradeRows.Encode(earlierRun, new TradeEvent(ids["BTCUSDT"], 20 + i, 1_700_000_000_000 + i, 1_700_000_000_000 + i, 1_700_000_000_000_000, 100, 1, i, i, false));
+        }
+
+        // "lost": its COMMIT reached the server but the answer did not reach us, so this process spooled it.
+        // "failed": never reached the server, spooled. "earlierRun": a crashed run replayed (and counted) it, then died.
+        Assert.That(await committer.CommitAsync(tradesId, lost.Id, lost.Rows, lost.Payload(), CancellationToken.None), Is.True);
+        Assert.That(await committer.CommitAsync(tradesId, earlierRun.Id, earlierRun.Rows, earlierRun.Payload(), CancellationToken.None), Is.True);
+        var state = new SpoolState();
+        using var spool = new Spool(_spoolDir, 1 << 20, 1 << 20, NullLogger.Instance);
+        foreach (var batch in new[] { earlierRun, lost, failed })
+        {
+            spool.TryAppend(tradesId, batch.Id, batch.Rows, batch.Payload().Span);
+            if (batch != earlierRun)
+            {
+                state.OnSpooled(batch.Id, batch.Rows);
+            }
+        }
+
+        var counted = 0;
+        var replayer = new SpoolReplayer(spool, state, committer, Db.DataSource, TimeProvider.System, NullLogger.Instance, onCommitted: (_, rows) => counted += rows);
+        await replayer.ReplayOnceAsync(CancellationToken.None);
+        Assert.That(counted, Is.EqualTo(6), "this run's two spooled batches, whichever commit stored them; not the earlier run's");
+
+        // A pass that stopped part-way meets the same records again: they are in the ledger and were counted.
+        foreach (var batch in new[] { lost, failed })
+        {
+            spool.TryAppend(tradesId, batch.Id, batch.Rows, batch.Payload().Span);
+        }
+
+        await replayer.ReplayOnceAsync(CancellationToken.None);
+        Assert.That(counted, Is.EqualTo(6), "counted once");
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trades"), Is.EqualTo(9));
+    }
 }

@@ -122,7 +122,7 @@ public sealed class BatchFlusher<T, TEncoder>
         }
 
         _stats.OnSpooled(batch.Rows);
-        _spoolState!.OnSpooled(batch.Rows);
+        _spoolState!.OnSpooled(batch.Id, batch.Rows);
         // Spooling is progress: the watchdog must not mistake a database outage for a stuck pipeline.
         _stats.OnAttemptFinished(_time.GetUtcNow().ToUnixTimeMilliseconds());
         batch.Reset();
@@ -212,14 +212,16 @@ public sealed class BatchFlusher<T, TEncoder>
             var elapsed = _time.GetElapsedTime(started);
             var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
             _stats.OnAttemptFinished(now);
+            // Not committed now means the ledger already holds this batch: an earlier attempt of it committed and
+            // its answer was lost. Nobody counted those rows, so they are counted here, once, either way.
+            foreach (var exchangeMs in batch.ExchangeTimesMs)
+            {
+                _stats.CommitLatencySeconds.Observe(Math.Max(0, now - exchangeMs) / 1000.0);
+            }
+
+            _stats.OnCommitted(batch.Rows, now, elapsed.TotalSeconds);
             if (committed)
             {
-                foreach (var exchangeMs in batch.ExchangeTimesMs)
-                {
-                    _stats.CommitLatencySeconds.Observe(Math.Max(0, now - exchangeMs) / 1000.0);
-                }
-
-                _stats.OnCommitted(batch.Rows, now, elapsed.TotalSeconds);
                 Log.CopyCommitted(_log, TEncoder.Table, batch.Rows, elapsed.TotalMilliseconds);
             }
 

@@ -129,13 +129,15 @@ public sealed class SpoolReplayer
     {
         try
         {
-            if (!await _committer.CommitAsync(record.TableId, record.BatchId, record.Rows, record.Payload, ct).ConfigureAwait(false))
+            var now = await _committer.CommitAsync(record.TableId, record.BatchId, record.Rows, record.Payload, ct).ConfigureAwait(false);
+            // A record this process spooled is counted once, whichever commit stored it: this one, or the one whose
+            // answer was lost (a connection cut between COMMIT and its reply), which the ledger shows as done.
+            if (_state.TakeUncounted(record.BatchId) || now)
             {
-                return Outcome.AlreadyCommitted;
+                _onCommitted?.Invoke(BatchCommitter.Tables[record.TableId].Table, record.Rows);
             }
 
-            _onCommitted?.Invoke(BatchCommitter.Tables[record.TableId].Table, record.Rows);
-            return Outcome.Committed;
+            return now ? Outcome.Committed : Outcome.AlreadyCommitted;
         }
         catch (Exception ex) when (DatabaseErrors.IsRejected(ex))
         {

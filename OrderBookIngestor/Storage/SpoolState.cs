@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+
 namespace OrderBookIngestor.Storage;
 
 /// <summary>Shared between the flushers and the replayer: while the database is down, batches go straight to the spool.</summary>
@@ -7,6 +9,7 @@ public sealed class SpoolState
     private long _replayed;
     private long _spooledRows;
     private long _replayFailures;
+    private readonly ConcurrentDictionary<Guid, byte> _uncounted = new();
 
     public bool DatabaseDown => _down;
 
@@ -31,5 +34,16 @@ public sealed class SpoolState
 
     public void OnReplayFailed() => Interlocked.Increment(ref _replayFailures);
 
-    public void OnSpooled(int rows) => Interlocked.Add(ref _spooledRows, rows);
+    public void OnSpooled(Guid batchId, int rows)
+    {
+        Interlocked.Add(ref _spooledRows, rows);
+        _uncounted.TryAdd(batchId, 0);
+    }
+
+    /// <summary>
+    /// Whether the rows of a spooled batch are still to be counted as written by this process: true once per batch
+    /// this process spooled. A batch is spooled when its commit's answer never came, so the database may hold it
+    /// already (the replay then finds it in the ledger); either way nobody has counted it, and only one place may.
+    /// </summary>
+    public bool TakeUncounted(Guid batchId) => _uncounted.TryRemove(batchId, out _);
 }
