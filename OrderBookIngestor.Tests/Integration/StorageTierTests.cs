@@ -401,6 +401,16 @@ public sealed class StorageTierTests(string tier) : StorageTest(tier)
                 FROM marketdata.get_training_data_full(NULL, '{yesterday:yyyy-MM-dd}')) x
             """), Is.Zero);
         Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.get_training_data_full(NULL, '{yesterday:yyyy-MM-dd}')"), Is.EqualTo(86_400));
+        // Every symbol's day comes out whole, symbol after symbol in id order, each in second order, as it streams
+        // (no ORDER BY of the caller's): ETH gets a day through a hole, and BTC's registry row is moved to the end
+        // of its table so that reading the registry as stored would put ETH first.
+        await Db.ExecuteAsync($"INSERT INTO marketdata.feed_gaps (symbol_id, stream, gap_start, gap_end, reason) VALUES ({eth}, 'bookTicker', '{noon:yyyy-MM-dd HH:mm:ss}+00', '{noon.AddSeconds(5):yyyy-MM-dd HH:mm:ss}+00', 'disconnect')");
+        await Db.ExecuteAsync($"UPDATE marketdata.symbols SET is_active = is_active WHERE id = {btc}");
+        Assert.That(await Db.ScalarAsync<string>($"""
+            SELECT count(*) || ' rows, ' || count(*) FILTER (WHERE (symbol_id, ts_second) <= (prev_symbol, prev_second)) || ' out of order, first ' || min(first_symbol)
+            FROM (SELECT symbol_id, ts_second, lag(symbol_id) OVER w AS prev_symbol, lag(ts_second) OVER w AS prev_second, first_value(symbol_id) OVER w AS first_symbol
+                  FROM marketdata.get_yesterday_training_data(NULL, '{yesterday:yyyy-MM-dd}') WINDOW w AS ()) x
+            """), Is.EqualTo($"172800 rows, 0 out of order, first {Math.Min(btc, eth)}"));
         Assert.That(await Db.ScalarAsync<long>("SELECT gaps FROM marketdata.feed_gap_summary WHERE symbol = 'BTCUSDT' AND stream = 'bookTicker'"), Is.EqualTo(1));
     }
 

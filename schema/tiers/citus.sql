@@ -3,7 +3,8 @@
 -- distributed by symbol_id and co-located with book_ticker, so one symbol's rows of every table live on one
 -- node and per-symbol joins (get_yesterday_training_data) run there. Time partitioning is kept: Citus
 -- distributes each partition with its parent. Written against the Citus 12 documentation
--- (create_reference_table, create_distributed_table with colocate_with); not run in CI, which has no Citus.
+-- (create_reference_table, create_distributed_table with colocate_with); every test run has a coordinator and two
+-- workers (scripts/test.sh).
 
 DO $$
 DECLARE
