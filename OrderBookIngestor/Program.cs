@@ -1,5 +1,12 @@
 using OrderBookIngestor.Cli;
 using OrderBookIngestor.Configuration;
+using OrderBookIngestor.Hosting;
+
+// Not for the simulator: it serves every connection of a benchmark at its limit, where hand-offs to the pool pay.
+if (args.Length == 0 || args[0] != "simulate")
+{
+    SocketCompletions.PreferInline();
+}
 
 var parse = CommandLine.Build().Parse(args);
 if (parse.Errors.Count > 0)
