@@ -129,20 +129,21 @@ public sealed class SpoolReplayer
     {
         try
         {
-            var now = await _committer.CommitAsync(record.TableId, record.BatchId, record.Rows, record.Payload, ct).ConfigureAwait(false);
+            var committedNow = await _committer.CommitAsync(record.TableId, record.BatchId, record.Rows, record.Payload, ct).ConfigureAwait(false);
             // A record this process spooled is counted once, whichever commit stored it: this one, or the one whose
             // answer was lost (a connection cut between COMMIT and its reply), which the ledger shows as done.
-            if (_state.TakeUncounted(record.BatchId) || now)
+            if (_state.TakeUncounted(record.BatchId) || committedNow)
             {
                 _onCommitted?.Invoke(BatchCommitter.Tables[record.TableId].Table, record.Rows);
             }
 
-            return now ? Outcome.Committed : Outcome.AlreadyCommitted;
+            return committedNow ? Outcome.Committed : Outcome.AlreadyCommitted;
         }
         catch (Exception ex) when (DatabaseErrors.IsRejected(ex))
         {
             if (_quarantine?.TryAdd(record.TableId, record.BatchId, record.Rows, record.Payload, DatabaseErrors.Describe(ex), _time.GetUtcNow()) == true)
             {
+                _state.TakeUncounted(record.BatchId); // not written: never to be counted
                 return Outcome.Quarantined;
             }
 
