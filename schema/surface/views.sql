@@ -201,7 +201,7 @@ CREATE OR REPLACE FUNCTION marketdata.training_day_symbol(p_symbol_id integer, p
 RETURNS TABLE (ts_second timestamptz, symbol_id integer, mid_close float8, spread_mean float8, trade_count bigint,
                vwap float8, buy_sell_imbalance float8, gap text)
 LANGUAGE plpgsql STABLE
-SET enable_hashjoin = off SET enable_nestloop = off SET enable_material = off SET work_mem = '64MB' SET jit = off AS $$
+SET enable_hashjoin = off SET enable_nestloop = off SET enable_material = off SET work_mem = '64MB' AS $$
 #variable_conflict use_column
 DECLARE
     d0      timestamptz := p_date::timestamp AT TIME ZONE 'UTC';
