@@ -23,6 +23,7 @@ public sealed partial class EndToEndTests : DatabaseTest
             "{\"e\":\"bookTicker\",\"u\":1,\"E\":2,\"T\":3,\"s\":\"EVILUSDT'); DROP TABLE x; --\",\"b\":\"1\",\"B\":\"1\",\"a\":\"2\",\"A\":\"1\"}",
             "{\"e\":\"aggTrade\",\"E\":1,\"s\":\"BTCUSDT\",\"a\":1,\"p\":\"-5\",\"q\":\"1\",\"f\":1,\"l\":1,\"T\":1,\"m\":true}",
             "{\"e\":\"forceOrder\",\"E\":1,\"o\":{}}",
+            "{\"e\":\"kline\",\"E\":1,\"s\":\"BTCUSDT\",\"k\":{}}",
         ];
         foreach (var g in garbage)
         {
@@ -39,6 +40,7 @@ public sealed partial class EndToEndTests : DatabaseTest
             Assert.That(h.Metrics.Rejects(RejectReason.UnknownSymbol), Is.EqualTo(1));
             Assert.That(h.Metrics.Rejects(RejectReason.NegativeValue), Is.EqualTo(1));
             Assert.That(h.Metrics.Rejects(RejectReason.UnknownEvent), Is.EqualTo(1));
+            Assert.That(h.Metrics.Rejects(RejectReason.MissingField), Is.EqualTo(1), "a liquidation without its order");
             Assert.That(h.RowsCommitted, Is.EqualTo(h.Simulator.Ledger.Delivered), "no row invented, none lost");
             Assert.That(h.Metrics.Shards.Sum(s => s.Reconnects), Is.Zero, "bad input does not cost the connection");
         });

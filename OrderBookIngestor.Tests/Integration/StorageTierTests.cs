@@ -43,12 +43,30 @@ public sealed class StorageTierTests(string tier) : StorageTest(tier)
             Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_ticker"), Is.EqualTo(1));
         }
 
+        // Mark price, liquidations and open interest go through the same COPY path on every tier, NULLs and text included.
+        var sym = await RegisterAsync("ETHUSDT");
+        var nowMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        await CommitAsync<MarkPriceEvent, MarkPriceRows>(Db.DataSource, [new MarkPriceEvent(sym, nowMs, nowMs * 1000, 3000.5, 3000.25, 3000.1, double.NaN, 0),
+            new MarkPriceEvent(sym, nowMs + 1000, nowMs * 1000, 3000.5, 3000.25, 3000.1, -0.0001, nowMs + 3_600_000)]);
+        await CommitAsync<LiquidationEvent, LiquidationRows>(Db.DataSource, [new LiquidationEvent(sym, nowMs, nowMs - 1, nowMs * 1000, "SELL", "LIMIT", "IOC", "FILLED", 2, 2999, 2999.5, 2, 2)]);
+        await CommitAsync<OpenInterestRow, OpenInterestRows>(Db.DataSource, [new OpenInterestRow(sym, nowMs, nowMs * 1000, 12345.678)]);
+        Assert.That(await Db.ScalarAsync<string>($"""
+            SELECT concat_ws('|', (SELECT count(*) || ',' || count(funding_rate) || ',' || sum(funding_rate) || ',' || count(next_funding_time) FROM marketdata.mark_price WHERE symbol_id = {sym}),
+                                  (SELECT side || ',' || status || ',' || avg_price FROM marketdata.liquidations WHERE symbol_id = {sym}),
+                                  (SELECT open_interest::text FROM marketdata.open_interest WHERE symbol_id = {sym}))
+            """), Is.EqualTo("2,1,-0.0001,1|SELL,FILLED,2999.5|12345.678"));
+        if (Partitioned(Tier))
+        {
+            Assert.That(await Db.ScalarAsync<long>("SELECT (SELECT count(*) FROM marketdata.mark_price_default) + (SELECT count(*) FROM marketdata.liquidations_default) + (SELECT count(*) FROM marketdata.open_interest_default)"), Is.Zero);
+        }
+
         if (Tier == StorageTiers.Citus)
         {
             Assert.That(await Db.ScalarAsync<long>("""
                 SELECT count(*) FROM pg_dist_partition WHERE partmethod = 'h' AND colocationid = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'marketdata.book_ticker'::regclass)
-                  AND logicalrelid::text IN ('marketdata.book_ticker', 'marketdata.trades', 'marketdata.depth_events', 'marketdata.book_snapshots', 'marketdata.orderbook_top', 'marketdata.bt_1s', 'marketdata.trade_1s')
-                """), Is.EqualTo(7), "event tables and rollups distributed by symbol_id, co-located");
+                  AND logicalrelid::text IN ('marketdata.book_ticker', 'marketdata.trades', 'marketdata.depth_events', 'marketdata.book_snapshots', 'marketdata.orderbook_top',
+                                          'marketdata.mark_price', 'marketdata.liquidations', 'marketdata.open_interest', 'marketdata.bt_1s', 'marketdata.trade_1s')
+                """), Is.EqualTo(10), "event tables and rollups distributed by symbol_id, co-located");
             Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = 'marketdata.book_ticker_default'::regclass"), Is.EqualTo(1), "the default partition is distributed too");
             Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM pg_dist_partition WHERE partmethod = 'n' AND logicalrelid::text IN ('marketdata.symbols', 'marketdata.feed_gaps', 'marketdata.ingest_batches', 'marketdata.storage_settings')"), Is.EqualTo(4), "reference tables");
             Assert.That(await Db.ScalarAsync<long>("SELECT count(DISTINCT nodename || nodeport) FROM pg_dist_shard_placement p JOIN pg_dist_shard s USING (shardid) WHERE s.logicalrelid = 'marketdata.trades'::regclass"), Is.EqualTo(2), "shards on both workers");
@@ -56,7 +74,7 @@ public sealed class StorageTierTests(string tier) : StorageTest(tier)
 
         if (Tier is StorageTiers.Timescale or StorageTiers.TimescaleApache)
         {
-            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_schema = 'marketdata'"), Is.EqualTo(Tier == StorageTiers.Timescale ? 5 : 7));
+            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_schema = 'marketdata'"), Is.EqualTo(Tier == StorageTiers.Timescale ? 8 : 10));
             Assert.That(await Db.ScalarAsync<string>("SELECT time_interval::text FROM timescaledb_information.dimensions WHERE hypertable_schema = 'marketdata' AND hypertable_name = 'book_ticker'"), Is.EqualTo("06:00:00"));
         }
 
@@ -69,7 +87,7 @@ public sealed class StorageTierTests(string tier) : StorageTest(tier)
                 WHERE c.view_schema = 'marketdata'
                 """), Is.EqualTo("7 days,7 days"), "the aggregates' chunks are the configured 168 h");
             Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM timescaledb_information.jobs WHERE hypertable_schema = 'marketdata' AND proc_name IN ('policy_compression', 'policy_retention', 'policy_refresh_continuous_aggregate')"),
-                Is.EqualTo(5 + 7 + 2), "compression for 5 tables, retention for 7, refresh for 2");
+                Is.EqualTo(8 + 10 + 2), "compression for 8 tables, retention for 10, refresh for 2");
         }
 
         // Again: nothing to apply, and no DDL (the writer role relies on that).

@@ -87,8 +87,10 @@ public sealed class Harness : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    /// <summary>Event rows (book_ticker, trades, depth_events); snapshots and sampled tops are not events the simulator sent.</summary>
-    public long RowsCommitted => Metrics.BookTicker.RowsCommitted + Metrics.Trades.RowsCommitted + Metrics.Depth.RowsCommitted;
+    /// <summary>Event rows (book_ticker, trades, depth_events, mark_price, liquidations); snapshots, sampled tops and
+    /// open interest polls are not events the simulator streamed.</summary>
+    public long RowsCommitted => Metrics.BookTicker.RowsCommitted + Metrics.Trades.RowsCommitted + Metrics.Depth.RowsCommitted
+        + Metrics.MarkPrice.RowsCommitted + Metrics.Liquidations.RowsCommitted;
 
     /// <summary>Waits (bounded) until the daemon has committed as many rows as the simulator delivered.</summary>
     public async Task WaitForAllDeliveredAsync(TimeSpan timeout)

@@ -60,4 +60,23 @@ public sealed class CopyPayloadTests
         Assert.That(ranges.Single() with { }, Is.EqualTo(new CopyPayload.SymbolRange(1, (T0 + 1) * 1000, (T0 + 4) * 1000, 1, 4, 3)),
             "three rows read, the fourth after the damaged one included");
     }
+
+    [Test]
+    public void Salvage_ReadsTheTablesWithoutIds_AsTheirEncodersWriteThem()
+    {
+        using var marks = new CopyBatch(4);
+        MarkPriceRows.Encode(marks, new MarkPriceEvent(2, T0, T0 * 1000, 100, 99, 98, double.NaN, 0));
+        MarkPriceRows.Encode(marks, new MarkPriceEvent(2, T0 + 1000, T0 * 1000, 100, 99, 98, 0.0001, T0 + 9000));
+        using var liquidations = new CopyBatch(4);
+        LiquidationRows.Encode(liquidations, new LiquidationEvent(5, T0 + 3, T0 + 2, T0 * 1000, "SELL", "LIMIT", "IOC", "FILLED", 1, 2, 2, 1, 1));
+        using var interest = new CopyBatch(4);
+        OpenInterestRows.Encode(interest, new OpenInterestRow(7, T0 + 60_000, T0 * 1000, 1234.5));
+        Assert.Multiple(() =>
+        {
+            Assert.That(CopyPayload.Salvage("mark_price", marks.Payload().Span), Is.EqualTo(new[] { new CopyPayload.SymbolRange(2, T0 * 1000, (T0 + 1000) * 1000, 0, 0, 2) }));
+            Assert.That(CopyPayload.Salvage("liquidations", liquidations.Payload().Span), Is.EqualTo(new[] { new CopyPayload.SymbolRange(5, (T0 + 3) * 1000, (T0 + 3) * 1000, 0, 0, 1) }));
+            Assert.That(CopyPayload.Salvage("open_interest", interest.Payload().Span), Is.EqualTo(new[] { new CopyPayload.SymbolRange(7, (T0 + 60_000) * 1000, (T0 + 60_000) * 1000, 0, 0, 1) }));
+            Assert.That(new[] { "mark_price", "liquidations", "open_interest" }.Select(CopyPayload.HasIds), Is.All.False);
+        });
+    }
 }

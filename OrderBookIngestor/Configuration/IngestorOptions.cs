@@ -98,6 +98,9 @@ public sealed class IngestorOptions
     /// <summary>How often the in-memory books are sampled into marketdata.orderbook_top; 0 turns sampling off.</summary>
     public int TopIntervalMs { get; set; } = 1000;
 
+    /// <summary>With the openInterest channel: each symbol's open interest is polled this often (REST, weight 1).</summary>
+    public int OpenInterestSeconds { get; set; } = 60;
+
     /// <summary>Depth of the REST snapshot a book is synced from (GET /fapi/v1/depth limit; weight 20 at 1000).</summary>
     public int SnapshotLimit { get; set; } = 1000;
 
@@ -128,12 +131,14 @@ public sealed class IngestorOptions
     /// first migrate and recorded; a database's tier cannot change in place.</summary>
     public string StorageTier { get; set; } = "auto";
 
-    /// <summary>Days of rows kept per table (book_ticker, trades, depth_events, book_snapshots, orderbook_top, bt_1s,
-    /// trade_1s); 0 keeps forever. Tables not named keep their defaults (30, 90, 30, 30, 90, 365, 365).</summary>
+    /// <summary>Days of rows kept per table (book_ticker, trades, depth_events, book_snapshots, orderbook_top, mark_price,
+    /// liquidations, open_interest, bt_1s, trade_1s); 0 keeps forever. Tables not named keep their defaults (30, 90, 30,
+    /// 30, 90, 365, 365, 365, 365, 365).</summary>
     public Dictionary<string, int> RetentionDays { get; set; } = [];
 
     /// <summary>Partition (or TimescaleDB chunk) width in hours per table; divides 24 or is whole days.
-    /// Defaults 6 for book_ticker and depth_events, 24 for trades, book_snapshots and orderbook_top, 168 for rollups.</summary>
+    /// Defaults 6 for book_ticker and depth_events, 24 for trades, book_snapshots and orderbook_top, 168 for mark_price,
+    /// liquidations, open_interest and the rollups.</summary>
     public Dictionary<string, int> ChunkHours { get; set; } = [];
 
     /// <summary>How often partitions are created ahead and expired ones dropped (tiers without TimescaleDB policies).</summary>

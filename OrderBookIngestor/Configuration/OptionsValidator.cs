@@ -46,10 +46,15 @@ public static class OptionsValidator
 
         foreach (var c in o.Channels)
         {
-            if (!MarketChannels.TryParse(c, out _))
+            if (!MarketChannels.TryParse(c, out _) && !MarketChannels.IsPolled(c))
             {
-                errors.Add($"Channels: '{c}' is not supported. Choose from {string.Join(", ", MarketChannels.All.Select(x => x.StreamSuffix()))}.");
+                errors.Add($"Channels: '{c}' is not supported. Choose from {string.Join(", ", MarketChannels.All.Select(x => x.StreamSuffix()).Append(MarketChannels.OpenInterest))}.");
             }
+        }
+
+        if (o.Channels.Count > 0 && o.Channels.All(MarketChannels.IsPolled))
+        {
+            errors.Add("Channels: openInterest is polled beside the streams; choose at least one stream as well (bookTicker, aggTrade, markPrice, ...).");
         }
 
         if (o.Channels.Count(c => MarketChannels.TryParse(c, out var ch) && ch.IsDepth()) > 1)
@@ -60,6 +65,7 @@ public static class OptionsValidator
         Range(errors, nameof(o.Shards), o.Shards, 1, 64);
         Range(errors, nameof(o.TopLevels), o.TopLevels, 1, 100);
         Range(errors, nameof(o.TopIntervalMs), o.TopIntervalMs, 0, 3_600_000);
+        Range(errors, nameof(o.OpenInterestSeconds), o.OpenInterestSeconds, 5, 86_400);
         Range(errors, nameof(o.SnapshotLimit), o.SnapshotLimit, 5, 1000);
         Range(errors, nameof(o.MaxConnectionLifetimeSeconds), o.MaxConnectionLifetimeSeconds, 1, 86_000);
         Range(errors, nameof(o.RotationTimeoutSeconds), o.RotationTimeoutSeconds, 1, 600);

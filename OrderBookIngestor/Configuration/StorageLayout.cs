@@ -30,8 +30,8 @@ public static class StorageLayout
 
     /// <summary>
     /// Widths sized for the volumes: bookTicker and depth diffs are the bulk (a liquid symbol sends tens of
-    /// updates per second), trades, snapshots and samples are one to two orders smaller, rollups one row per
-    /// symbol-second. Retention keeps a month of raw order-book data, a quarter of trades and samples and a
+    /// updates per second), trades, snapshots and samples are one to two orders smaller, rollups, mark price, liquidations and open
+    /// interest one row per symbol-second or fewer. Retention keeps a month of raw order-book data, a quarter of trades and samples and a
     /// year of rollups, so months unattended do not fill a disk; 0 keeps rows forever.
     /// </summary>
     public static readonly IReadOnlyList<TableSpec> Tables =
@@ -41,6 +41,9 @@ public static class StorageLayout
         new("depth_events", "ts_exchange", 6, 30),
         new("book_snapshots", "ts_exchange", 24, 30),
         new("orderbook_top", "ts", 24, 90),
+        new("mark_price", "ts_exchange", 168, 365),
+        new("liquidations", "ts_exchange", 168, 365),
+        new("open_interest", "ts_exchange", 168, 365),
         new("bt_1s", "bucket", 168, 365),
         new("trade_1s", "bucket", 168, 365),
     ];

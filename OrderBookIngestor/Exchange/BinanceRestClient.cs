@@ -39,6 +39,69 @@ public sealed class BinanceRestClient
         return ParseAggTrades(body, symbolId, fetchedUs);
     }
 
+    public const int OpenInterestWeight = 1;
+
+    /// <summary>GET /fapi/v1/openInterest: the symbol's open interest now, stamped with the exchange's time.</summary>
+    public async Task<OpenInterestRow> GetOpenInterestAsync(string symbol, int symbolId, long fetchedUs, CancellationToken ct)
+    {
+        using var slot = await _gate.AcquireAsync(OpenInterestWeight, ct).ConfigureAwait(false);
+        using var response = await _http.GetAsync(new Uri(_base, $"fapi/v1/openInterest?symbol={symbol}"), ct).ConfigureAwait(false);
+        _gate.Observe(response);
+        if (response.StatusCode is HttpStatusCode.TooManyRequests or (HttpStatusCode)418)
+        {
+            throw new HttpRequestException($"openInterest: HTTP {(int)response.StatusCode}, backing off", null, response.StatusCode);
+        }
+
+        response.EnsureSuccessStatusCode();
+        var body = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
+        return ParseOpenInterest(body, symbolId, fetchedUs);
+    }
+
+    /// <summary>{"openInterest":"10659.509","symbol":"BTCUSDT","time":1589437530011}; unknown fields ignored.</summary>
+    public static OpenInterestRow ParseOpenInterest(ReadOnlySpan<byte> body, int symbolId, long fetchedUs)
+    {
+        var reader = new Utf8JsonReader(body);
+        double? value = null;
+        long? time = null;
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+        {
+            throw new JsonException("openInterest: not an object");
+        }
+
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals("openInterest"u8))
+            {
+                reader.Read();
+                if (reader.TokenType != JsonTokenType.String || FrameParser.Decimal(reader.ValueSpan, false, out var v) != RejectReason.None)
+                {
+                    throw new JsonException("openInterest: \"openInterest\" is not a non-negative decimal string");
+                }
+
+                value = v;
+            }
+            else if (reader.ValueTextEquals("time"u8))
+            {
+                reader.Read();
+                if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out var t) || t <= 0)
+                {
+                    throw new JsonException("openInterest: \"time\" is not a positive integer");
+                }
+
+                time = t;
+            }
+            else
+            {
+                reader.Read();
+                reader.Skip();
+            }
+        }
+
+        return value is { } oi && time is { } ms
+            ? new OpenInterestRow(symbolId, ms, fetchedUs, oi)
+            : throw new JsonException("openInterest: \"openInterest\" or \"time\" missing");
+    }
+
     /// <summary>GET /fapi/v1/depth weight by limit, as Binance documents it.</summary>
     public static int DepthWeight(int limit) => limit switch
     {

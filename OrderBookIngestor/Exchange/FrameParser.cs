@@ -131,15 +131,10 @@ public sealed class FrameParser
         {
             const int required = Field.EventTime | Field.TransactionTime | Field.Symbol
                 | Field.UpdateId | Field.BidPrice | Field.BidQty | Field.AskText | Field.AskQty;
-            var check = f.Check(required);
+            var check = Resolve(ref f, required, out var symbolId);
             if (check != RejectReason.None)
             {
                 return check;
-            }
-
-            if (!_symbols.TryGetId(f.Symbol, out var symbolId))
-            {
-                return RejectReason.UnknownSymbol;
             }
 
             var r = First(
@@ -164,15 +159,10 @@ public sealed class FrameParser
         {
             const int required = Field.EventTime | Field.TransactionTime | Field.Symbol | Field.AggId
                 | Field.Price | Field.Qty | Field.FirstId | Field.LastId | Field.Maker;
-            var check = f.Check(required);
+            var check = Resolve(ref f, required, out var symbolId);
             if (check != RejectReason.None)
             {
                 return check;
-            }
-
-            if (!_symbols.TryGetId(f.Symbol, out var symbolId))
-            {
-                return RejectReason.UnknownSymbol;
             }
 
             var r = First(Decimal(f.Price, true, out var price), Decimal(f.Qty, false, out var qty));
@@ -222,7 +212,150 @@ public sealed class FrameParser
             return RejectReason.None;
         }
 
+        if (f.EventType.SequenceEqual("markPriceUpdate"u8))
+        {
+            return BuildMarkPrice(ref f, ingestTimeUs, ref result);
+        }
+
+        if (f.EventType.SequenceEqual("forceOrder"u8))
+        {
+            return BuildLiquidation(ref f, ingestTimeUs, ref result);
+        }
+
         return RejectReason.UnknownEvent;
+    }
+
+    private RejectReason BuildMarkPrice(ref EventFields f, long ingestTimeUs, ref ParsedFrame result)
+    {
+        // "T" (next funding time) and "r" are 0 and "" on contracts without funding; both must still be there.
+        const int required = Field.EventTime | Field.Symbol | Field.Price | Field.IndexPrice | Field.SettlePrice
+            | Field.FundingRate | Field.TransactionTime;
+        var check = Resolve(ref f, required, out var symbolId);
+        if (check != RejectReason.None)
+        {
+            return check;
+        }
+
+        var r = First(
+            First(Decimal(f.Price, true, out var mark), Decimal(f.IndexPrice, false, out var index)),
+            First(Decimal(f.SettlePrice, false, out var settle), SignedDecimal(f.FundingRate, out var funding)));
+        if (r != RejectReason.None)
+        {
+            return r;
+        }
+
+        if (f.EventTimeMs <= 0 || f.TransactionTimeMs < 0)
+        {
+            return RejectReason.NegativeValue;
+        }
+
+        result.Kind = FrameKind.MarkPrice;
+        result.MarkPrice = new MarkPriceEvent(symbolId, f.EventTimeMs, ingestTimeUs, mark, index, settle, funding, f.TransactionTimeMs);
+        return RejectReason.None;
+    }
+
+    private RejectReason BuildLiquidation(ref EventFields f, long ingestTimeUs, ref ParsedFrame result)
+    {
+        if (!f.Has(Field.Order))
+        {
+            return (f.Invalid & Field.Order) != 0 ? RejectReason.WrongType : RejectReason.MissingField;
+        }
+
+        const int required = Field.EventTime | Field.Symbol | Field.Side | Field.OrderType | Field.TimeInForce | Field.Qty
+            | Field.Price | Field.AvgPrice | Field.Status | Field.LastFilled | Field.Filled | Field.TransactionTime;
+        var check = Resolve(ref f, required, out var symbolId);
+        if (check != RejectReason.None)
+        {
+            return check;
+        }
+
+        // A liquidation's limit price can be 0 on a market order: only quantities and prices below zero are wrong.
+        var r = First(
+            First(Decimal(f.Qty, false, out var qty), Decimal(f.Price, false, out var price)),
+            First(Decimal(f.AvgPrice, false, out var avg), First(Decimal(f.LastFilled, false, out var last), Decimal(f.Filled, false, out var filled))));
+        if (r != RejectReason.None)
+        {
+            return r;
+        }
+
+        if (f.EventTimeMs <= 0 || f.TransactionTimeMs <= 0)
+        {
+            return RejectReason.NegativeValue;
+        }
+
+        string? side = Word(f.Side), type = Word(f.OrderType), tif = Word(f.TimeInForce), status = Word(f.Status);
+        if (side is null || type is null || tif is null || status is null)
+        {
+            return RejectReason.WrongType;
+        }
+
+        result.Kind = FrameKind.Liquidation;
+        result.Liquidation = new LiquidationEvent(symbolId, f.EventTimeMs, f.TransactionTimeMs, ingestTimeUs, side, type, tif, status,
+            qty, price, avg, last, filled);
+        return RejectReason.None;
+    }
+
+    private static readonly string[] KnownWords =
+        ["BUY", "SELL", "LIMIT", "MARKET", "IOC", "GTC", "FOK", "GTX", "GTD", "NEW", "PARTIALLY_FILLED", "FILLED", "CANCELED", "EXPIRED", "REJECTED"];
+
+    /// <summary>An enum-like exchange word (upper-case letters and '_', at most 32): a shared string for the words
+    /// Binance uses today, a new one for a word it adds; null for anything else.</summary>
+    internal static string? Word(ReadOnlySpan<byte> utf8)
+    {
+        if (utf8.IsEmpty || utf8.Length > 32)
+        {
+            return null;
+        }
+
+        foreach (var b in utf8)
+        {
+            if (b is not ((>= (byte)'A' and <= (byte)'Z') or (byte)'_'))
+            {
+                return null;
+            }
+        }
+
+        foreach (var w in KnownWords)
+        {
+            if (w.Length == utf8.Length && System.Text.Ascii.Equals(utf8, w))
+            {
+                return w;
+            }
+        }
+
+        return System.Text.Encoding.ASCII.GetString(utf8);
+    }
+
+    /// <summary>A decimal that may be negative (a funding rate); the empty string is "none" (NaN).</summary>
+    internal static RejectReason SignedDecimal(ReadOnlySpan<byte> utf8, out double value)
+    {
+        if (utf8.IsEmpty)
+        {
+            value = double.NaN;
+            return RejectReason.None;
+        }
+
+        if (!double.TryParse(utf8, NumberStyles.AllowDecimalPoint | NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value)
+            || !double.IsFinite(value))
+        {
+            value = 0;
+            return RejectReason.InvalidNumber;
+        }
+
+        return RejectReason.None;
+    }
+
+    /// <summary>The required fields are there with the right types, and the symbol is one we record.</summary>
+    private RejectReason Resolve(ref EventFields f, int required, out int symbolId)
+    {
+        symbolId = 0;
+        var check = f.Check(required);
+        if (check != RejectReason.None)
+        {
+            return check;
+        }
+
+        return _symbols.TryGetId(f.Symbol, out symbolId) ? RejectReason.None : RejectReason.UnknownSymbol;
     }
 
     private static RejectReason First(RejectReason a, RejectReason b) => a != RejectReason.None ? a : b;
@@ -268,6 +401,26 @@ public sealed class FrameParser
         switch (name[0])
         {
             case (byte)'e': f.SetString(ref reader, Field.EventType, ref f.EventType); break;
+            case (byte)'i': f.SetString(ref reader, Field.IndexPrice, ref f.IndexPrice); break;
+            case (byte)'P': f.SetString(ref reader, Field.SettlePrice, ref f.SettlePrice); break;
+            case (byte)'r': f.SetString(ref reader, Field.FundingRate, ref f.FundingRate); break;
+            case (byte)'o':
+                // forceOrder carries the order as a nested object.
+                if (reader.TokenType == JsonTokenType.StartObject && !f.Has(Field.Order))
+                {
+                    f.Present |= Field.Order;
+                    while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                    {
+                        ReadOrderField(ref reader, ref f);
+                    }
+                }
+                else
+                {
+                    f.Invalid |= Field.Order;
+                    reader.Skip();
+                }
+
+                break;
             case (byte)'s': f.SetString(ref reader, Field.Symbol, ref f.Symbol); break;
             case (byte)'b':
                 // bookTicker's "b" is the best bid; depthUpdate's "b" is the list of changed bid levels.
@@ -326,14 +479,49 @@ public sealed class FrameParser
         }
     }
 
-    /// <summary>The fields of the two event shapes we record, as spans into the frame.</summary>
+    /// <summary>A field of forceOrder's "o" object. Its one-letter names mean other things than at the top level
+    /// ("f" is the time in force, "l" the last filled quantity), so they have their own reader.</summary>
+    private static void ReadOrderField(ref Utf8JsonReader reader, ref EventFields f)
+    {
+        var name = reader.HasValueSequence ? default : reader.ValueSpan;
+        reader.Read();
+        if (name.SequenceEqual("ap"u8))
+        {
+            f.SetString(ref reader, Field.AvgPrice, ref f.AvgPrice);
+            return;
+        }
+
+        if (name.Length != 1)
+        {
+            reader.Skip();
+            return;
+        }
+
+        switch (name[0])
+        {
+            case (byte)'s': f.SetString(ref reader, Field.Symbol, ref f.Symbol); break;
+            case (byte)'S': f.SetString(ref reader, Field.Side, ref f.Side); break;
+            case (byte)'o': f.SetString(ref reader, Field.OrderType, ref f.OrderType); break;
+            case (byte)'f': f.SetString(ref reader, Field.TimeInForce, ref f.TimeInForce); break;
+            case (byte)'q': f.SetString(ref reader, Field.Qty, ref f.Qty); break;
+            case (byte)'p': f.SetString(ref reader, Field.Price, ref f.Price); break;
+            case (byte)'X': f.SetString(ref reader, Field.Status, ref f.Status); break;
+            case (byte)'l': f.SetString(ref reader, Field.LastFilled, ref f.LastFilled); break;
+            case (byte)'z': f.SetString(ref reader, Field.Filled, ref f.Filled); break;
+            case (byte)'T': f.SetLong(ref reader, Field.TransactionTime, ref f.TransactionTimeMs); break;
+            default: reader.Skip(); break;
+        }
+    }
+
     /// <summary>One bit per field, for "present" and "invalid" sets.</summary>
     private static class Field
     {
         public const int EventType = 1 << 0, EventTime = 1 << 1, TransactionTime = 1 << 2, Symbol = 1 << 3, UpdateId = 1 << 4,
             BidPrice = 1 << 5, BidQty = 1 << 6, AskText = 1 << 7, AskQty = 1 << 8, AggId = 1 << 9, Price = 1 << 10,
             Qty = 1 << 11, FirstId = 1 << 12, LastId = 1 << 13, Maker = 1 << 14, BidLevels = 1 << 15, AskLevels = 1 << 16,
-            FirstUpdateId = 1 << 17, PrevUpdateId = 1 << 18;
+            FirstUpdateId = 1 << 17, PrevUpdateId = 1 << 18, IndexPrice = 1 << 19, SettlePrice = 1 << 20, FundingRate = 1 << 21,
+            Order = 1 << 22, Side = 1 << 23, OrderType = 1 << 24, TimeInForce = 1 << 25, AvgPrice = 1 << 26, Status = 1 << 27,
+            LastFilled = 1 << 28, Filled = 1 << 29;
     }
 
     private ref struct EventFields
@@ -344,6 +532,7 @@ public sealed class FrameParser
         public ReadOnlySpan<byte> EventType;
         public ReadOnlySpan<byte> Symbol;
         public ReadOnlySpan<byte> BidPrice, BidQty, AskText, AskQty, Price, Qty;
+        public ReadOnlySpan<byte> IndexPrice, SettlePrice, FundingRate, Side, OrderType, TimeInForce, AvgPrice, Status, LastFilled, Filled;
         public long EventTimeMs, TransactionTimeMs, UpdateId, AggId, FirstId, LastId, FirstUpdateId, PrevUpdateId;
         public bool Maker;
         public double[]? BidArray, AskArray;

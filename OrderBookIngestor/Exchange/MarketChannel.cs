@@ -14,6 +14,12 @@ public enum MarketChannel
 
     /// <summary>Diff depth, 100 ms.</summary>
     Depth100ms,
+
+    /// <summary>Mark price, index price and funding, once a second (<c>@markPrice@1s</c>).</summary>
+    MarkPrice,
+
+    /// <summary>Liquidation orders (<c>@forceOrder</c>): at most the latest one per symbol per second, a sampled stream.</summary>
+    ForceOrder,
 }
 
 /// <summary>
@@ -29,7 +35,8 @@ public enum BinanceRoute
 public static class MarketChannels
 {
     public static readonly MarketChannel[] All =
-        [MarketChannel.BookTicker, MarketChannel.AggTrade, MarketChannel.Depth, MarketChannel.Depth500ms, MarketChannel.Depth100ms];
+        [MarketChannel.BookTicker, MarketChannel.AggTrade, MarketChannel.Depth, MarketChannel.Depth500ms, MarketChannel.Depth100ms,
+         MarketChannel.MarkPrice, MarketChannel.ForceOrder];
 
     public static bool IsDepth(this MarketChannel channel) => channel is MarketChannel.Depth or MarketChannel.Depth500ms or MarketChannel.Depth100ms;
 
@@ -41,13 +48,15 @@ public static class MarketChannels
         MarketChannel.Depth => "depth",
         MarketChannel.Depth500ms => "depth@500ms",
         MarketChannel.Depth100ms => "depth@100ms",
+        MarketChannel.MarkPrice => "markPrice@1s",
+        MarketChannel.ForceOrder => "forceOrder",
         _ => throw new ArgumentOutOfRangeException(nameof(channel)),
     };
 
     public static BinanceRoute Route(this MarketChannel channel) => channel switch
     {
         MarketChannel.BookTicker or MarketChannel.Depth or MarketChannel.Depth500ms or MarketChannel.Depth100ms => BinanceRoute.Public,
-        MarketChannel.AggTrade => BinanceRoute.Market,
+        MarketChannel.AggTrade or MarketChannel.MarkPrice or MarketChannel.ForceOrder => BinanceRoute.Market,
         _ => throw new ArgumentOutOfRangeException(nameof(channel)),
     };
 
@@ -58,8 +67,25 @@ public static class MarketChannels
         _ => throw new ArgumentOutOfRangeException(nameof(route)),
     };
 
+    /// <summary>The --channels name of the open interest REST poll (not a stream).</summary>
+    public const string OpenInterest = "openInterest";
+
+    /// <summary>Whether a --channels name is a REST poll rather than a WebSocket stream.</summary>
+    public static bool IsPolled(string text) => string.Equals(text.Trim(), OpenInterest, StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>The streams among --channels names (polls left out); names must have been validated.</summary>
+    public static List<MarketChannel> Streams(IEnumerable<string> names)
+        => [.. names.Where(n => !IsPolled(n)).Select(n => TryParse(n, out var c) ? c : throw new ArgumentException($"Channels: '{n}'", nameof(names))).Distinct()];
+
     public static bool TryParse(string text, out MarketChannel channel)
     {
+        // --channels markPrice means the 1-second stream (the 3-second one only adds gaps).
+        if (string.Equals(text.Trim(), "markPrice", StringComparison.OrdinalIgnoreCase))
+        {
+            channel = MarketChannel.MarkPrice;
+            return true;
+        }
+
         foreach (var candidate in All)
         {
             if (string.Equals(candidate.StreamSuffix(), text.Trim(), StringComparison.OrdinalIgnoreCase))

@@ -7,6 +7,8 @@ public enum FrameKind
     BookTicker,
     Trade,
     Depth,
+    MarkPrice,
+    Liquidation,
     /// <summary>A reply to SUBSCRIBE/UNSUBSCRIBE/LIST_SUBSCRIPTIONS: {"result":...,"id":N}.</summary>
     ControlResult,
     /// <summary>An error reply to a control message: {"error":{...},"id":N}.</summary>
@@ -26,6 +28,10 @@ public struct ParsedFrame
 
     /// <summary>Owns pooled level arrays: route it or call Release.</summary>
     public DepthEvent Depth { get; set; }
+
+    public MarkPriceEvent MarkPrice { get; set; }
+
+    public LiquidationEvent Liquidation { get; set; }
 
     public long ControlId { get; set; }
 }

@@ -14,9 +14,17 @@ public interface IEventSink
 
     ValueTask RouteDepthAsync(in DepthEvent e, CancellationToken abort);
 
-    /// <summary>The symbol ids of the bookTicker streams among <paramref name="streams"/>.</summary>
-    IReadOnlyList<int> BookTickerSymbols(IEnumerable<string> streams);
+    ValueTask RouteMarkPriceAsync(in MarkPriceEvent e, CancellationToken abort);
 
-    /// <summary>The connection carrying these bookTicker symbols dropped: what follows is after a hole.</summary>
-    void Interrupted(IEnumerable<int> bookTickerSymbolIds);
+    ValueTask RouteLiquidationAsync(in LiquidationEvent e, CancellationToken abort);
+
+    /// <summary>The streams among <paramref name="streams"/> whose holes are dated by their connection (streams
+    /// without contiguous ids: bookTicker, markPrice, forceOrder).</summary>
+    IReadOnlyList<string> InterruptibleStreams(IEnumerable<string> streams);
+
+    /// <summary>The connection carrying these streams dropped: what follows is after a hole.</summary>
+    void Interrupted(IReadOnlyList<string> streams);
+
+    /// <summary>A connection carrying these streams is subscribed again: holes dated by the connection close now.</summary>
+    void Resubscribed(IReadOnlyList<string> streams);
 }

@@ -230,12 +230,19 @@ internal sealed class ShardConnection : IDisposable
             case FrameKind.Depth:
                 await _shard.Router.RouteDepthAsync(frame.Depth, abort).ConfigureAwait(false);
                 return true;
+            case FrameKind.MarkPrice:
+                await _shard.Router.RouteMarkPriceAsync(frame.MarkPrice, abort).ConfigureAwait(false);
+                return true;
+            case FrameKind.Liquidation:
+                await _shard.Router.RouteLiquidationAsync(frame.Liquidation, abort).ConfigureAwait(false);
+                return true;
             case FrameKind.ControlResult:
                 // A repeated reply (a hostile or confused server) changes nothing: the phase moves once.
                 if (frame.ControlId == Interlocked.Read(ref LastSubscribeId) && Phase == ConnectionPhase.Subscribing)
                 {
                     Acknowledged = true;
                     MoveTo(ConnectionPhase.Streaming);
+                    _shard.Router.Resubscribed(_shard.InterruptibleStreams);
                     Log.Subscribed(_shard.Logger, _shard.Plan.Name, _shard.StreamCount);
                 }
 

@@ -21,7 +21,7 @@ public sealed class ShardReader
     private readonly Lock _streamsGate = new();
     private readonly List<string> _streams;
     private readonly List<ShardConnection> _live = [];
-    private volatile IReadOnlyList<int> _bookTickerSymbols;
+    private volatile IReadOnlyList<string> _interruptible;
     private readonly ShardStats _stats;
     private readonly IngestorMetrics _metrics;
     private readonly TimeProvider _time;
@@ -40,7 +40,7 @@ public sealed class ShardReader
         _parser = parser;
         _router = router;
         _streams = [.. plan.Streams];
-        _bookTickerSymbols = router.BookTickerSymbols(_streams);
+        _interruptible = router.InterruptibleStreams(_streams);
         stats.StreamCount = _streams.Count;
         _stats = stats;
         _metrics = metrics;
@@ -58,6 +58,9 @@ public sealed class ShardReader
     internal FrameParser Parser => _parser;
 
     internal IEventSink Router => _router;
+
+    /// <summary>The shard's streams whose holes are dated by the connection.</summary>
+    internal IReadOnlyList<string> InterruptibleStreams => _interruptible;
 
     internal ShardStats Stats => _stats;
 
@@ -123,7 +126,7 @@ public sealed class ShardReader
                 EnqueueControl(connection, changed, add);
             }
 
-            _bookTickerSymbols = _router.BookTickerSymbols(_streams);
+            _interruptible = _router.InterruptibleStreams(_streams);
             _stats.StreamCount = _streams.Count;
             Log.StreamsChanged(_log, _plan.Name, add ? "+" : "-", changed.Count, _streams.Count);
         }
@@ -221,8 +224,8 @@ public sealed class ShardReader
     /// <returns>True when shutting down.</returns>
     private async Task<bool> ReconnectDelayAsync(ShardConnection failed, string reason, CancellationToken stopReading)
     {
-        // bookTicker ids are not contiguous: the window until the first frame after reconnecting is a gap.
-        _router.Interrupted(_bookTickerSymbols);
+        // bookTicker ids are not contiguous, markPrice and forceOrder have none: the window until the stream is back is a gap.
+        _router.Interrupted(_interruptible);
         var lived = failed.Age(_time);
         if (lived >= TimeSpan.FromSeconds(_options.StableConnectionSeconds))
         {

@@ -78,7 +78,7 @@ public sealed partial class IngestionPipeline
             throw new ConfigurationException(string.Join(" ", errors));
         }
 
-        var channels = fresh.Channels.Select(c => MarketChannels.TryParse(c, out var ch) ? ch : default).Distinct().ToList();
+        var channels = MarketChannels.Streams(fresh.Channels);
         var newDepth = channels.Where(c => c.IsDepth()).Select(c => (MarketChannel?)c).FirstOrDefault();
         if (newDepth is { } wanted && running.States.DepthChannel is { } current && wanted != current)
         {
@@ -110,6 +110,7 @@ public sealed partial class IngestionPipeline
         var (added, removed, newShards) = running.Rebalance(desired, _options.MaxStreamsPerConnection, plan => StartReader(running, plan));
         running.Channels = channels;
         running.SymbolIds = ids.Values.ToHashSet();
+        running.PollOpenInterest = fresh.Channels.Any(MarketChannels.IsPolled);
         Log.Reloaded(_log, added, removed, newSymbols.Count, newShards);
     }
 
@@ -143,6 +144,13 @@ public sealed partial class IngestionPipeline
         public volatile IReadOnlyList<MarketChannel> Channels = channels;
 
         public volatile IReadOnlySet<int> SymbolIds = symbols.Symbols.Select(s => symbols.TryGetId(s, out var id) ? id : 0).ToHashSet();
+
+        /// <summary>Whether the openInterest poll is among the channels (a reload can switch it).</summary>
+        public volatile bool PollOpenInterest;
+
+        /// <summary>The symbols to poll open interest for now: none when the poll is not among the channels.</summary>
+        public IReadOnlyList<(int Id, string Symbol)> OpenInterestSymbols()
+            => PollOpenInterest ? [.. SymbolIds.Order().Select(id => (id, Symbols.NameOf(id)))] : [];
 
         public IReadOnlyList<(string Stream, BinanceRoute Route, StreamActivity Activity)> CurrentActivities() => States.Activities([.. Channels], SymbolIds);
 

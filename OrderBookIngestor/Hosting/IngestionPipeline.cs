@@ -167,7 +167,7 @@ public sealed partial class IngestionPipeline : BackgroundService
     /// <summary>The running pipeline's parts, wired together but not yet started.</summary>
     private sealed record Parts(
         Prepared Prepared, IReadOnlyList<ShardPlan> Plans, EventBuffers Buffers, GapLedger Gaps, GapWriter GapWriter,
-        RestWeightGate RestGate, TradeBackfiller Backfiller, Books.SnapshotFetcher Snapshots, Books.TopSampler Sampler,
+        RestWeightGate RestGate, TradeBackfiller Backfiller, Books.SnapshotFetcher Snapshots, Books.TopSampler Sampler, OpenInterestPoller OpenInterest,
         SilenceMonitor Silence, StorageMaintainer? Maintainer, Running Running, CancellationTokenSource StopHelpers,
         CancellationTokenSource StopReplay, CancellationTokenSource StopMaintenance) : IDisposable
     {
@@ -184,7 +184,7 @@ public sealed partial class IngestionPipeline : BackgroundService
     /// phase's stop action with the supervisor. Nothing runs yet.</summary>
     private Parts Wire(Prepared p, Supervisor supervisor, CancellationToken stoppingToken, CancellationToken abort)
     {
-        var channels = _options.Channels.Select(c => MarketChannels.TryParse(c, out var ch) ? ch : throw new ConfigurationException($"Channels: '{c}'")).ToList();
+        var channels = MarketChannels.Streams(_options.Channels);
         var plans = ShardPlanner.Plan(p.Symbols.Symbols, channels, _options.Shards, _options.MaxStreamsPerConnection);
         Log.Planned(_log, plans.Count, plans.Sum(pl => pl.Streams.Count), p.Symbols.Count, string.Join(",", channels.Select(c => c.StreamSuffix())));
 
@@ -193,7 +193,8 @@ public sealed partial class IngestionPipeline : BackgroundService
         {
             (_metrics.BookTicker, () => buffers.BookTickers.Reader.Count), (_metrics.Trades, () => buffers.Trades.Reader.Count),
             (_metrics.Depth, () => buffers.Depth.Reader.Count), (_metrics.Snapshots, () => buffers.Snapshots.Reader.Count),
-            (_metrics.Tops, () => buffers.Tops.Reader.Count),
+            (_metrics.Tops, () => buffers.Tops.Reader.Count), (_metrics.MarkPrice, () => buffers.MarkPrices.Reader.Count),
+            (_metrics.Liquidations, () => buffers.Liquidations.Reader.Count), (_metrics.OpenInterest, () => buffers.OpenInterest.Reader.Count),
         })
         {
             stats.BufferDepth = depth;
@@ -217,7 +218,12 @@ public sealed partial class IngestionPipeline : BackgroundService
         var router = new EventRouter(buffers, states, gaps, backfiller.Requests, _metrics, p.Symbols, _time);
         var fetcher = new Books.SnapshotFetcher(rest, buffers, gaps, _time, _loggers.CreateLogger("OrderBookIngestor.Books"), _options.SnapshotLimit);
         depthBooks.UseSnapshots(fetcher);
-        var running = new Running(p.Symbols, states, router, new FrameParser(p.Symbols), channels, feedLog, random, supervisor, stoppingToken, abort);
+        var running = new Running(p.Symbols, states, router, new FrameParser(p.Symbols), channels, feedLog, random, supervisor, stoppingToken, abort)
+        {
+            PollOpenInterest = _options.Channels.Any(MarketChannels.IsPolled),
+        };
+        var openInterest = new OpenInterestPoller(rest, running.OpenInterestSymbols, buffers, gaps, _metrics, _time, feedLog,
+            TimeSpan.FromSeconds(_options.OpenInterestSeconds), _options.RestWeightPerMinute);
         var sampler = new Books.TopSampler(running.CurrentBooks, buffers, _time, _options.TopLevels, TimeSpan.FromMilliseconds(_options.TopIntervalMs));
         var silence = new SilenceMonitor(running.CurrentActivities, _time, feedLog, TimeSpan.FromSeconds(_options.SilentStreamSeconds));
         _metrics.SilentStreams = () => silence.Silent;
@@ -228,7 +234,7 @@ public sealed partial class IngestionPipeline : BackgroundService
                 TimeSpan.FromMilliseconds(_options.RollupIntervalMs), TimeSpan.FromSeconds(_options.MaintenanceIntervalSeconds));
 
         var parts = new Parts(p, plans, buffers, gaps, new GapWriter(gaps, _dataSource, _time, _storageLog, new Random(random.Next())), gate, backfiller,
-            fetcher, sampler, silence, maintainer, running, new CancellationTokenSource(), new CancellationTokenSource(), new CancellationTokenSource());
+            fetcher, sampler, openInterest, silence, maintainer, running, new CancellationTokenSource(), new CancellationTokenSource(), new CancellationTokenSource());
         supervisor.OnDrain(DrainPhase.Helpers, () => parts.StopHelpers.CancelAsync());
         supervisor.OnDrain(DrainPhase.Flushers, () => buffers.Complete());
         supervisor.OnDrain(DrainPhase.SpoolReplay, () => parts.StopReplay.CancelAsync());
@@ -260,12 +266,16 @@ public sealed partial class IngestionPipeline : BackgroundService
         Flusher<DepthEvent, DepthRows>(parts.Buffers.Depth.Reader, _metrics.Depth);
         Flusher<SnapshotRow, SnapshotRows>(parts.Buffers.Snapshots.Reader, _metrics.Snapshots);
         Flusher<TopRow, TopRows>(parts.Buffers.Tops.Reader, _metrics.Tops);
+        Flusher<MarkPriceEvent, MarkPriceRows>(parts.Buffers.MarkPrices.Reader, _metrics.MarkPrice);
+        Flusher<LiquidationEvent, LiquidationRows>(parts.Buffers.Liquidations.Reader, _metrics.Liquidations);
+        Flusher<OpenInterestRow, OpenInterestRows>(parts.Buffers.OpenInterest.Reader, _metrics.OpenInterest);
         supervisor.Start("gap writer", DrainPhase.GapWriter, () => parts.GapWriter.RunAsync(abort));
         var helpers = parts.StopHelpers.Token;
         supervisor.Start("backfill", DrainPhase.Helpers, () => parts.Backfiller.RunAsync(helpers, abort));
         supervisor.Start("snapshots", DrainPhase.Helpers, () => parts.Snapshots.RunAsync(helpers, abort));
         // The sampler and the silence monitor are not watched: a sampler or a monitor that stopped costs no data.
         supervisor.Start("top sampler", DrainPhase.Helpers, () => parts.Sampler.RunAsync(helpers, abort), watched: false);
+        supervisor.Start("open interest", DrainPhase.Helpers, () => parts.OpenInterest.RunAsync(helpers, abort));
         supervisor.Start("silence monitor", DrainPhase.Helpers, () => parts.Silence.RunAsync(helpers), watched: false);
         if (parts.Maintainer is { } maintainer)
         {

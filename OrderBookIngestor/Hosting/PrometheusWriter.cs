@@ -57,6 +57,13 @@ public static class PrometheusWriter
         Single(sb, "orderbook_books", "gauge", "Order books kept (symbols with a depth stream).", books);
         Single(sb, "orderbook_book_resyncs_total", "counter", "Order book resyncs after a sequence break.", resyncs);
 
+        Single(sb, "orderbook_liquidation_sampled_seconds_total", "counter",
+            "forceOrder events stored: seconds in which Binance reported only the latest liquidation of the symbol (the stream is sampled).", m.LiquidationSampledSeconds);
+        var (oiAnswered, oiMissed) = m.OpenInterestPolls;
+        Header(sb, "orderbook_open_interest_polls_total", "counter", "Open interest REST polls, by outcome (missed: failed, or skipped to leave weight to snapshots and backfill; each is a feed_gaps row).");
+        Sample(sb, "orderbook_open_interest_polls_total", "outcome=\"answered\"", oiAnswered);
+        Sample(sb, "orderbook_open_interest_polls_total", "outcome=\"missed\"", oiMissed);
+
         Single(sb, "orderbook_trades_backfilled_total", "counter", "aggTrades recovered from REST after an id discontinuity.", m.TradesBackfilled);
         Single(sb, "orderbook_events_lost_at_shutdown_total", "counter", "Received events not buffered before the drain deadline.", m.EventsLostAtShutdown);
         Single(sb, "orderbook_rest_weight_used", "gauge", "Binance REST request weight used this minute (X-MBX-USED-WEIGHT-1M).", m.RestWeightUsed());

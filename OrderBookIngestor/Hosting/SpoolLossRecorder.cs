@@ -96,9 +96,13 @@ internal sealed class SpoolLossRecorder
                 "book_ticker" => MarketChannels.StreamName(symbol, MarketChannel.BookTicker),
                 "trades" => MarketChannels.StreamName(symbol, MarketChannel.AggTrade),
                 "depth_events" => MarketChannels.StreamName(symbol, t.Depth),
+                "mark_price" => MarketChannels.StreamName(symbol, MarketChannel.MarkPrice),
+                "liquidations" => MarketChannels.StreamName(symbol, MarketChannel.ForceOrder),
+                "open_interest" => Pipeline.OpenInterestPoller.StreamName(symbol),
                 _ => $"{symbol.ToLowerInvariant()}@{spec.Table}",
             };
-            t.Gaps.Record(new GapRecord(r.SymbolId, stream, fromMs, toMs, r.FirstId, r.LastId, GapReason.SpoolCorrupt, nowMs,
+            var ids = CopyPayload.HasIds(spec.Table);
+            t.Gaps.Record(new GapRecord(r.SymbolId, stream, fromMs, toMs, ids ? r.FirstId : null, ids ? r.LastId : null, GapReason.SpoolCorrupt, nowMs,
                 $"{r.Rows} {spec.Table} rows in a damaged spool record ({damage.Problem}); ids and times as far as it still read"));
         }
     }

@@ -17,6 +17,9 @@ public sealed class IngestorMetrics
         Depth = new TableStats("depth_events");
         Snapshots = new TableStats("book_snapshots");
         Tops = new TableStats("orderbook_top");
+        MarkPrice = new TableStats("mark_price");
+        Liquidations = new TableStats("liquidations");
+        OpenInterest = new TableStats("open_interest");
     }
 
     public TimeProvider Time { get; }
@@ -39,7 +42,27 @@ public sealed class IngestorMetrics
 
     public TableStats Tops { get; }
 
-    public IEnumerable<TableStats> Tables => [BookTicker, Trades, Depth, Snapshots, Tops];
+    public TableStats MarkPrice { get; }
+
+    public TableStats Liquidations { get; }
+
+    public TableStats OpenInterest { get; }
+
+    public IEnumerable<TableStats> Tables => [BookTicker, Trades, Depth, Snapshots, Tops, MarkPrice, Liquidations, OpenInterest];
+
+    private long _liquidationSeconds;
+    private long _openInterestPolls;
+    private long _openInterestMissed;
+
+    /// <summary>forceOrder events accepted: each is a second in which the exchange reported its latest liquidation only.</summary>
+    public long LiquidationSampledSeconds => Interlocked.Read(ref _liquidationSeconds);
+
+    public void OnLiquidationSampledSecond() => Interlocked.Increment(ref _liquidationSeconds);
+
+    /// <summary>Open interest polls answered, and polls that failed or were skipped for want of request weight.</summary>
+    public (long Answered, long Missed) OpenInterestPolls => (Interlocked.Read(ref _openInterestPolls), Interlocked.Read(ref _openInterestMissed));
+
+    public void OnOpenInterestPoll(bool answered) => Interlocked.Increment(ref answered ? ref _openInterestPolls : ref _openInterestMissed);
 
     /// <summary>Books in sync / all books with a depth stream, once the pipeline runs.</summary>
     public Func<(int Synced, int Total, long Resyncs)> Books { get; set; } = () => (0, 0, 0);

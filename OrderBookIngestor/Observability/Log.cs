@@ -187,4 +187,7 @@ internal static partial class Log
 
     [LoggerMessage(9012, LogLevel.Critical, "Pipeline failed: {Error}")]
     public static partial void PipelineFailed(ILogger logger, string error);
+
+    [LoggerMessage(2040, LogLevel.Warning, "Open interest of {Symbol} not polled ({Why}; {Suppressed} more since the last sample); written to feed_gaps as poll_missed")]
+    public static partial void OpenInterestMissed(ILogger logger, string symbol, string why, long suppressed);
 }

@@ -18,6 +18,9 @@ public sealed class EventBuffers
         Depth = Create<DepthEvent>(capacityPerTable);
         Snapshots = Create<SnapshotRow>(1_000);
         Tops = Create<TopRow>(100_000);
+        MarkPrices = Create<MarkPriceEvent>(capacityPerTable);
+        Liquidations = Create<LiquidationEvent>(capacityPerTable);
+        OpenInterest = Create<OpenInterestRow>(100_000);
     }
 
     public int Capacity { get; }
@@ -32,6 +35,12 @@ public sealed class EventBuffers
 
     public Channel<TopRow> Tops { get; }
 
+    public Channel<MarkPriceEvent> MarkPrices { get; }
+
+    public Channel<LiquidationEvent> Liquidations { get; }
+
+    public Channel<OpenInterestRow> OpenInterest { get; }
+
     /// <summary>No more events will come (readers have stopped); flushers drain what is left and finish.</summary>
     public void Complete(Exception? error = null)
     {
@@ -40,6 +49,9 @@ public sealed class EventBuffers
         Depth.Writer.TryComplete(error);
         Snapshots.Writer.TryComplete(error);
         Tops.Writer.TryComplete(error);
+        MarkPrices.Writer.TryComplete(error);
+        Liquidations.Writer.TryComplete(error);
+        OpenInterest.Writer.TryComplete(error);
     }
 
     private static Channel<T> Create<T>(int capacity) => Channel.CreateBounded<T>(new BoundedChannelOptions(capacity)

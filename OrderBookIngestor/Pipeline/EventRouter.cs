@@ -123,20 +123,96 @@ public sealed class EventRouter : Feeds.IEventSink
         return _buffers.Trades.Writer.TryWrite(e) ? ValueTask.CompletedTask : WriteSlowAsync(_buffers.Trades.Writer, e, abort);
     }
 
-    /// <summary>Symbol ids of the bookTicker streams among <paramref name="streams"/>.</summary>
-    public IReadOnlyList<int> BookTickerSymbols(IEnumerable<string> streams)
-        => streams.Select(s => MarketChannels.TryParseStreamName(s, out var symbol, out var channel) && channel == MarketChannel.BookTicker
-                && _symbols.TryGetId(symbol, out var id) ? id : -1).Where(id => id >= 0).ToList();
+    public ValueTask RouteMarkPriceAsync(in MarkPriceEvent e, CancellationToken abort)
+    {
+        if (!_states.TryGetMarkPrice(e.SymbolId, out var sequence))
+        {
+            _metrics.Reject(RejectReason.Unsubscribed);
+            return ValueTask.CompletedTask;
+        }
 
-    /// <summary>A connection carrying these symbols' bookTicker streams went down.</summary>
-    public void Interrupted(IEnumerable<int> bookTickerSymbolIds)
+        sequence.Activity.Seen(e.IngestTimeUs);
+        if (!sequence.Offer(e.EventTimeMs, NowMs(), out var gap))
+        {
+            _metrics.Duplicate(MarketChannel.MarkPrice, stale: false);
+            return ValueTask.CompletedTask;
+        }
+
+        if (gap is not null)
+        {
+            _gaps.Record(gap);
+        }
+
+        return _buffers.MarkPrices.Writer.TryWrite(e) ? ValueTask.CompletedTask : WriteSlowAsync(_buffers.MarkPrices.Writer, e, abort);
+    }
+
+    public ValueTask RouteLiquidationAsync(in LiquidationEvent e, CancellationToken abort)
+    {
+        if (!_states.TryGetLiquidations(e.SymbolId, out var stream))
+        {
+            _metrics.Reject(RejectReason.Unsubscribed);
+            return ValueTask.CompletedTask;
+        }
+
+        stream.Activity.Seen(e.IngestTimeUs);
+        switch (stream.Offer(e.EventTimeMs, NowMs()))
+        {
+            case RecentIdSequence.Decision.Accept:
+                // Binance sends at most one liquidation per symbol per second: each row is a sampled second.
+                _metrics.OnLiquidationSampledSecond();
+                return _buffers.Liquidations.Writer.TryWrite(e) ? ValueTask.CompletedTask : WriteSlowAsync(_buffers.Liquidations.Writer, e, abort);
+            case RecentIdSequence.Decision.Stale:
+                _metrics.Duplicate(MarketChannel.ForceOrder, stale: true);
+                return ValueTask.CompletedTask;
+            default:
+                _metrics.Duplicate(MarketChannel.ForceOrder, stale: false);
+                return ValueTask.CompletedTask;
+        }
+    }
+
+    public IReadOnlyList<string> InterruptibleStreams(IEnumerable<string> streams)
+        => streams.Where(s => MarketChannels.TryParseStreamName(s, out _, out var channel)
+            && channel is MarketChannel.BookTicker or MarketChannel.MarkPrice or MarketChannel.ForceOrder).ToList();
+
+    public void Interrupted(IReadOnlyList<string> streams)
     {
         var now = NowMs();
-        foreach (var id in bookTickerSymbolIds)
+        foreach (var (id, channel) in Resolve(streams))
         {
-            if (_states.TryGetBookTicker(id, out var sequence))
+            switch (channel)
             {
-                sequence.Interrupt(now);
+                case MarketChannel.BookTicker when _states.TryGetBookTicker(id, out var sequence):
+                    sequence.Interrupt(now);
+                    break;
+                case MarketChannel.MarkPrice when _states.TryGetMarkPrice(id, out var marks):
+                    marks.Interrupt();
+                    break;
+                case MarketChannel.ForceOrder when _states.TryGetLiquidations(id, out var liquidations):
+                    liquidations.Interrupt(now);
+                    break;
+            }
+        }
+    }
+
+    public void Resubscribed(IReadOnlyList<string> streams)
+    {
+        var now = NowMs();
+        foreach (var (id, channel) in Resolve(streams))
+        {
+            if (channel == MarketChannel.ForceOrder && _states.TryGetLiquidations(id, out var liquidations) && liquidations.Resume(now) is { } gap)
+            {
+                _gaps.Record(gap);
+            }
+        }
+    }
+
+    private IEnumerable<(int Id, MarketChannel Channel)> Resolve(IReadOnlyList<string> streams)
+    {
+        foreach (var s in streams)
+        {
+            if (MarketChannels.TryParseStreamName(s, out var symbol, out var channel) && _symbols.TryGetId(symbol, out var id))
+            {
+                yield return (id, channel);
             }
         }
     }

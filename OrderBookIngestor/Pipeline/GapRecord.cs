@@ -21,6 +21,12 @@ public enum GapReason
     /// <summary>Spooled while the database was away, but the spool record was damaged on disk and could not be replayed
     /// (the time and id ranges are what the damaged record still showed; trades are backfilled from REST first).</summary>
     SpoolCorrupt,
+
+    /// <summary>A once-a-second stream (markPrice) skipped seconds while its connection stayed up.</summary>
+    MissedSeconds,
+
+    /// <summary>A REST poll (open interest) failed or was skipped to leave the request weight to snapshots and backfill.</summary>
+    PollMissed,
 }
 
 public static class GapReasons
@@ -35,6 +41,8 @@ public static class GapReasons
         GapReason.DaemonDown => "daemon_down",
         GapReason.Dropped => "dropped",
         GapReason.SpoolCorrupt => "spool_corrupt",
+        GapReason.MissedSeconds => "missed_seconds",
+        GapReason.PollMissed => "poll_missed",
         _ => "unknown",
     };
 }

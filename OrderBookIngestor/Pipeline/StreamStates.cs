@@ -10,6 +10,8 @@ public sealed class StreamStates
     private readonly ConcurrentDictionary<int, RecentIdSequence> _bookTickers = new();
     private readonly ConcurrentDictionary<int, TradeSequence> _trades = new();
     private readonly ConcurrentDictionary<int, IDepthBook> _books = new();
+    private readonly ConcurrentDictionary<int, SecondSequence> _markPrices = new();
+    private readonly ConcurrentDictionary<int, SparseStreamState> _liquidations = new();
     private readonly IDepthBooks? _depthBooks;
 
     /// <param name="lastStored">Per symbol id, what the database already holds (restart continuity).</param>
@@ -36,6 +38,8 @@ public sealed class StreamStates
     {
         _bookTickers.TryAdd(id, new RecentIdSequence(id, MarketChannels.StreamName(name, MarketChannel.BookTicker), last.BookTickerTimeMs));
         _trades.TryAdd(id, new TradeSequence(id, MarketChannels.StreamName(name, MarketChannel.AggTrade), last.AggTradeId, last.TradeTimeMs));
+        _markPrices.TryAdd(id, new SecondSequence(id, MarketChannels.StreamName(name, MarketChannel.MarkPrice), last.MarkPriceTimeMs));
+        _liquidations.TryAdd(id, new SparseStreamState(id, MarketChannels.StreamName(name, MarketChannel.ForceOrder)));
         if (DepthChannel is { } depth && _depthBooks is not null && !_books.ContainsKey(id))
         {
             _books.TryAdd(id, _depthBooks.Create(id, name, MarketChannels.StreamName(name, depth), last.DepthUpdateId, last.DepthTimeMs));
@@ -52,6 +56,10 @@ public sealed class StreamStates
     public bool TryGetBookTicker(int symbolId, out RecentIdSequence sequence) => _bookTickers.TryGetValue(symbolId, out sequence!);
 
     public bool TryGetTrades(int symbolId, out TradeSequence sequence) => _trades.TryGetValue(symbolId, out sequence!);
+
+    public bool TryGetMarkPrice(int symbolId, out SecondSequence sequence) => _markPrices.TryGetValue(symbolId, out sequence!);
+
+    public bool TryGetLiquidations(int symbolId, out SparseStreamState stream) => _liquidations.TryGetValue(symbolId, out stream!);
 
     public IReadOnlyList<IDepthBook> Books => [.. _books.Values];
 
@@ -74,6 +82,12 @@ public sealed class StreamStates
             list.AddRange(_trades.Values.Where(s => symbolIds?.Contains(s.SymbolId) ?? true).Select(s => (s.Stream, BinanceRoute.Market, s.Activity)));
         }
 
+        if (channels.Contains(MarketChannel.MarkPrice))
+        {
+            list.AddRange(_markPrices.Values.Where(s => symbolIds?.Contains(s.SymbolId) ?? true).Select(s => (s.Stream, BinanceRoute.Market, s.Activity)));
+        }
+
+        // forceOrder is left out on purpose: a quiet liquidation stream is a calm market, not a silent stream.
         if (channels.Any(c => c.IsDepth()))
         {
             list.AddRange(_books.Values.Where(s => symbolIds?.Contains(s.SymbolId) ?? true).Select(s => (s.Stream, BinanceRoute.Public, s.Activity)));
@@ -83,4 +97,5 @@ public sealed class StreamStates
 }
 
 /// <summary>The newest data stored for a symbol before this start. Zero where the table has none.</summary>
-public readonly record struct LastStored(long BookTickerTimeMs, long AggTradeId, long TradeTimeMs, long DepthUpdateId = 0, long DepthTimeMs = 0);
+public readonly record struct LastStored(long BookTickerTimeMs, long AggTradeId, long TradeTimeMs, long DepthUpdateId = 0, long DepthTimeMs = 0,
+    long MarkPriceTimeMs = 0);

@@ -36,7 +36,9 @@ internal sealed class SimGenerator
         try
         {
             await started.WaitAsync(ct).ConfigureAwait(false);
-            var allStreams = _options.AllStreamsActive ? _market.AllStreams.Order(StringComparer.Ordinal).ToArray() : null;
+            var allStreams = _options.AllStreamsActive ? _market.AllStreams.Where(s => !PerSecond(s)).Order(StringComparer.Ordinal).ToArray() : null;
+            var allPerSecond = _options.AllStreamsActive ? _market.AllStreams.Where(PerSecond).Order(StringComparer.Ordinal).ToArray() : null;
+            var nextSecond = (_time.GetUtcNow().ToUnixTimeMilliseconds() / 1000 + 1) * 1000;
             var start = _time.GetTimestamp();
             long produced = 0;
             var cursor = 0;
@@ -67,6 +69,20 @@ internal sealed class SimGenerator
                     return;
                 }
 
+                // markPrice and forceOrder come on the exchange's one-second clock, each second stamped with its own
+                // time even when this loop runs late, whatever the market-event rate.
+                for (var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds(); nextSecond <= nowMs; nextSecond += 1000)
+                {
+                    var snapshot = _subscribers.Current;
+                    foreach (var stream in allPerSecond ?? snapshot.PerSecondStreams)
+                    {
+                        if (_market.Tick(stream, nextSecond) is { } e)
+                        {
+                            Broadcast(e, snapshot);
+                        }
+                    }
+                }
+
                 await Task.Delay(TimeSpan.FromMilliseconds(1), _time, ct).ConfigureAwait(false);
             }
         }
@@ -75,6 +91,8 @@ internal sealed class SimGenerator
             // stopped
         }
     }
+
+    private bool PerSecond(string stream) => _market.TryGetChannel(stream, out var c) && SimulatedMarket.IsPerSecond(c);
 
     private void Broadcast(SimEvent e, SimSubscribers.Snapshot snapshot)
     {

@@ -62,6 +62,7 @@ internal sealed class SimRestEndpoints
         app.MapGet("/fapi/v1/exchangeInfo", ctx => JsonAsync(ctx, WriteExchangeInfo));
         app.MapGet("/fapi/v1/aggTrades", AggTrades);
         app.MapGet("/fapi/v1/depth", Depth);
+        app.MapGet("/fapi/v1/openInterest", OpenInterest);
         app.MapGet("/sim/ledger", ctx => JsonAsync(ctx, _ledger.WriteJson));
     }
 
@@ -106,6 +107,29 @@ internal sealed class SimRestEndpoints
         ctx.Response.Headers["X-MBX-USED-WEIGHT-1M"] = Exchange.BinanceRestClient.DepthWeight(limit).ToString(CultureInfo.InvariantCulture);
         var now = NowMs();
         return JsonAsync(ctx, w => book.WriteSnapshot(w, limit, now));
+    }
+
+    /// <summary>GET /fapi/v1/openInterest?symbol=X: weight 1, the value at this minute of the seeded walk.</summary>
+    private Task OpenInterest(HttpContext ctx)
+    {
+        var symbol = ctx.Request.Query["symbol"].ToString();
+        if (_market.Book(symbol) is null)
+        {
+            ctx.Response.StatusCode = StatusCodes.Status400BadRequest;
+            return JsonAsync(ctx, w => Error(w, -1121, "Invalid symbol."));
+        }
+
+        ctx.Response.Headers["X-MBX-USED-WEIGHT-1M"] = "1";
+        var now = NowMs();
+        var value = _market.OpenInterestAt(symbol, now);
+        return JsonAsync(ctx, w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("openInterest", value.ToString("0.000", CultureInfo.InvariantCulture));
+            w.WriteString("symbol", symbol);
+            w.WriteNumber("time", now);
+            w.WriteEndObject();
+        });
     }
 
     /// <summary>GET /fapi/v1/aggTrades?symbol=X&amp;fromId=N&amp;limit=L, in the exchange's shape.</summary>

@@ -24,13 +24,16 @@ internal sealed class SimSubscribers
     /// <param name="ByStream">Canonical stream → its targets, ordered by name so equal frames are adjacent.</param>
     /// <param name="ActiveStreams">Canonical streams with at least one target on the right route, in ordinal order.</param>
     /// <param name="DistinctSubscriptions">Distinct names subscribed anywhere (wrong routes included).</param>
+    /// <param name="PerSecondStreams">Active streams on the exchange's one-second clock (markPrice, forceOrder), not in
+    /// <paramref name="ActiveStreams"/>.</param>
     public sealed record Snapshot(
         IReadOnlyList<SimConnection> Connections,
         Dictionary<string, Target[]> ByStream,
         string[] ActiveStreams,
-        int DistinctSubscriptions)
+        int DistinctSubscriptions,
+        string[] PerSecondStreams)
     {
-        public static readonly Snapshot Empty = new([], new Dictionary<string, Target[]>(StringComparer.Ordinal), [], 0);
+        public static readonly Snapshot Empty = new([], new Dictionary<string, Target[]>(StringComparer.Ordinal), [], 0, []);
     }
 
     public Snapshot Current => _current;
@@ -63,6 +66,8 @@ internal sealed class SimSubscribers
             _current = Build();
         }
     }
+
+    private bool PerSecond(string stream) => _market.TryGetChannel(stream, out var c) && SimulatedMarket.IsPerSecond(c);
 
     private Snapshot Build()
     {
@@ -112,7 +117,8 @@ internal sealed class SimSubscribers
         return new Snapshot(
             [.. _connections],
             byStream.ToDictionary(kv => kv.Key, kv => kv.Value.OrderBy(t => t.Name, StringComparer.Ordinal).ThenBy(t => t.Prefix is null).ToArray(), StringComparer.Ordinal),
-            [.. byStream.Keys.Order(StringComparer.Ordinal)],
-            names.Count);
+            [.. byStream.Keys.Where(k => !PerSecond(k)).Order(StringComparer.Ordinal)],
+            names.Count,
+            [.. byStream.Keys.Where(PerSecond).Order(StringComparer.Ordinal)]);
     }
 }

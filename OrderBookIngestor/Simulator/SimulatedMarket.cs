@@ -13,6 +13,7 @@ public sealed class SimulatedMarket
 {
     private readonly Dictionary<string, StreamState> _streams = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
+    private readonly int _seed;
 
     private readonly int _tradeHistory;
     private readonly Dictionary<string, SimBook> _books = new(StringComparer.Ordinal);
@@ -21,6 +22,7 @@ public sealed class SimulatedMarket
     {
         _tradeHistory = tradeHistory;
         _time = time;
+        _seed = seed;
         Symbols = symbols;
         foreach (var s in symbols)
         {
@@ -79,6 +81,33 @@ public sealed class SimulatedMarket
         return s.History(fromId, limit);
     }
 
+    /// <summary>Streams the exchange pushes on its own one-second clock, not per market event.</summary>
+    public static bool IsPerSecond(MarketChannel channel) => channel is MarketChannel.MarkPrice or MarketChannel.ForceOrder;
+
+    /// <summary>
+    /// The per-second event of a markPrice or forceOrder stream for the second starting at <paramref name="secondMs"/>,
+    /// or null when there is none (a forceOrder stream has a liquidation in about one second in five). The same
+    /// seed gives the same sequence of answers.
+    /// </summary>
+    public SimEvent? Tick(string stream, long secondMs)
+    {
+        var s = _streams[stream];
+        return s.Channel switch
+        {
+            MarketChannel.MarkPrice => s.NextMarkPrice(secondMs),
+            MarketChannel.ForceOrder => s.TakeLiquidationChance() ? s.NextLiquidation(secondMs + 1 + (secondMs / 1000 % 997)) : null,
+            _ => throw new ArgumentException($"{stream} is not a per-second stream", nameof(stream)),
+        };
+    }
+
+    /// <summary>GET /fapi/v1/openInterest's value for a symbol at a time: a seeded walk by minute, 3 decimals.</summary>
+    public decimal OpenInterestAt(string symbol, long timeMs)
+    {
+        var index = Symbols.FirstOrDefault(x => x.Symbol == symbol)?.Index ?? 0;
+        var minute = (int)(timeMs / 60_000 % int.MaxValue);
+        return 10_000m + (Mix(_seed, index, minute) % 5_000_000) / 1000m;
+    }
+
     /// <summary>The next event of <paramref name="stream"/>. Not thread-safe: one generator thread calls it.</summary>
     public SimEvent Next(string stream)
     {
@@ -88,6 +117,8 @@ public sealed class SimulatedMarket
         {
             MarketChannel.BookTicker => s.NextBookTicker(now),
             MarketChannel.AggTrade => s.NextAggTrade(now),
+            MarketChannel.MarkPrice => s.NextMarkPrice(now),
+            MarketChannel.ForceOrder => s.NextLiquidation(now),
             // Every depth speed of a symbol is one diff chain here, delivered under the speed each client subscribed.
             _ => _books[s.Symbol].Next(MarketChannels.StreamName(s.Symbol, MarketChannel.Depth), MarketChannel.Depth, now),
         };
@@ -171,6 +202,49 @@ public sealed class SimulatedMarket
             }
 
             return e;
+        }
+
+        /// <summary>Once a second: mark price near the walk's mid, index a tick or two off, funding rate from ±0.0375 %.</summary>
+        public SimEvent NextMarkPrice(long nowMs)
+        {
+            _id++;
+            _midTicks = Math.Max(10, _midTicks + _random.Next(-2, 3));
+            var index = _midTicks + _random.Next(-2, 3);
+            var settle = _midTicks + _random.Next(-1, 2);
+            var fundingMillionths = _random.Next(-375, 376);
+            var nextFunding = ((nowMs / 28_800_000) + 1) * 28_800_000;
+            int pd = _symbol.PriceDecimals;
+            var funding = fundingMillionths / 1_000_000m;
+            Span<byte> buffer = stackalloc byte[512];
+            Utf8.TryWrite(buffer, CultureInfo.InvariantCulture,
+                $"{{\"e\":\"markPriceUpdate\",\"E\":{nowMs},\"s\":\"{_symbol.Symbol}\",\"p\":\"{new SymbolUniverse.FixedText(_midTicks, pd)}\",\"ap\":\"{new SymbolUniverse.FixedText(_midTicks, pd)}\",\"P\":\"{new SymbolUniverse.FixedText(settle, pd)}\",\"i\":\"{new SymbolUniverse.FixedText(index, pd)}\",\"r\":\"{funding.ToString("0.00000000", CultureInfo.InvariantCulture)}\",\"T\":{nextFunding}}}",
+                out var written);
+            // Price = mark, Qty = index, Price2 = estimated settle, Qty2 = funding rate; LastId = next funding time.
+            return new SimEvent(_name, _symbol.Symbol, Channel, _id, nowMs, nowMs,
+                SymbolUniverse.ToDecimal(_midTicks, pd), SymbolUniverse.ToDecimal(index, pd), SymbolUniverse.ToDecimal(settle, pd), funding,
+                0, nextFunding, false, buffer[..written].ToArray());
+        }
+
+        public bool TakeLiquidationChance() => _random.Next(5) == 0;
+
+        /// <summary>A liquidation order, filled in full at a price near the walk's mid.</summary>
+        public SimEvent NextLiquidation(long tradeMs)
+        {
+            _id++;
+            var sell = _random.Next(2) == 0;
+            var price = Math.Max(10, _midTicks + (sell ? -_random.Next(1, 20) : _random.Next(1, 20)));
+            var qty = 1 + _random.Next(20_000);
+            var eventMs = tradeMs + 1 + _random.Next(5);
+            int pd = _symbol.PriceDecimals, qd = _symbol.QtyDecimals;
+            var q = new SymbolUniverse.FixedText(qty, qd);
+            var p = new SymbolUniverse.FixedText(price, pd);
+            Span<byte> buffer = stackalloc byte[512];
+            Utf8.TryWrite(buffer, CultureInfo.InvariantCulture,
+                $"{{\"e\":\"forceOrder\",\"E\":{eventMs},\"o\":{{\"s\":\"{_symbol.Symbol}\",\"S\":\"{(sell ? "SELL" : "BUY")}\",\"o\":\"LIMIT\",\"f\":\"IOC\",\"q\":\"{q}\",\"p\":\"{p}\",\"ap\":\"{p}\",\"X\":\"FILLED\",\"l\":\"{q}\",\"z\":\"{q}\",\"T\":{tradeMs}}}}}",
+                out var written);
+            // Price = price and average price, Qty = original, last and accumulated quantity; Maker = sell side.
+            return new SimEvent(_name, _symbol.Symbol, Channel, _id, eventMs, tradeMs,
+                SymbolUniverse.ToDecimal(price, pd), SymbolUniverse.ToDecimal(qty, qd), 0, 0, 0, 0, sell, buffer[..written].ToArray());
         }
 
         public List<SimEvent> History(long? fromId, int limit)

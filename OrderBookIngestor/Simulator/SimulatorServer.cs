@@ -51,6 +51,9 @@ public sealed class SimulatorServer : IAsyncDisposable
     /// <summary>The exchange's own book for a symbol (tests compare it with the book rebuilt from the database).</summary>
     public SimBook? Book(string symbol) => _market.Book(symbol);
 
+    /// <summary>What GET /fapi/v1/openInterest answers for the symbol at that time.</summary>
+    public decimal OpenInterestAt(string symbol, long timeMs) => _market.OpenInterestAt(symbol, timeMs);
+
     public Uri BaseUri { get; private set; } = new("http://127.0.0.1/");
 
     public string WsUrl => $"ws://{BaseUri.Authority}";

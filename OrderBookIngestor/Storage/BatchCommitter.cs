@@ -17,6 +17,9 @@ public sealed class BatchCommitter
         [3] = (DepthRows.Table, DepthRows.CopyCommand),
         [4] = (SnapshotRows.Table, SnapshotRows.CopyCommand),
         [5] = (TopRows.Table, TopRows.CopyCommand),
+        [6] = (MarkPriceRows.Table, MarkPriceRows.CopyCommand),
+        [7] = (LiquidationRows.Table, LiquidationRows.CopyCommand),
+        [8] = (OpenInterestRows.Table, OpenInterestRows.CopyCommand),
     };
 
     private readonly NpgsqlDataSource _dataSource;

@@ -144,6 +144,16 @@ public sealed class CopyBatch : IDisposable
         _length += 4 + payload;
     }
 
+    /// <summary>text from an ASCII string (the exchange's enum words); binary text is the UTF-8 bytes.</summary>
+    public void WriteAsciiText(string value)
+    {
+        Ensure(4 + value.Length);
+        var span = _buffer.AsSpan(_length, 4 + value.Length);
+        BinaryPrimitives.WriteInt32BigEndian(span, value.Length);
+        System.Text.Encoding.ASCII.GetBytes(value, span[4..]);
+        _length += 4 + value.Length;
+    }
+
     public void WriteBool(bool value)
     {
         var span = _buffer.AsSpan(_length, 5);

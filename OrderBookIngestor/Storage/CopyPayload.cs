@@ -94,6 +94,9 @@ public static class CopyPayload
             "depth_events" => (3, 4, 5, null),
             "book_snapshots" => (2, 3, 3, null),
             "orderbook_top" => (1, 2, 2, null),
+            "mark_price" => (2, -1, -1, null),
+            "liquidations" => (3, -1, -1, null),
+            "open_interest" => (2, -1, -1, new[] { 8, 8, 4, 8 }),
             _ => throw new ArgumentException($"unknown table {table}", nameof(table)),
         };
         var ranges = new Dictionary<int, SymbolRange>();
@@ -131,6 +134,11 @@ public static class CopyPayload
                 else if (field == symbolField && value.Length == 4)
                 {
                     symbol = BinaryPrimitives.ReadInt32BigEndian(value);
+                    if (lastIdField < 0)
+                    {
+                        // A table without an id column: the row counts once its symbol is read.
+                        Add(time, symbol, 0, 0);
+                    }
                 }
 
                 if (field == firstIdField && value.Length == 8)
@@ -147,6 +155,9 @@ public static class CopyPayload
 
         return [.. ranges.Values.OrderBy(r => r.SymbolId)];
     }
+
+    /// <summary>Whether the table's rows carry the exchange's ids (the ranges of <see cref="Salvage"/> are then ids).</summary>
+    public static bool HasIds(string table) => table is "book_ticker" or "trades" or "depth_events" or "book_snapshots" or "orderbook_top";
 
     /// <summary>One fixed-width row, or null when its field count or a length is not what the encoder writes.</summary>
     private static (long Time, int Symbol, long FirstId, long LastId)? FixedRow(ReadOnlySpan<byte> row, int[] widths, int symbolField, int firstIdField, int lastIdField)
@@ -176,12 +187,12 @@ public static class CopyPayload
                 symbol = BinaryPrimitives.ReadInt32BigEndian(value);
             }
 
-            if (f == firstIdField)
+            if (f == firstIdField && firstIdField >= 0)
             {
                 firstId = BinaryPrimitives.ReadInt64BigEndian(value);
             }
 
-            if (f == lastIdField)
+            if (f == lastIdField && lastIdField >= 0)
             {
                 lastId = BinaryPrimitives.ReadInt64BigEndian(value);
             }

@@ -5,7 +5,7 @@ namespace OrderBookIngestor.Storage;
 
 /// <summary>
 /// At start, what each symbol already has in the database: the last bookTicker time and the highest
-/// aggTrade id and depth update id. The first live event then reveals the daemon's own downtime (a gap row for bookTicker,
+/// aggTrade id and depth update id, the last live mark price time. The first live event then reveals the daemon's own downtime (a gap row for bookTicker,
 /// a backfill for trades). Each lookup is one index probe on (symbol_id, ts_exchange).
 /// </summary>
 public static class LastStoredReader
@@ -27,7 +27,8 @@ public static class LastStoredReader
             var cmd = new NpgsqlBatchCommand("""
                 SELECT (SELECT (extract(epoch FROM max(ts_exchange)) * 1000)::bigint FROM marketdata.book_ticker WHERE symbol_id = $1),
                        t.agg_trade_id, (extract(epoch FROM t.ts_trade) * 1000)::bigint,
-                       d.final_update_id, (extract(epoch FROM d.ts_exchange) * 1000)::bigint
+                       d.final_update_id, (extract(epoch FROM d.ts_exchange) * 1000)::bigint,
+                       (SELECT (extract(epoch FROM max(ts_exchange)) * 1000)::bigint FROM marketdata.mark_price WHERE symbol_id = $1 AND NOT is_backfilled)
                 FROM (SELECT 1) one
                 LEFT JOIN LATERAL (SELECT agg_trade_id, ts_trade FROM marketdata.trades WHERE symbol_id = $1
                                    ORDER BY ts_exchange DESC, agg_trade_id DESC LIMIT 1) t ON true
@@ -47,7 +48,8 @@ public static class LastStoredReader
                 reader.IsDBNull(1) ? 0 : reader.GetInt64(1),
                 reader.IsDBNull(2) ? 0 : reader.GetInt64(2),
                 reader.IsDBNull(3) ? 0 : reader.GetInt64(3),
-                reader.IsDBNull(4) ? 0 : reader.GetInt64(4));
+                reader.IsDBNull(4) ? 0 : reader.GetInt64(4),
+                reader.IsDBNull(5) ? 0 : reader.GetInt64(5));
             await reader.NextResultAsync(ct).ConfigureAwait(false);
         }
 

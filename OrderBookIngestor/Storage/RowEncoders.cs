@@ -140,3 +140,82 @@ public readonly struct TopRows : IRowEncoder<TopRow>
         batch.WriteNullableDouble(t.ImbalanceL5);
     }
 }
+
+public readonly struct MarkPriceRows : IRowEncoder<MarkPriceEvent>
+{
+    public static string Table => "mark_price";
+
+    public static string CopyCommand =>
+        "COPY marketdata.mark_price (ts_exchange, ts_ingest, symbol_id, mark_price, index_price, est_settle_price, funding_rate, next_funding_time, is_backfilled) FROM STDIN (FORMAT BINARY)";
+
+    // 2 + 2×12 (timestamps) + 8 (int4) + 4×12 (float8) + 12 (timestamp) + 5 (bool)
+    private const int MaxRowBytes = 2 + 24 + 8 + 48 + 12 + 5;
+
+    public static void Encode(CopyBatch batch, in MarkPriceEvent e)
+    {
+        batch.BeginRow(9, e.EventTimeMs, MaxRowBytes);
+        batch.WriteTimestampMillis(e.EventTimeMs);
+        batch.WriteTimestampMicros(e.IngestTimeUs);
+        batch.WriteInt32(e.SymbolId);
+        batch.WriteDouble(e.MarkPrice);
+        batch.WriteNullableDouble(e.IndexPrice);
+        batch.WriteNullableDouble(e.EstimatedSettlePrice);
+        batch.WriteNullableDouble(e.FundingRate);
+        if (e.NextFundingTimeMs > 0)
+        {
+            batch.WriteTimestampMillis(e.NextFundingTimeMs);
+        }
+        else
+        {
+            batch.WriteNull();
+        }
+
+        batch.WriteBool(false);
+    }
+}
+
+public readonly struct LiquidationRows : IRowEncoder<LiquidationEvent>
+{
+    public static string Table => "liquidations";
+
+    public static string CopyCommand =>
+        "COPY marketdata.liquidations (ts_exchange, ts_trade, ts_ingest, symbol_id, side, order_type, time_in_force, status, orig_qty, price, avg_price, last_filled_qty, filled_qty) FROM STDIN (FORMAT BINARY)";
+
+    // 2 + 3×12 + 8 + 5×12; the four words reserve their own room
+    private const int MaxRowBytes = 2 + 36 + 8 + 60;
+
+    public static void Encode(CopyBatch batch, in LiquidationEvent e)
+    {
+        batch.BeginRow(13, e.EventTimeMs, MaxRowBytes);
+        batch.WriteTimestampMillis(e.EventTimeMs);
+        batch.WriteTimestampMillis(e.TradeTimeMs);
+        batch.WriteTimestampMicros(e.IngestTimeUs);
+        batch.WriteInt32(e.SymbolId);
+        batch.WriteAsciiText(e.Side);
+        batch.WriteAsciiText(e.OrderType);
+        batch.WriteAsciiText(e.TimeInForce);
+        batch.WriteAsciiText(e.Status);
+        batch.WriteDouble(e.OriginalQty);
+        batch.WriteDouble(e.Price);
+        batch.WriteDouble(e.AveragePrice);
+        batch.WriteDouble(e.LastFilledQty);
+        batch.WriteDouble(e.FilledQty);
+    }
+}
+
+public readonly struct OpenInterestRows : IRowEncoder<OpenInterestRow>
+{
+    public static string Table => "open_interest";
+
+    public static string CopyCommand =>
+        "COPY marketdata.open_interest (ts_exchange, ts_ingest, symbol_id, open_interest) FROM STDIN (FORMAT BINARY)";
+
+    public static void Encode(CopyBatch batch, in OpenInterestRow r)
+    {
+        batch.BeginRow(4, r.ExchangeTimeMs, 2 + 24 + 8 + 12);
+        batch.WriteTimestampMillis(r.ExchangeTimeMs);
+        batch.WriteTimestampMicros(r.IngestTimeUs);
+        batch.WriteInt32(r.SymbolId);
+        batch.WriteDouble(r.OpenInterest);
+    }
+}

@@ -25,7 +25,8 @@ REVOKE CREATE ON SCHEMA marketdata FROM orderbook_writer, orderbook_reader;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA marketdata TO orderbook_reader, orderbook_writer;
 GRANT INSERT ON marketdata.book_ticker, marketdata.trades, marketdata.depth_events, marketdata.book_snapshots,
-                marketdata.orderbook_top, marketdata.feed_gaps TO orderbook_writer;
+                marketdata.orderbook_top, marketdata.mark_price, marketdata.liquidations, marketdata.open_interest,
+                marketdata.feed_gaps TO orderbook_writer;
 GRANT INSERT, UPDATE ON marketdata.symbols TO orderbook_writer;
 GRANT INSERT, UPDATE, DELETE ON marketdata.ingest_batches TO orderbook_writer;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA marketdata TO orderbook_writer;

@@ -69,6 +69,12 @@ WITH recent AS (
     SELECT 'book_snapshots', symbol_id, ts_exchange, ts_ingest FROM marketdata.book_snapshots WHERE ts_exchange > now() - interval '1 hour'
     UNION ALL
     SELECT 'orderbook_top', symbol_id, ts, NULL FROM marketdata.orderbook_top WHERE ts > now() - interval '1 hour'
+    UNION ALL
+    SELECT 'mark_price', symbol_id, ts_exchange, CASE WHEN is_backfilled THEN NULL ELSE ts_ingest END FROM marketdata.mark_price WHERE ts_exchange > now() - interval '1 hour'
+    UNION ALL
+    SELECT 'liquidations', symbol_id, ts_exchange, ts_ingest FROM marketdata.liquidations WHERE ts_exchange > now() - interval '1 hour'
+    UNION ALL
+    SELECT 'open_interest', symbol_id, ts_exchange, ts_ingest FROM marketdata.open_interest WHERE ts_exchange > now() - interval '1 hour'
 ), per_table AS (
     SELECT r.symbol_id, r.table_name,
            count(*) FILTER (WHERE r.ts_exchange > now() - interval '5 minutes') AS rows_5m,

@@ -7,7 +7,7 @@ DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['book_ticker', 'trades', 'depth_events', 'book_snapshots', 'orderbook_top'] LOOP
+    FOREACH t IN ARRAY ARRAY['book_ticker', 'trades', 'depth_events', 'book_snapshots', 'orderbook_top', 'mark_price', 'liquidations', 'open_interest'] LOOP
         IF (SELECT relkind FROM pg_class WHERE oid = format('marketdata.%I', t)::regclass) <> 'p' THEN
             RAISE EXCEPTION 'marketdata.% is not partitioned: this database was created by a pre-release build or for another storage tier; record into a new database', t;
         END IF;
@@ -22,7 +22,7 @@ DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['book_ticker', 'trades', 'depth_events', 'book_snapshots', 'orderbook_top', 'bt_1s', 'trade_1s'] LOOP
+    FOREACH t IN ARRAY ARRAY['book_ticker', 'trades', 'depth_events', 'book_snapshots', 'orderbook_top', 'mark_price', 'liquidations', 'open_interest', 'bt_1s', 'trade_1s'] LOOP
         EXECUTE format('CREATE TABLE IF NOT EXISTS marketdata.%I PARTITION OF marketdata.%I DEFAULT', t || '_default', t);
     END LOOP;
 END $$;

@@ -1,0 +1,98 @@
+using OrderBookIngestor.Simulator;
+using OrderBookIngestor.Tests.Support;
+
+namespace OrderBookIngestor.Tests.Integration;
+
+/// <summary>Simulator → daemon → PostgreSQL for mark price, liquidations and open interest: every served event stored
+/// once with its values, and every hole in feed_gaps.</summary>
+public sealed class DerivativesEndToEndTests : DatabaseTest
+{
+    [Test]
+    public async Task MarkPriceLiquidationsAndOpenInterest_AreStoredExactlyAsServed()
+    {
+        // 3 symbols × (bookTicker, markPrice, forceOrder); the market runs ~6 s, so ~6 mark prices per symbol.
+        var sim = new SimulatorOptions { Symbols = 3, Rate = 500, Events = 3_000, Seed = 21, WaitForStreams = 9, DuplicateEvery = 7 };
+        await using var h = await Harness.StartAsync(Db, sim, o =>
+        {
+            o.Channels = ["bookTicker", "markPrice", "forceOrder", "openInterest"];
+            o.OpenInterestSeconds = 5;
+        });
+        await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
+        await Harness.WaitUntilAsync(async () => await Db.ScalarAsync<long>("SELECT count(DISTINCT symbol_id) FROM marketdata.open_interest") == 3,
+            TimeSpan.FromSeconds(30), () => "an open interest row per symbol");
+
+        var ledger = h.Simulator.Ledger.Snapshot();
+        foreach (var symbol in SymbolUniverse.Create(3).Select(s => s.Symbol))
+        {
+            var id = await Db.ScalarAsync<int>($"SELECT id FROM marketdata.symbols WHERE symbol = '{symbol}'");
+            var mark = ledger[$"{symbol.ToLowerInvariant()}@markPrice@1s"];
+            Assert.That(mark.Count, Is.GreaterThanOrEqualTo(4), "the simulator's one-second clock ran");
+            var stored = await Db.ScalarAsync<string>($"""
+                SELECT concat_ws('|', count(*), sum((extract(epoch FROM ts_exchange) * 1000)::bigint), sum(mark_price::numeric), sum(index_price::numeric),
+                                 sum(est_settle_price::numeric), sum(funding_rate::numeric), sum((extract(epoch FROM next_funding_time) * 1000)::bigint),
+                                 count(*) FILTER (WHERE is_backfilled))
+                FROM marketdata.mark_price WHERE symbol_id = {id}
+                """);
+            Assert.That(stored, Is.EqualTo(string.Join('|', mark.Count, mark.SumEventTimeMs, mark.SumPrice, mark.SumQty, mark.SumPrice2, mark.SumQty2, mark.SumLastId, 0)),
+                $"{symbol} mark prices: count, times, mark, index, settle, funding, next funding");
+
+            var liquidations = ledger.GetValueOrDefault($"{symbol.ToLowerInvariant()}@forceOrder");
+            var storedLiquidations = await Db.ScalarAsync<string>($"""
+                SELECT concat_ws('|', count(*), coalesce(sum((extract(epoch FROM ts_exchange) * 1000)::bigint), 0), coalesce(sum((extract(epoch FROM ts_trade) * 1000)::bigint), 0),
+                                 coalesce(sum(price::numeric), 0), coalesce(sum(orig_qty::numeric), 0), count(*) FILTER (WHERE side = 'SELL'),
+                                 count(*) FILTER (WHERE avg_price = price AND filled_qty = orig_qty AND last_filled_qty = orig_qty AND status = 'FILLED' AND order_type = 'LIMIT' AND time_in_force = 'IOC'))
+                FROM marketdata.liquidations WHERE symbol_id = {id}
+                """);
+            var l = liquidations ?? new SimLedger.StreamTotals(symbol, "ForceOrder");
+            Assert.That(storedLiquidations, Is.EqualTo(string.Join('|', l.Count, l.SumEventTimeMs, l.SumTransactionTimeMs, l.SumPrice, l.SumQty, l.MakerCount, l.Count)),
+                $"{symbol} liquidations");
+
+            // Every open interest row is the value the exchange had at its time.
+            var rows = await Db.ScalarAsync<string>($"SELECT string_agg((extract(epoch FROM ts_exchange) * 1000)::bigint || ':' || open_interest::numeric, ',') FROM marketdata.open_interest WHERE symbol_id = {id}");
+            foreach (var r in rows.Split(','))
+            {
+                var parts = r.Split(':');
+                Assert.That(decimal.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture),
+                    Is.EqualTo(h.Simulator.OpenInterestAt(symbol, long.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture))), $"{symbol} open interest at {parts[0]}");
+            }
+        }
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(ledger.Keys.Count(k => k.EndsWith("@forceOrder", StringComparison.Ordinal)), Is.GreaterThan(0), "some liquidations were served");
+            Assert.That(h.Metrics.LiquidationSampledSeconds, Is.EqualTo(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.liquidations")));
+            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason IN ('missed_seconds', 'poll_missed')"), Is.Zero, "no fault, no hole");
+            Assert.That(h.Metrics.OpenInterestPolls.Missed, Is.Zero);
+        });
+    }
+
+    [Test]
+    public async Task WithheldMarkPrices_AreAHoleOfMissedSeconds_AndAFailedPollIsAGapRow()
+    {
+        var sim = new SimulatorOptions { Symbols = 1, Rate = 200, Events = 1_600, Seed = 22, WaitForStreams = 2 };
+        await using var h = await Harness.StartAsync(Db, sim, o =>
+        {
+            o.Channels = ["bookTicker", "markPrice", "openInterest"];
+            o.OpenInterestSeconds = 5;
+        });
+        await Harness.WaitUntilAsync(() => h.Metrics.MarkPrice.RowsCommitted >= 2, TimeSpan.FromSeconds(30), () => "mark prices");
+        h.Simulator.WithholdNext("btcusdt@markPrice@1s", 2);
+        // The next REST call (the open interest poll: nothing else calls REST here) gets a 500.
+        h.Simulator.FailRestNext(500, 1, 0);
+        await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
+        await Harness.WaitUntilAsync(async () => await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'poll_missed'") >= 1,
+            TimeSpan.FromSeconds(30), () => "the failed poll's gap row");
+
+        var withheld = h.Simulator.Ledger.Withheld()["btcusdt@markPrice@1s"];
+        Assert.That(withheld, Has.Count.EqualTo(2));
+        var gap = await Db.ScalarAsync<string>("""
+            SELECT concat_ws('|', count(*), min((extract(epoch FROM gap_start) * 1000)::bigint), max((extract(epoch FROM gap_end) * 1000)::bigint))
+            FROM marketdata.feed_gaps WHERE reason = 'missed_seconds' AND stream = 'btcusdt@markPrice@1s'
+            """);
+        var (first, last) = (withheld.Min(e => e.EventTimeMs), withheld.Max(e => e.EventTimeMs));
+        Assert.That(gap, Is.EqualTo($"1|{first - 999}|{last + 999}"), "one hole covering exactly the withheld seconds");
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.mark_price") + 2, Is.EqualTo(h.Simulator.Ledger.GeneratedPerStream()["btcusdt@markPrice@1s"]));
+        Assert.That(await Db.ScalarAsync<string>("SELECT stream || ' ' || details FROM marketdata.feed_gaps WHERE reason = 'poll_missed' LIMIT 1"), Does.StartWith("btcusdt@openInterest failed"));
+        Assert.That(h.Metrics.OpenInterestPolls.Missed, Is.GreaterThanOrEqualTo(1));
+    }
+}
