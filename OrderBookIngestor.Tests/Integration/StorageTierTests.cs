@@ -433,6 +433,56 @@ public sealed class StorageTierTests(string tier) : StorageTest(tier)
     }
 
     [Test]
+    public async Task TrainingDay_CarriesFundingOpenInterestAndLiquidations_AsOfEachSecond_AndTheDaemonsGapNames()
+    {
+        await Migrate();
+        var btc = await RegisterAsync("BTCUSDT");
+        var yesterday = new DateTimeOffset(DateTime.UtcNow.Date.AddDays(-1), TimeSpan.Zero);
+        var noon = yesterday.AddHours(12);
+        long Ms(DateTimeOffset t) => t.ToUnixTimeMilliseconds();
+        // Known before the day: funding 0.0001 / mark 100, open interest 5000. During it: a mark price inside second 0
+        // and one at the very end of second 2, open interest inside second 1, liquidations in seconds 1 and 3.
+        await CommitAsync<MarkPriceEvent, MarkPriceRows>(Db.DataSource, [
+            new MarkPriceEvent(btc, Ms(yesterday.AddSeconds(-10)), 0, 100, 99.9, 99.8, 0.0001, 0),
+            new MarkPriceEvent(btc, Ms(noon.AddMilliseconds(500)), 0, 101, 100.9, 100.8, 0.0002, 0),
+            new MarkPriceEvent(btc, Ms(noon.AddMilliseconds(2_999)), 0, 102, 101.9, 101.8, -0.0003, 0)]);
+        await CommitAsync<OpenInterestRow, OpenInterestRows>(Db.DataSource, [
+            new OpenInterestRow(btc, Ms(yesterday.AddSeconds(-30)), 0, 5000), new OpenInterestRow(btc, Ms(noon.AddMilliseconds(1_200)), 0, 5100)]);
+        await CommitAsync<LiquidationEvent, LiquidationRows>(Db.DataSource, [
+            new LiquidationEvent(btc, Ms(noon.AddMilliseconds(1_500)), 1, 0, "BUY", "LIMIT", "IOC", "FILLED", 2, 100, 101, 2, 2),
+            new LiquidationEvent(btc, Ms(noon.AddMilliseconds(1_700)), 1, 0, "SELL", "LIMIT", "IOC", "FILLED", 3, 100, 100, 3, 3),
+            new LiquidationEvent(btc, Ms(noon.AddMilliseconds(3_200)), 1, 0, "SELL", "LIMIT", "IOC", "FILLED", 1, 99, 99, 1, 1)]);
+        await CommitAsync<BookTickerEvent, BookTickerRows>(Db.DataSource, [Book(btc, 1, noon, 100, 101)]);
+        // Gap rows as the daemon writes them (symbol@channel), and one as the seed's collector did (the bare channel).
+        await Db.ExecuteAsync($"""
+            INSERT INTO marketdata.feed_gaps (symbol_id, stream, gap_start, gap_end, reason) VALUES
+              ({btc}, 'btcusdt@markPrice@1s', '{noon.AddSeconds(5.5):yyyy-MM-dd HH:mm:ss.fff}+00', '{noon.AddSeconds(7.2):yyyy-MM-dd HH:mm:ss.fff}+00', 'missed_seconds'),
+              ({btc}, 'btcusdt@bookTicker', '{noon.AddSeconds(20.5):yyyy-MM-dd HH:mm:ss.fff}+00', '{noon.AddSeconds(21.2):yyyy-MM-dd HH:mm:ss.fff}+00', 'disconnected'),
+              ({btc}, 'btcusdt@openInterest', '{noon.AddSeconds(21):yyyy-MM-dd HH:mm:ss}+00', '{noon.AddSeconds(21):yyyy-MM-dd HH:mm:ss}+00', 'poll_missed'),
+              ({btc}, 'aggTrade', '{noon.AddSeconds(30):yyyy-MM-dd HH:mm:ss}+00', '{noon.AddSeconds(30):yyyy-MM-dd HH:mm:ss}+00', 'agg_trade_ids')
+            """);
+        await RefreshRollupsAsync();
+
+        Assert.That(await Db.ScalarAsync<string>($"""
+            SELECT string_agg(concat_ws('/', extract(epoch FROM ts_second - '{noon:yyyy-MM-dd HH:mm:ss}+00')::int, funding_rate, mark_price, index_price, open_interest,
+                                        liq_buy_count, liq_buy_notional, liq_sell_count, liq_sell_notional), ' ' ORDER BY ts_second)
+            FROM marketdata.get_yesterday_training_data({btc}, '{yesterday:yyyy-MM-dd}')
+            WHERE ts_second IN ('{yesterday:yyyy-MM-dd} 00:00:00+00', '{noon.AddSeconds(-1):yyyy-MM-dd HH:mm:ss}+00') OR ts_second BETWEEN '{noon:yyyy-MM-dd HH:mm:ss}+00' AND '{noon.AddSeconds(4):yyyy-MM-dd HH:mm:ss}+00'
+            """), Is.EqualTo("-43200/0.0001/100/99.9/5000/0/0/0/0 -1/0.0001/100/99.9/5000/0/0/0/0 0/0.0002/101/100.9/5000/0/0/0/0 "
+                             + "1/0.0002/101/100.9/5100/1/202/1/300 2/-0.0003/102/101.9/5100/0/0/0/0 3/-0.0003/102/101.9/5100/0/0/1/99 4/-0.0003/102/101.9/5100/0/0/0/0"),
+            "last known at the end of each second, from before the day at its start; liquidations in their second");
+        Assert.That(await Db.ScalarAsync<string>($"""
+            SELECT string_agg(extract(epoch FROM ts_second - '{noon:yyyy-MM-dd HH:mm:ss}+00')::int || ':' || gap, ',' ORDER BY ts_second)
+            FROM marketdata.get_yesterday_training_data({btc}, '{yesterday:yyyy-MM-dd}') WHERE gap IS NOT NULL
+            """), Is.EqualTo("5:mark,6:mark,7:mark,20:book,21:book,oi,30:trade"));
+        Assert.That(await Db.ScalarAsync<string>($"""
+            SELECT string_agg(extract(epoch FROM ts_second - '{noon:yyyy-MM-dd HH:mm:ss}+00')::int || ':' || book_gap || trade_gap, ',' ORDER BY ts_second)
+            FROM marketdata.get_training_data_full({btc}, '{yesterday:yyyy-MM-dd}') WHERE in_gap
+            """), Is.EqualTo("20:truefalse,21:truefalse,30:falsetrue"), "the full function reads the daemon's gap names too");
+        Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.get_yesterday_training_data({btc}, '{yesterday:yyyy-MM-dd}')"), Is.EqualTo(86_400));
+    }
+
+    [Test]
     public async Task Roles_WriterIngestsAndMaintainsWithoutDdlRights_ReaderOnlyReads()
     {
         var tier = (await Migrate(roles: true)).Tier;

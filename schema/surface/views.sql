@@ -88,7 +88,9 @@ WITH recent AS (
     GROUP BY r.symbol_id, r.table_name
 ), gaps AS (
     SELECT g.symbol_id,
-           CASE g.stream WHEN 'bookTicker' THEN 'book_ticker' WHEN 'aggTrade' THEN 'trades' ELSE 'depth_events' END AS table_name,
+           CASE split_part(regexp_replace(g.stream, '^[^@]*@', ''), '@', 1)
+                WHEN 'bookTicker' THEN 'book_ticker' WHEN 'aggTrade' THEN 'trades' WHEN 'markPrice' THEN 'mark_price'
+                WHEN 'forceOrder' THEN 'liquidations' WHEN 'openInterest' THEN 'open_interest' ELSE 'depth_events' END AS table_name,
            count(*) AS gaps_1h, max(g.gap_end) AS last_gap_end
     FROM marketdata.feed_gaps g
     WHERE g.gap_end > now() - interval '1 hour'
@@ -190,8 +192,8 @@ GROUP BY s.symbol, g.symbol_id, g.stream, g.reason;
 -- The seed's training day: one row per symbol and second of a UTC day (86,400 per symbol, a regular grid for
 -- models), by its column names: ts_second, symbol_id, mid_close, spread_mean, trade_count (0 when none), vwap,
 -- buy_sell_imbalance ((buy − sell) / (buy + sell) of taker volume, 0 when no trades). Then gap: the streams with
--- a recorded hole overlapping the second ('book', 'trade' or 'book,trade'; NULL when none), so "no trade" is not
--- confused with "not recorded". One column, NULL on almost every row, because each column costs time on every
+-- a recorded hole overlapping the second ('book', 'trade', 'mark', 'liq', 'oi', comma-separated; NULL when none),
+-- so "no trade" is not confused with "not recorded". Then the derivatives columns (see training_day_symbol). One column, NULL on almost every row, because each column costs time on every
 -- one of a day's 17 million rows; get_training_data_full has book_gap / trade_gap / in_gap as booleans. Book
 -- columns are NULL in a second without a bookTicker update. Symbols with no rollup row and
 -- no gap that day are left out. p_symbol_id NULL: every symbol. Ordered by symbol_id, then second. Every rollup
@@ -203,9 +205,21 @@ GROUP BY s.symbol, g.symbol_id, g.stream, g.reason;
 -- keys once per second. PL/pgSQL: Citus cannot plan a parameterised SQL-language query over distributed tables;
 -- each symbol's query goes to the one node that holds it (the symbol filters sit in subqueries, where Citus
 -- prunes shards by them). It returns nothing for a symbol with no rollup row and no gap that day.
-CREATE OR REPLACE FUNCTION marketdata.training_day_symbol(p_symbol_id integer, p_date date)
+-- The derivatives columns come after the seed's and the gap column: funding_rate, mark_price, index_price and
+-- open_interest are the last value known at the end of the second (the latest row with ts_exchange before the
+-- next second, from before the day if need be: never from the future); liq_* count and sum (avg_price × filled_qty)
+-- the liquidations of the second per side (BUY: a short position closed by force; 0 when none, and Binance sends at
+-- most one per symbol and second). The "last known" values are a running max over [second, values] arrays, one
+-- pass over the day in second order, no join per second. The gap column also names mark, liq and oi holes.
+-- feed_gaps.stream holds the daemon's stream names (btcusdt@bookTicker) or, from the seed's collector, the bare
+-- channel (bookTicker): both are matched by the part after the symbol.
+DROP FUNCTION IF EXISTS marketdata.get_yesterday_training_data(bigint, date);
+DROP FUNCTION IF EXISTS marketdata.training_day_symbol(integer, date);
+CREATE FUNCTION marketdata.training_day_symbol(p_symbol_id integer, p_date date)
 RETURNS TABLE (ts_second timestamptz, symbol_id integer, mid_close float8, spread_mean float8, trade_count bigint,
-               vwap float8, buy_sell_imbalance float8, gap text)
+               vwap float8, buy_sell_imbalance float8, gap text,
+               funding_rate float8, mark_price float8, index_price float8, open_interest float8,
+               liq_buy_count bigint, liq_sell_count bigint, liq_buy_notional float8, liq_sell_notional float8)
 LANGUAGE plpgsql STABLE
 SET enable_hashjoin = off SET enable_nestloop = off SET enable_material = off SET work_mem = '64MB' AS $$
 #variable_conflict use_column
@@ -214,36 +228,74 @@ DECLARE
     d1      timestamptz := (p_date + 1)::timestamp AT TIME ZONE 'UTC';
     v_book  tstzmultirange;
     v_trade tstzmultirange;
+    v_mark  tstzmultirange;
+    v_liq   tstzmultirange;
+    v_oi    tstzmultirange;
     v_gaps  boolean;
+    v_mark0 float8[];
+    v_oi0   float8[];
 BEGIN
     -- The seconds each stream's holes overlap: from the second a hole starts in to the one it ends in.
-    SELECT coalesce(range_agg(tstzrange(date_trunc('second', g.gap_start), g.gap_end, '[]')) FILTER (WHERE g.stream = 'bookTicker'), '{}'),
-           coalesce(range_agg(tstzrange(date_trunc('second', g.gap_start), g.gap_end, '[]')) FILTER (WHERE g.stream = 'aggTrade'), '{}')
-      INTO v_book, v_trade
-      FROM marketdata.feed_gaps g
-     WHERE g.symbol_id = p_symbol_id AND g.stream IN ('bookTicker', 'aggTrade') AND g.gap_end >= d0 AND g.gap_start < d1;
+    SELECT coalesce(range_agg(r) FILTER (WHERE k = 'bookTicker'), '{}'), coalesce(range_agg(r) FILTER (WHERE k = 'aggTrade'), '{}'),
+           coalesce(range_agg(r) FILTER (WHERE k LIKE 'markPrice%'), '{}'), coalesce(range_agg(r) FILTER (WHERE k = 'forceOrder'), '{}'),
+           coalesce(range_agg(r) FILTER (WHERE k = 'openInterest'), '{}')
+      INTO v_book, v_trade, v_mark, v_liq, v_oi
+      FROM (SELECT regexp_replace(g.stream, '^[^@]*@', '') AS k, tstzrange(date_trunc('second', g.gap_start), g.gap_end, '[]') AS r
+              FROM marketdata.feed_gaps g
+             WHERE g.symbol_id = p_symbol_id AND g.gap_end >= d0 AND g.gap_start < d1) x;
+    -- The values known when the day begins.
+    SELECT ARRAY[extract(epoch FROM x.ts_exchange)::float8, x.funding_rate, x.mark_price, x.index_price] INTO v_mark0
+      FROM marketdata.mark_price x WHERE x.symbol_id = p_symbol_id AND x.ts_exchange < d0 ORDER BY x.ts_exchange DESC LIMIT 1;
+    SELECT ARRAY[extract(epoch FROM x.ts_exchange)::float8, x.open_interest] INTO v_oi0
+      FROM marketdata.open_interest x WHERE x.symbol_id = p_symbol_id AND x.ts_exchange < d0 ORDER BY x.ts_exchange DESC LIMIT 1;
     -- Each test a query of its own (on Citus, one node's): a correlated test over the distributed rollups is a
     -- join Citus refuses.
-    IF isempty(v_book) AND isempty(v_trade)
+    v_gaps := NOT (isempty(v_book) AND isempty(v_trade) AND isempty(v_mark) AND isempty(v_liq) AND isempty(v_oi));
+    IF NOT v_gaps
        AND NOT EXISTS (SELECT 1 FROM marketdata.bt_1s x WHERE x.symbol_id = p_symbol_id AND x.bucket >= d0 AND x.bucket < d1)
-       AND NOT EXISTS (SELECT 1 FROM marketdata.trade_1s x WHERE x.symbol_id = p_symbol_id AND x.bucket >= d0 AND x.bucket < d1) THEN
+       AND NOT EXISTS (SELECT 1 FROM marketdata.trade_1s x WHERE x.symbol_id = p_symbol_id AND x.bucket >= d0 AND x.bucket < d1)
+       AND NOT EXISTS (SELECT 1 FROM marketdata.mark_price x WHERE x.symbol_id = p_symbol_id AND x.ts_exchange >= d0 AND x.ts_exchange < d1)
+       AND NOT EXISTS (SELECT 1 FROM marketdata.open_interest x WHERE x.symbol_id = p_symbol_id AND x.ts_exchange >= d0 AND x.ts_exchange < d1) THEN
         RETURN;
     END IF;
     -- Most symbol-days have no hole: one test of v_gaps a row, no range lookups.
-    v_gaps := NOT (isempty(v_book) AND isempty(v_trade));
     RETURN QUERY
-    SELECT g.ts, p_symbol_id, b.mid_close, b.spread_mean, coalesce(t.agg_trades, 0)::bigint, t.vwap,
-           CASE WHEN t.buy_volume + t.sell_volume > 0
-                THEN (t.buy_volume - t.sell_volume) / (t.buy_volume + t.sell_volume) ELSE 0 END::float8,
-           CASE WHEN v_gaps THEN
-               CASE WHEN v_book @> g.ts THEN CASE WHEN v_trade @> g.ts THEN 'book,trade' ELSE 'book' END
-                    WHEN v_trade @> g.ts THEN 'trade' END END
-    FROM generate_series(d0, d1 - interval '1 second', interval '1 second') AS g(ts)
-    LEFT JOIN (SELECT x.bucket, x.mid_close, x.spread_mean FROM marketdata.bt_1s x
-               WHERE x.symbol_id = p_symbol_id AND x.bucket >= d0 AND x.bucket < d1 ORDER BY x.bucket) b ON b.bucket = g.ts
-    LEFT JOIN (SELECT x.bucket, x.agg_trades, x.vwap, x.buy_volume, x.sell_volume FROM marketdata.trade_1s x
-               WHERE x.symbol_id = p_symbol_id AND x.bucket >= d0 AND x.bucket < d1 ORDER BY x.bucket) t ON t.bucket = g.ts
-    ORDER BY g.ts;
+    SELECT q.ts, p_symbol_id, q.mid_close, q.spread_mean, q.trade_count, q.vwap, q.imbalance, q.gap,
+           q.mk[2], q.mk[3], q.mk[4], q.oi[2], q.liq_buy_count, q.liq_sell_count, q.liq_buy_notional, q.liq_sell_notional
+    FROM (
+        SELECT g.ts, b.mid_close, b.spread_mean, coalesce(t.agg_trades, 0)::bigint AS trade_count, t.vwap,
+               CASE WHEN t.buy_volume + t.sell_volume > 0
+                    THEN (t.buy_volume - t.sell_volume) / (t.buy_volume + t.sell_volume) ELSE 0 END::float8 AS imbalance,
+               CASE WHEN v_gaps THEN
+                   nullif(concat_ws(',', CASE WHEN v_book @> g.ts THEN 'book' END, CASE WHEN v_trade @> g.ts THEN 'trade' END,
+                                         CASE WHEN v_mark @> g.ts THEN 'mark' END, CASE WHEN v_liq @> g.ts THEN 'liq' END,
+                                         CASE WHEN v_oi @> g.ts THEN 'oi' END), '') END AS gap,
+               coalesce(max(m.v) OVER w, v_mark0) AS mk,
+               coalesce(max(o.v) OVER w, v_oi0) AS oi,
+               coalesce(l.buy_count, 0) AS liq_buy_count, coalesce(l.sell_count, 0) AS liq_sell_count,
+               coalesce(l.buy_notional, 0) AS liq_buy_notional, coalesce(l.sell_notional, 0) AS liq_sell_notional
+        FROM generate_series(d0, d1 - interval '1 second', interval '1 second') AS g(ts)
+        LEFT JOIN (SELECT x.bucket, x.mid_close, x.spread_mean FROM marketdata.bt_1s x
+                   WHERE x.symbol_id = p_symbol_id AND x.bucket >= d0 AND x.bucket < d1 ORDER BY x.bucket) b ON b.bucket = g.ts
+        LEFT JOIN (SELECT x.bucket, x.agg_trades, x.vwap, x.buy_volume, x.sell_volume FROM marketdata.trade_1s x
+                   WHERE x.symbol_id = p_symbol_id AND x.bucket >= d0 AND x.bucket < d1 ORDER BY x.bucket) t ON t.bucket = g.ts
+        LEFT JOIN (SELECT DISTINCT ON (1) date_trunc('second', x.ts_exchange) AS bucket,
+                          ARRAY[extract(epoch FROM x.ts_exchange)::float8, x.funding_rate, x.mark_price, x.index_price] AS v
+                   FROM marketdata.mark_price x WHERE x.symbol_id = p_symbol_id AND x.ts_exchange >= d0 AND x.ts_exchange < d1
+                   ORDER BY 1, x.ts_exchange DESC) m ON m.bucket = g.ts
+        LEFT JOIN (SELECT DISTINCT ON (1) date_trunc('second', x.ts_exchange) AS bucket,
+                          ARRAY[extract(epoch FROM x.ts_exchange)::float8, x.open_interest] AS v
+                   FROM marketdata.open_interest x WHERE x.symbol_id = p_symbol_id AND x.ts_exchange >= d0 AND x.ts_exchange < d1
+                   ORDER BY 1, x.ts_exchange DESC) o ON o.bucket = g.ts
+        LEFT JOIN (SELECT date_trunc('second', x.ts_exchange) AS bucket,
+                          count(*) FILTER (WHERE x.side = 'BUY') AS buy_count, count(*) FILTER (WHERE x.side = 'SELL') AS sell_count,
+                          coalesce(sum(x.avg_price * x.filled_qty) FILTER (WHERE x.side = 'BUY'), 0) AS buy_notional,
+                          coalesce(sum(x.avg_price * x.filled_qty) FILTER (WHERE x.side = 'SELL'), 0) AS sell_notional
+                   FROM marketdata.liquidations x WHERE x.symbol_id = p_symbol_id AND x.ts_exchange >= d0 AND x.ts_exchange < d1
+                   GROUP BY 1 ORDER BY 1) l ON l.bucket = g.ts
+        WINDOW w AS (ORDER BY g.ts)
+    ) q
+    ORDER BY q.ts;
 END $$;
 
 COMMENT ON FUNCTION marketdata.training_day_symbol(integer, date) IS
@@ -259,9 +311,11 @@ CREATE OR REPLACE FUNCTION marketdata.get_yesterday_training_data(
     p_symbol_id bigint DEFAULT NULL,
     p_date date DEFAULT ((now() AT TIME ZONE 'UTC')::date - 1))
 RETURNS TABLE (ts_second timestamptz, symbol_id integer, mid_close float8, spread_mean float8, trade_count bigint,
-               vwap float8, buy_sell_imbalance float8, gap text)
+               vwap float8, buy_sell_imbalance float8, gap text,
+               funding_rate float8, mark_price float8, index_price float8, open_interest float8,
+               liq_buy_count bigint, liq_sell_count bigint, liq_buy_notional float8, liq_sell_notional float8)
 LANGUAGE sql STABLE AS $$
-    SELECT d.ts_second, d.symbol_id, d.mid_close, d.spread_mean, d.trade_count, d.vwap, d.buy_sell_imbalance, d.gap
+    SELECT d.*
     FROM (SELECT s.id FROM marketdata.symbols s WHERE p_symbol_id IS NULL OR s.id = p_symbol_id ORDER BY s.id OFFSET 0) s
     CROSS JOIN LATERAL marketdata.training_day_symbol(s.id, p_date) d
 $$;
@@ -279,7 +333,9 @@ BEGIN
             p_symbol_id bigint DEFAULT NULL,
             p_date date DEFAULT ((now() AT TIME ZONE 'UTC')::date - 1))
         RETURNS TABLE (ts_second timestamptz, symbol_id integer, mid_close float8, spread_mean float8, trade_count bigint,
-                       vwap float8, buy_sell_imbalance float8, gap text)
+                       vwap float8, buy_sell_imbalance float8, gap text,
+                       funding_rate float8, mark_price float8, index_price float8, open_interest float8,
+                       liq_buy_count bigint, liq_sell_count bigint, liq_buy_notional float8, liq_sell_notional float8)
         LANGUAGE plpgsql STABLE AS $$
         #variable_conflict use_column
         DECLARE
@@ -293,7 +349,7 @@ BEGIN
 END $citus$;
 
 COMMENT ON FUNCTION marketdata.get_yesterday_training_data(bigint, date) IS
-    'One row per symbol and second of a UTC day (default yesterday), the seed''s columns (ts_second, symbol_id, mid_close, spread_mean, trade_count, vwap, buy_sell_imbalance), then gap (book, trade or book,trade; NULL when none) for seconds inside recorded holes. Every rollup column: get_training_data_full.';
+    'One row per symbol and second of a UTC day (default yesterday), the seed''s columns (ts_second, symbol_id, mid_close, spread_mean, trade_count, vwap, buy_sell_imbalance), then gap (book, trade, mark, liq, oi, comma-separated; NULL when none) for seconds inside recorded holes, then funding_rate, mark_price, index_price, open_interest (last known at the end of the second) and liq_buy/sell_count/notional (the second''s liquidations). Every rollup column: get_training_data_full.';
 
 -- get_yesterday_training_data with every column of both rollups: one row per symbol and second of a UTC day
 -- (86,400 per symbol), the seed's seven columns first, then the rest. Book columns are NULL in a second without
@@ -330,10 +386,10 @@ BEGIN
         FROM marketdata.trade_1s x, day
         WHERE x.bucket >= day.d0 AND x.bucket < day.d1 AND (p_symbol_id IS NULL OR x.symbol_id = p_symbol_id)
     ), gaps AS MATERIALIZED (
-        SELECT g.symbol_id, CASE g.stream WHEN 'bookTicker' THEN 'book' WHEN 'aggTrade' THEN 'trade' END AS kind,
+        SELECT g.symbol_id, CASE regexp_replace(g.stream, '^[^@]*@', '') WHEN 'bookTicker' THEN 'book' WHEN 'aggTrade' THEN 'trade' END AS kind,
                greatest(date_trunc('second', g.gap_start), day.d0) AS s0, least(g.gap_end, day.d1 - interval '1 microsecond') AS s1
         FROM marketdata.feed_gaps g, day
-        WHERE g.stream IN ('bookTicker', 'aggTrade') AND g.gap_end >= day.d0 AND g.gap_start < day.d1
+        WHERE regexp_replace(g.stream, '^[^@]*@', '') IN ('bookTicker', 'aggTrade') AND g.gap_end >= day.d0 AND g.gap_start < day.d1
           AND (p_symbol_id IS NULL OR g.symbol_id = p_symbol_id)
     ), gap_seconds AS MATERIALIZED (
         -- Every second a gap overlaps, per symbol and stream kind.
