@@ -11,6 +11,7 @@
 #   ./scripts/bench.sh                        # both cases, default ramps
 #   BENCH_CASES=a BENCH_SECONDS=20 ./scripts/bench.sh
 #   BENCH_RATES_A="50000 100000" BENCH_RATES_B="10000 20000" ./scripts/bench.sh
+#   BENCH_CASES=b BENCH_B_CHANNELS=bookTicker,aggTrade,depth@100ms,markPrice,forceOrder,openInterest ./scripts/bench.sh
 #   BENCH_CASES="" BENCH_SOAK_SECONDS=600 BENCH_SOAK_RATE=50000 ./scripts/bench.sh   # memory over a long run
 #   BENCH_BDN=1 ./scripts/bench.sh            # also the BenchmarkDotNet micro-benchmarks
 #   BENCH_CASES="" BENCH_STORAGE_ROWS=30000000 ./scripts/bench.sh   # storage at scale: write rate as tables grow, view timings
@@ -96,7 +97,7 @@ quantile() {
 echo "case,offered,achieved,p50_ms,p99_ms,p999_ms,result" >"$csv"
 
 # rows_written: from /metrics on stdin, the event rows committed (book_ticker, trades, depth_events).
-rows_written() { awk '/^orderbook_rows_written_total\{table="(book_ticker|trades|depth_events)"/{s+=$2} END{print s+0}'; }
+rows_written() { awk '/^orderbook_rows_written_total\{table="(book_ticker|trades|depth_events|mark_price|liquidations)"/{s+=$2} END{print s+0}'; }
 
 # start_simulator LOG ARGS... → the simulator in the background (its pid in $sim, killed at exit) on $sim_port,
 # once it answers its ping.
@@ -111,7 +112,11 @@ start_simulator() {
 run_step() {
   local case=$1 rate=$2 symbols=$3 channels=$4
   local events=$((rate * seconds)) streams
-  streams=$(( symbols * $(echo "$channels" | tr ',' '\n' | wc -l) ))
+  # Subscriptions the simulator waits for: one per symbol and stream channel; with --symbols ALL forceOrder is the
+  # single all-market stream, and openInterest is a REST poll.
+  local per_symbol; per_symbol=$(echo "$channels" | tr ',' '\n' | grep -cvx 'forceOrder\|openInterest' || true)
+  streams=$(( symbols * per_symbol ))
+  if echo "$channels" | tr ',' '\n' | grep -qx forceOrder; then streams=$((streams + 1)); fi
   fresh_db bench
   rm -rf "$work/spool"
   start_simulator "$work/sim.log" --symbols "$symbols" --rate "$rate" --events "$events" --wait-streams "$streams"
@@ -158,16 +163,18 @@ run_step() {
     if [ "$stored" -ge "$delivered" ]; then drain=$(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f s", b-a}'); break; fi
     sleep 0.05
   done
-  local cpu1 metrics dropped p50 p99 p999 rss per_table achieved cpu_per_m ok
+  local cpu1 metrics dropped p50 p99 p999 rss per_table achieved cpu_per_m ok per_second
   cpu1=$(cpu_ticks "$daemon")
-  # Read again after the drain: a simulator behind its own rate may still have been sending.
+  # Read again after the drain: a simulator behind its own rate may still have been sending. markPrice and
+  # forceOrder run on its one-second clock, outside --events: what it generated of them is delivered too.
   delivered=$(ledger delivered || echo 0)
+  per_second=$(ledger generatedPerSecond || echo 0)
   metrics=$(curl -fs "http://127.0.0.1:$http_port/metrics")
   dropped=$(ledger droppedSlowClients || echo "?")
   p50=$(echo "$metrics" | quantile 0.5); p99=$(echo "$metrics" | quantile 0.99); p999=$(echo "$metrics" | quantile 0.999)
   rss=$(awk '/VmHWM/{printf "%.0f MB", $2/1024}' "/proc/$daemon/status")
   per_table=$(echo "$metrics" | awk -v d="$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" \
-    '/^orderbook_rows_written_total\{table="(book_ticker|trades|depth_events)"/{match($0,/table="[^"]*"/); t=substr($0,RSTART+7,RLENGTH-8); printf "%s%s %.0f", sep, t, $2/d; sep=", "}')
+    '/^orderbook_rows_written_total\{table="(book_ticker|trades|depth_events|mark_price|liquidations)"/{match($0,/table="[^"]*"/); t=substr($0,RSTART+7,RLENGTH-8); printf "%s%s %.0f", sep, t, $2/d; sep=", "}')
   if [ "${#readers[@]}" -gt 0 ]; then
     pkill -P "${readers[0]}" curl 2>/dev/null; kill "${readers[@]}" 2>/dev/null; wait "${readers[@]}" 2>/dev/null || true
     reads_ok=$(grep -c '^200$' "$work/reads.log"); reads_busy=$(grep -c '^429$' "$work/reads.log")  # still 429 after the retries; reads_other=$(grep -vc '^200$\|^429$' "$work/reads.log")
@@ -175,11 +182,12 @@ run_step() {
   kill -TERM "$daemon"; wait "$daemon" 2>/dev/null || true
   kill "$sim" 2>/dev/null; wait "$sim" 2>/dev/null || true
   local rows
-  rows=$(psql_q bench "SELECT (SELECT count(*) FROM marketdata.book_ticker) + (SELECT count(*) FROM marketdata.trades) + (SELECT count(*) FROM marketdata.depth_events)")
+  rows=$(psql_q bench "SELECT (SELECT count(*) FROM marketdata.book_ticker) + (SELECT count(*) FROM marketdata.trades) + (SELECT count(*) FROM marketdata.depth_events)
+                        + (SELECT count(*) FROM marketdata.mark_price) + (SELECT count(*) FROM marketdata.liquidations)")
   achieved=$(awk -v e="$events" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", e/(b-a)}')
   cpu_per_m=$(awk -v c0="$cpu0" -v c1="$cpu1" -v e="$events" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", (c1-c0)/hz/(e/1e6)}')
   ok="zero loss"
-  if [ "$rows" != "$delivered" ] || [ "$delivered" != "$events" ] || [ "$dropped" != 0 ] || [ "$drain" = "> 10 s" ]; then ok="LOSS/LAG"; fi
+  if [ "$rows" != "$delivered" ] || [ "$delivered" != "$((events + per_second))" ] || [ "$dropped" != 0 ] || [ "$drain" = "> 10 s" ]; then ok="LOSS/LAG"; fi
   if [ "$ok" = "zero loss" ] && awk -v d="$drain" 'BEGIN{split(d,a," "); exit !(a[1] > 2.0)}'; then ok="LAG"; fi
   # The simulator could not offer the rate (it shares the cores): not the daemon's limit; the ramp ends here.
   if [ "$ok" = "zero loss" ] && awk -v a="$achieved" -v r="$rate" 'BEGIN{exit !(a < 0.9 * r)}'; then ok="zero loss, simulator-bound"; fi
@@ -217,7 +225,7 @@ raw_copy() {
 
 for c in $cases; do
   if [ "$c" = a ]; then symbols=50; channels=bookTicker,aggTrade; rates=$rates_a; title="Case a: 50 symbols × bookTicker+aggTrade"
-  else symbols=200; channels=bookTicker,aggTrade,depth@100ms; rates=$rates_b; title="Case b: 200 symbols × bookTicker+aggTrade+depth@100ms"; fi
+  else symbols=200; channels=${BENCH_B_CHANNELS:-bookTicker,aggTrade,depth@100ms}; rates=$rates_b; title="Case b: 200 symbols × ${channels//,/+}"; fi
   {
     echo; echo "## $title"; echo
     echo "| offered msg/s | achieved msg/s | stored/events | dropped | drain after last event | p50 | p99 | p99.9 | daemon CPU s / M msgs | peak RSS | start to READY | rows/s per table | result |"

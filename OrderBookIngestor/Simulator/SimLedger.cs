@@ -35,10 +35,18 @@ public sealed class SimLedger
     /// send loops' delivery bookkeeping.</summary>
     private readonly Lock _generatedGate = new();
 
+    private long _perSecond;
+
+    /// <summary>Generated events of the streams on the one-second clock (markPrice, forceOrder), which --events does not
+    /// count and <see cref="Generated"/> leaves out.</summary>
+    public long GeneratedPerSecond => Interlocked.Read(ref _perSecond);
+
     /// <summary>An event happened on the market, whoever receives it.</summary>
     public void OnGenerated(SimEvent e)
     {
-        Interlocked.Increment(ref _generated);
+        // Generated counts market events (what --events limits); the one-second clock's are counted apart.
+        Interlocked.Increment(ref SimulatedMarket.IsPerSecond(e.Channel) ? ref _perSecond : ref _generated);
+
         lock (_generatedGate)
         {
             _generatedPerStream[e.Stream] = _generatedPerStream.GetValueOrDefault(e.Stream) + 1;
@@ -123,6 +131,7 @@ public sealed class SimLedger
     {
         w.WriteStartObject();
         w.WriteNumber("generated", Generated);
+        w.WriteNumber("generatedPerSecond", GeneratedPerSecond);
         w.WriteNumber("delivered", Delivered);
         w.WriteNumber("droppedSlowClients", Interlocked.Read(ref _droppedSlowClients));
         w.WriteNumber("withheld", Withheld().Values.Sum(l => l.Count));
