@@ -95,4 +95,27 @@ public sealed class DerivativesEndToEndTests : DatabaseTest
         Assert.That(await Db.ScalarAsync<string>("SELECT stream || ' ' || details FROM marketdata.feed_gaps WHERE reason = 'poll_missed' LIMIT 1"), Does.StartWith("btcusdt@openInterest failed"));
         Assert.That(h.Metrics.OpenInterestPolls.Missed, Is.GreaterThanOrEqualTo(1));
     }
+
+    [Test]
+    public async Task EverySymbol_TakesLiquidationsFromTheAllMarketStream_AndADisconnectIsAHoleForEach()
+    {
+        var sim = new SimulatorOptions { Symbols = 4, Rate = 400, Events = 2_800, Seed = 23, WaitForStreams = 5 };
+        await using var h = await Harness.StartAsync(Db, sim, o =>
+        {
+            o.Symbols = ["ALL"];
+            o.Channels = ["bookTicker", "forceOrder"];
+        });
+        await Harness.WaitUntilAsync(() => h.Metrics.Liquidations.RowsCommitted >= 2, TimeSpan.FromSeconds(30), () => "liquidations");
+        Assert.That(h.Simulator.Connections.SelectMany(c => c.Subscriptions()).Where(s => s.Contains("forceOrder", StringComparison.Ordinal)),
+            Is.EqualTo(new[] { "!forceOrder@arr" }), "one subscription for every symbol's liquidations");
+        h.Simulator.DisconnectAll();
+        await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
+
+        var ledger = h.Simulator.Ledger.Snapshot().Where(kv => kv.Key.EndsWith("@forceOrder", StringComparison.Ordinal)).ToList();
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.liquidations"), Is.EqualTo(ledger.Sum(kv => kv.Value.Count)));
+        Assert.That(await Db.ScalarAsync<decimal>("SELECT sum(price::numeric) FROM marketdata.liquidations"), Is.EqualTo(ledger.Sum(kv => kv.Value.SumPrice)));
+        Assert.That(ledger, Has.Count.GreaterThan(1), "liquidations of several symbols came through it");
+        await Harness.WaitUntilAsync(async () => await Db.ScalarAsync<long>("SELECT count(DISTINCT symbol_id) FROM marketdata.feed_gaps WHERE stream LIKE '%@forceOrder' AND reason = 'disconnected'") == 4,
+            TimeSpan.FromSeconds(30), () => "a disconnected hole for each symbol's liquidations");
+    }
 }

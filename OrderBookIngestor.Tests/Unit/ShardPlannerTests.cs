@@ -107,5 +107,20 @@ public sealed class ShardPlannerTests
         Assert.That(swap.Add[0], Is.EqualTo(new[] { "solusdt@bookTicker" }), "the removed stream's room is reused");
         Assert.That(swap.NewShards, Is.Empty);
     }
-}
 
+    [Test]
+    public void ShardPlanner_WithEverySymbol_TakesLiquidationsFromTheOneAllMarketStream()
+    {
+        var plans = ShardPlanner.Plan(FiftySymbols, [MarketChannel.AggTrade, MarketChannel.ForceOrder, MarketChannel.BookTicker], 2, 200, allMarketForceOrder: true);
+        var market = plans.Where(p => p.Route == BinanceRoute.Market).SelectMany(p => p.Streams).ToList();
+        Assert.That(market.Count(s => s.EndsWith("@forceOrder", StringComparison.Ordinal)), Is.Zero);
+        Assert.That(market.Count(s => s == MarketChannels.AllMarketForceOrder), Is.EqualTo(1));
+        Assert.That(market.Count(s => s.EndsWith("@aggTrade", StringComparison.Ordinal)), Is.EqualTo(50));
+
+        // Alone on its route, it is a connection of its own.
+        var alone = ShardPlanner.Plan(FiftySymbols, [MarketChannel.BookTicker, MarketChannel.ForceOrder], 2, 200, allMarketForceOrder: true);
+        Assert.That(alone.Where(p => p.Route == BinanceRoute.Market).Select(p => string.Join(",", p.Streams)), Is.EqualTo(new[] { MarketChannels.AllMarketForceOrder }));
+        Assert.That(MarketChannels.StreamNames(["BTCUSDT"], [MarketChannel.BookTicker, MarketChannel.ForceOrder], true), Is.EqualTo(new[] { "btcusdt@bookTicker", "!forceOrder@arr" }));
+        Assert.That(MarketChannels.TryParseStreamName(MarketChannels.AllMarketForceOrder, out var symbol, out var channel) && symbol == "" && channel == MarketChannel.ForceOrder, Is.True);
+    }
+}

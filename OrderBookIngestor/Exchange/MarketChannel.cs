@@ -67,6 +67,31 @@ public static class MarketChannels
         _ => throw new ArgumentOutOfRangeException(nameof(route)),
     };
 
+    /// <summary>Binance's all-market liquidation stream (on /market): one subscription instead of one per symbol,
+    /// used when every symbol is recorded.</summary>
+    public const string AllMarketForceOrder = "!forceOrder@arr";
+
+    /// <summary>
+    /// The streams that record <paramref name="channels"/> for <paramref name="symbols"/>: symbol × channel, except that
+    /// forceOrder is the one all-market stream when <paramref name="allMarketForceOrder"/> (every symbol recorded).
+    /// </summary>
+    public static IEnumerable<string> StreamNames(IEnumerable<string> symbols, IReadOnlyCollection<MarketChannel> channels, bool allMarketForceOrder)
+    {
+        var perSymbol = channels.Where(c => !(allMarketForceOrder && c == MarketChannel.ForceOrder)).ToList();
+        foreach (var symbol in symbols)
+        {
+            foreach (var c in perSymbol)
+            {
+                yield return StreamName(symbol, c);
+            }
+        }
+
+        if (allMarketForceOrder && channels.Contains(MarketChannel.ForceOrder))
+        {
+            yield return AllMarketForceOrder;
+        }
+    }
+
     /// <summary>The --channels name of the open interest REST poll (not a stream).</summary>
     public const string OpenInterest = "openInterest";
 
@@ -103,11 +128,18 @@ public static class MarketChannels
     public static string StreamName(string symbol, MarketChannel channel)
         => string.Concat(symbol.ToLowerInvariant(), "@", channel.StreamSuffix());
 
-    /// <summary>Splits "btcusdt@bookTicker" into its symbol (upper case) and channel.</summary>
+    /// <summary>Splits "btcusdt@bookTicker" into its symbol (upper case) and channel. The all-market liquidation
+    /// stream has the empty symbol: it carries every symbol's.</summary>
     public static bool TryParseStreamName(string stream, out string symbol, out MarketChannel channel)
     {
         symbol = "";
         channel = default;
+        if (stream == AllMarketForceOrder)
+        {
+            channel = MarketChannel.ForceOrder;
+            return true;
+        }
+
         var at = stream.IndexOf('@', StringComparison.Ordinal);
         if (at <= 0 || !TryParse(stream[(at + 1)..], out channel))
         {

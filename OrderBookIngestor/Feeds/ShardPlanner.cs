@@ -10,7 +10,10 @@ namespace OrderBookIngestor.Feeds;
 /// </summary>
 public static class ShardPlanner
 {
-    public static IReadOnlyList<ShardPlan> Plan(IEnumerable<string> symbols, IEnumerable<MarketChannel> channels, int shardsPerRoute, int maxStreamsPerConnection)
+    /// <param name="allMarketForceOrder">Every symbol is recorded: forceOrder is the one all-market stream
+    /// (<see cref="MarketChannels.AllMarketForceOrder"/>), on the least loaded /market shard, not one per symbol.</param>
+    public static IReadOnlyList<ShardPlan> Plan(IEnumerable<string> symbols, IEnumerable<MarketChannel> channels, int shardsPerRoute, int maxStreamsPerConnection,
+        bool allMarketForceOrder = false)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(shardsPerRoute, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxStreamsPerConnection, 1);
@@ -20,11 +23,17 @@ public static class ShardPlanner
         var index = 0;
         foreach (var route in channelList.Select(c => c.Route()).Distinct().Order())
         {
-            var routeChannels = channelList.Where(c => c.Route() == route).ToList();
+            var allMarket = allMarketForceOrder && route == BinanceRoute.Market && channelList.Contains(MarketChannel.ForceOrder);
+            var routeChannels = channelList.Where(c => c.Route() == route && !(allMarket && c == MarketChannel.ForceOrder)).ToList();
             var streamsPerSymbol = routeChannels.Count;
             var total = orderedSymbols.Count * streamsPerSymbol;
             if (total == 0)
             {
+                if (allMarket)
+                {
+                    plans.Add(new ShardPlan(index++, route, [MarketChannels.AllMarketForceOrder]));
+                }
+
                 continue;
             }
 
@@ -41,6 +50,11 @@ public static class ShardPlanner
                 {
                     bucket.Add(MarketChannels.StreamName(orderedSymbols[i], channel));
                 }
+            }
+
+            if (allMarket)
+            {
+                buckets.MinBy(b => b.Count)!.Add(MarketChannels.AllMarketForceOrder);
             }
 
             foreach (var bucket in buckets)

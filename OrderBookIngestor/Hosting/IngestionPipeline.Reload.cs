@@ -106,7 +106,7 @@ public sealed partial class IngestionPipeline
         var dropped = running.SymbolIds.Except(ids.Values).ToList();
         await store.DeactivateAsync(dropped, ct).ConfigureAwait(false);
 
-        var desired = ids.Keys.SelectMany(symbol => channels.Select(c => MarketChannels.StreamName(symbol, c))).ToHashSet(StringComparer.Ordinal);
+        var desired = MarketChannels.StreamNames(ids.Keys, channels, AllMarketForceOrder(fresh)).ToHashSet(StringComparer.Ordinal);
         var (added, removed, newShards) = running.Rebalance(desired, _options.MaxStreamsPerConnection, plan => StartReader(running, plan));
         running.Channels = channels;
         running.SymbolIds = ids.Values.ToHashSet();

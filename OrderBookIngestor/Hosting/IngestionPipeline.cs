@@ -185,7 +185,7 @@ public sealed partial class IngestionPipeline : BackgroundService
     private Parts Wire(Prepared p, Supervisor supervisor, CancellationToken stoppingToken, CancellationToken abort)
     {
         var channels = MarketChannels.Streams(_options.Channels);
-        var plans = ShardPlanner.Plan(p.Symbols.Symbols, channels, _options.Shards, _options.MaxStreamsPerConnection);
+        var plans = ShardPlanner.Plan(p.Symbols.Symbols, channels, _options.Shards, _options.MaxStreamsPerConnection, AllMarketForceOrder(_options));
         Log.Planned(_log, plans.Count, plans.Sum(pl => pl.Streams.Count), p.Symbols.Count, string.Join(",", channels.Select(c => c.StreamSuffix())));
 
         var buffers = new EventBuffers(_options.BufferCapacity);
@@ -289,6 +289,11 @@ public sealed partial class IngestionPipeline : BackgroundService
 
         supervisor.Start("reload", DrainPhase.Helpers, () => ReloadLoopAsync(parts.Running, helpers));
     }
+
+    /// <summary>Every symbol, in one instance: forceOrder then comes from the one all-market stream. With several
+    /// instances each would get every symbol's liquidations, most of them not its own, so they subscribe per symbol.</summary>
+    internal static bool AllMarketForceOrder(IngestorOptions options)
+        => options.Symbols.Count == 1 && OptionsValidator.IsAll(options.Symbols[0]) && InstanceSplit.Parse(options.Instance).IsAll;
 
     /// <summary>Each of several instances keeps its own spool and quarantine (they are one daemon's): spool/instance-K-of-N.</summary>
     internal static string InstanceDirectory(IngestorOptions options, string directory)

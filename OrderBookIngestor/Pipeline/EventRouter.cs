@@ -210,7 +210,18 @@ public sealed class EventRouter : Feeds.IEventSink
     {
         foreach (var s in streams)
         {
-            if (MarketChannels.TryParseStreamName(s, out var symbol, out var channel) && _symbols.TryGetId(symbol, out var id))
+            if (s == MarketChannels.AllMarketForceOrder)
+            {
+                // The all-market stream carries every symbol's liquidations.
+                foreach (var name in _symbols.Symbols)
+                {
+                    if (_symbols.TryGetId(name, out var each))
+                    {
+                        yield return (each, MarketChannel.ForceOrder);
+                    }
+                }
+            }
+            else if (MarketChannels.TryParseStreamName(s, out var symbol, out var channel) && _symbols.TryGetId(symbol, out var id))
             {
                 yield return (id, channel);
             }

@@ -82,17 +82,21 @@ internal sealed class SimSubscribers
             foreach (var name in c.Subscriptions())
             {
                 names.Add(name);
-                // A stream subscribed on the wrong route is acknowledged and then silent, as on the real exchange.
-                if (!_market.TryGetChannel(name, out var channel) || channel.Route() != c.Route)
+                foreach (var stream in _market.Expand(name))
                 {
-                    continue;
-                }
+                    // A stream subscribed on the wrong route is acknowledged and then silent, as on the real exchange.
+                    if (!_market.TryGetChannel(stream, out var channel) || channel.Route() != c.Route)
+                    {
+                        continue;
+                    }
 
-                var canonical = _market.Canonical(name);
-                var rank = channel switch { MarketChannel.Depth100ms => 1, MarketChannel.Depth500ms => 2, _ => 0 };
-                if (!chosen.TryGetValue(canonical, out var current) || rank < current.Rank)
-                {
-                    chosen[canonical] = (name, rank);
+                    var canonical = _market.Canonical(stream);
+                    // A symbol's own stream wins over the all-market one on the same connection (one copy each).
+                    var rank = channel switch { MarketChannel.Depth100ms => 1, MarketChannel.Depth500ms => 2, _ => 0 } + (stream == name ? 0 : 3);
+                    if (!chosen.TryGetValue(canonical, out var current) || rank < current.Rank)
+                    {
+                        chosen[canonical] = (name, rank);
+                    }
                 }
             }
 

@@ -52,7 +52,14 @@ public sealed class SimulatedMarket
         }
     }
 
-    public bool IsKnownStream(string stream) => _streams.ContainsKey(stream);
+    public bool IsKnownStream(string stream) => _streams.ContainsKey(stream) || stream == MarketChannels.AllMarketForceOrder;
+
+    /// <summary>The canonical streams a subscribed name delivers: itself, or for the all-market liquidation stream every
+    /// symbol's forceOrder stream.</summary>
+    public IEnumerable<string> Expand(string name)
+        => name == MarketChannels.AllMarketForceOrder
+            ? Symbols.Select(s => MarketChannels.StreamName(s.Symbol, MarketChannel.ForceOrder))
+            : [name];
 
     /// <summary>Every stream that generates events: one diff chain per symbol stands for all three depth speeds.</summary>
     public IReadOnlyCollection<string> AllStreams => [.. _streams.Keys.Select(Canonical).Distinct(StringComparer.Ordinal)];
