@@ -32,8 +32,19 @@ public static class StorageBenchCommand
         command.Add(symbolCount);
         command.SetAction(async (parse, ct) =>
         {
-            await using var dataSource = IngestorHost.CreateDataSource(parse.GetValue(database)!);
-            return await RunAsync(dataSource, Math.Max(30_000, parse.GetValue(rows)), Math.Clamp(parse.GetValue(symbolCount), 1, 2000), ct).ConfigureAwait(false);
+            var connection = parse.GetValue(database)!;
+            await using var dataSource = IngestorHost.CreateDataSource(connection);
+            try
+            {
+                return await RunAsync(dataSource, Math.Max(30_000, parse.GetValue(rows)), Math.Clamp(parse.GetValue(symbolCount), 1, 2000), ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is ConfigurationException or NpgsqlException or IOException or TimeoutException)
+            {
+                // A database that is missing, refuses us or goes away: one line, not a stack trace.
+                Console.Error.WriteLine($"orderbook-ingestor: bench-storage failed against {DatabaseConnection.Redact(connection)}: "
+                    + (ex is ConfigurationException ? ex.Message : DatabaseErrors.Describe(ex)));
+                return ex is ConfigurationException || DatabaseErrors.IsConfigurationProblem(ex) ? ExitCodes.Configuration : ExitCodes.Failure;
+            }
         });
         return command;
     }
