@@ -17,7 +17,9 @@ CREATE TABLE IF NOT EXISTS marketdata.mark_price (
     is_backfilled     boolean     NOT NULL DEFAULT false
 ) /*{{PARTITION BY RANGE (ts_exchange)}}*/;
 
-CREATE INDEX IF NOT EXISTS mark_price_symbol_ts_idx ON marketdata.mark_price (symbol_id, ts_exchange);
+-- The training day reads a symbol-day of mark prices (86,400 rows, one per heap page: rows of all symbols arrive
+-- interleaved) from this index alone: 106 s → 48 s for 200 symbol-days when it read the heap (measured, see README).
+CREATE INDEX IF NOT EXISTS mark_price_symbol_ts_idx ON marketdata.mark_price (symbol_id, ts_exchange) INCLUDE (mark_price, index_price, funding_rate);
 CREATE INDEX IF NOT EXISTS mark_price_ts_brin ON marketdata.mark_price USING brin (ts_exchange) WITH (pages_per_range = 16);
 
 -- forceOrder: liquidation orders. Binance pushes at most the latest liquidation of a symbol per 1000 ms, so the
