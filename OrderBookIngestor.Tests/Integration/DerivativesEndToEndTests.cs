@@ -1,3 +1,4 @@
+using System.Globalization;
 using OrderBookIngestor.Simulator;
 using OrderBookIngestor.Tests.Support;
 
@@ -117,5 +118,53 @@ public sealed class DerivativesEndToEndTests : DatabaseTest
         Assert.That(ledger, Has.Count.GreaterThan(1), "liquidations of several symbols came through it");
         await Harness.WaitUntilAsync(async () => await Db.ScalarAsync<long>("SELECT count(DISTINCT symbol_id) FROM marketdata.feed_gaps WHERE stream LIKE '%@forceOrder' AND reason = 'disconnected'") == 4,
             TimeSpan.FromSeconds(30), () => "a disconnected hole for each symbol's liquidations");
+    }
+
+    [Test]
+    public async Task AfterDowntime_MinuteBarsAndSettledFundingAreBackfilled_AndTheWindowStaysAGap()
+    {
+        var sim = new SimulatorOptions { Symbols = 1, Rate = 200, Events = 4_000, Seed = 24, WaitForStreams = 2 };
+        await using var h = await Harness.StartAsync(Db, sim, o => o.Channels = ["bookTicker", "markPrice"]);
+        await Harness.WaitUntilAsync(() => h.Metrics.MarkPrice.RowsCommitted >= 2, TimeSpan.FromSeconds(30), () => "mark prices");
+        // While the daemon is down, make its last stored mark price 5 minutes before the last funding settlement, as
+        // if it had been down since then: the window then holds minute bars and one settlement.
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var settlement = now / 28_800_000 * 28_800_000;
+        var lastLive = settlement - 300_000 + 1_234;
+        await h.RestartDaemonAsync(TimeSpan.FromMilliseconds(200), async () =>
+        {
+            await Db.ExecuteAsync("DELETE FROM marketdata.mark_price");
+            await Db.ExecuteAsync($"INSERT INTO marketdata.mark_price (ts_exchange, ts_ingest, symbol_id, mark_price) SELECT to_timestamp({lastLive} / 1000.0), now(), id, 1 FROM marketdata.symbols");
+        });
+        await Harness.WaitUntilAsync(() => h.Metrics.MarkPricesBackfilled > 0, TimeSpan.FromSeconds(30), () => "no backfill");
+        await Harness.WaitUntilAsync(async () => await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.mark_price WHERE is_backfilled") == h.Metrics.MarkPricesBackfilled,
+            TimeSpan.FromSeconds(30), () => "backfilled rows not committed");
+
+        var window = await Db.ScalarAsync<string>("""
+            SELECT (extract(epoch FROM gap_start) * 1000)::bigint || ' ' || (extract(epoch FROM gap_end) * 1000)::bigint
+            FROM marketdata.feed_gaps WHERE stream = 'btcusdt@markPrice@1s' AND reason = 'daemon_down'
+            """);
+        var (from, to) = (long.Parse(window.Split(' ')[0], CultureInfo.InvariantCulture), long.Parse(window.Split(' ')[1], CultureInfo.InvariantCulture));
+        Assert.That(from, Is.EqualTo(lastLive + 1), "the hole starts after the last live mark price");
+        var expected = new List<string>();
+        for (var open = (from - 59_999 + 59_999) / 60_000 * 60_000; open + 59_999 <= to; open += 60_000)
+        {
+            if (open + 59_999 < from)
+            {
+                continue;
+            }
+
+            var funding = open + 59_999 >= settlement && open < settlement + 60_000 && settlement >= from
+                ? h.Simulator.FundingRateAt("BTCUSDT", settlement).ToString(CultureInfo.InvariantCulture) : "-";
+            expected.Add($"{open + 59_999}:{((double)h.Simulator.MarkPriceBar("BTCUSDT", open).Close).ToString(CultureInfo.InvariantCulture)}:{funding}");
+        }
+
+        var stored = await Db.ScalarAsync<string>("""
+            SELECT string_agg((extract(epoch FROM ts_exchange) * 1000)::bigint || ':' || mark_price::numeric || ':' || coalesce(funding_rate::numeric::text, '-'), ',' ORDER BY ts_exchange)
+            FROM marketdata.mark_price WHERE is_backfilled AND index_price IS NULL AND est_settle_price IS NULL
+            """);
+        Assert.That(expected, Has.Count.GreaterThanOrEqualTo(5));
+        Assert.That(stored, Is.EqualTo(string.Join(',', expected)), "every bar closing in the hole, with the settled rate on the first bar after the settlement");
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE stream = 'btcusdt@markPrice@1s'"), Is.EqualTo(1), "the window is still a hole");
     }
 }

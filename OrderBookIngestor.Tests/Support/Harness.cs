@@ -71,11 +71,16 @@ public sealed class Harness : IAsyncDisposable
     }
 
     /// <summary>Stops the daemon (an orderly SIGTERM-like stop), waits, and starts a fresh one on the same database.</summary>
-    public async Task RestartDaemonAsync(TimeSpan downtime)
+    public async Task RestartDaemonAsync(TimeSpan downtime, Func<Task>? whileDown = null)
     {
         await Daemon.StopAsync();
         Daemon.Dispose();
         await Task.Delay(downtime);
+        if (whileDown is not null)
+        {
+            await whileDown();
+        }
+
         Daemon = IngestorHost.Build(Options, new TestContextLoggerProvider(), _daemonTime, _environment, _reloadSource);
         await Daemon.StartAsync();
     }

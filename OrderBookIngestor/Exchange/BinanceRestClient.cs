@@ -102,6 +102,142 @@ public sealed class BinanceRestClient
             : throw new JsonException("openInterest: \"openInterest\" or \"time\" missing");
     }
 
+    /// <summary>GET /fapi/v1/markPriceKlines weight by limit, as Binance documents it.</summary>
+    public static int KlinesWeight(int limit) => limit switch
+    {
+        < 100 => 1,
+        < 500 => 2,
+        <= 1000 => 5,
+        _ => 10,
+    };
+
+    /// <summary>
+    /// GET /fapi/v1/markPriceKlines, 1-minute bars with a close time in [fromMs, toMs], oldest first, at most
+    /// <paramref name="limit"/>: each bar's close as a backfilled mark price at its close time.
+    /// </summary>
+    public async Task<IReadOnlyList<MarkPriceEvent>> GetMarkPriceBarsAsync(string symbol, int symbolId, long fromMs, long toMs, int limit, long fetchedUs, CancellationToken ct)
+    {
+        using var slot = await _gate.AcquireAsync(KlinesWeight(limit), ct).ConfigureAwait(false);
+        // startTime is the bar's open time: the first bar closing at or after fromMs opened 59,999 ms before.
+        using var response = await _http.GetAsync(new Uri(_base,
+            $"fapi/v1/markPriceKlines?symbol={symbol}&interval=1m&startTime={fromMs - 59_999}&endTime={toMs}&limit={limit}"), ct).ConfigureAwait(false);
+        ThrowUnlessOk(response, "markPriceKlines");
+        var body = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
+        return [.. ParseMarkPriceBars(body, symbolId, fetchedUs).Where(b => b.EventTimeMs >= fromMs && b.EventTimeMs <= toMs)];
+    }
+
+    /// <summary>GET /fapi/v1/fundingRate: the funding rates settled in [fromMs, toMs], as (funding time, rate).</summary>
+    public async Task<IReadOnlyList<(long TimeMs, double Rate)>> GetFundingRatesAsync(string symbol, long fromMs, long toMs, CancellationToken ct)
+    {
+        using var slot = await _gate.AcquireAsync(1, ct).ConfigureAwait(false);
+        using var response = await _http.GetAsync(new Uri(_base, $"fapi/v1/fundingRate?symbol={symbol}&startTime={fromMs}&endTime={toMs}&limit=1000"), ct).ConfigureAwait(false);
+        ThrowUnlessOk(response, "fundingRate");
+        var body = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
+        return ParseFundingRates(body);
+    }
+
+    private void ThrowUnlessOk(HttpResponseMessage response, string what)
+    {
+        _gate.Observe(response);
+        if (response.StatusCode is HttpStatusCode.TooManyRequests or (HttpStatusCode)418)
+        {
+            throw new HttpRequestException($"{what}: HTTP {(int)response.StatusCode}, backing off", null, response.StatusCode);
+        }
+
+        response.EnsureSuccessStatusCode();
+    }
+
+    /// <summary>[[openTime,"open","high","low","close","ignore",closeTime,...], ...] → one backfilled row per bar.</summary>
+    public static IReadOnlyList<MarkPriceEvent> ParseMarkPriceBars(ReadOnlySpan<byte> body, int symbolId, long fetchedUs)
+    {
+        var reader = new Utf8JsonReader(body);
+        var bars = new List<MarkPriceEvent>();
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartArray)
+        {
+            throw new JsonException("markPriceKlines: not an array");
+        }
+
+        while (reader.Read() && reader.TokenType == JsonTokenType.StartArray)
+        {
+            double close = 0;
+            long closeTime = 0;
+            var index = 0;
+            while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+            {
+                if (index == 4 && (reader.TokenType != JsonTokenType.String || FrameParser.Decimal(reader.ValueSpan, true, out close) != RejectReason.None))
+                {
+                    throw new JsonException("markPriceKlines: a bar's close is not a positive decimal string");
+                }
+
+                if (index == 6 && (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out closeTime) || closeTime <= 0))
+                {
+                    throw new JsonException("markPriceKlines: a bar's close time is not a positive integer");
+                }
+
+                reader.Skip();
+                index++;
+            }
+
+            if (index < 7)
+            {
+                throw new JsonException("markPriceKlines: a bar has fewer than 7 fields");
+            }
+
+            bars.Add(new MarkPriceEvent(symbolId, closeTime, fetchedUs, close, double.NaN, double.NaN, double.NaN, 0, IsBackfilled: true));
+        }
+
+        return bars;
+    }
+
+    /// <summary>[{"symbol":"BTCUSDT","fundingRate":"-0.00030000","fundingTime":1570608000000,"markPrice":"..."}, ...]</summary>
+    public static IReadOnlyList<(long TimeMs, double Rate)> ParseFundingRates(ReadOnlySpan<byte> body)
+    {
+        var reader = new Utf8JsonReader(body);
+        var rates = new List<(long, double)>();
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartArray)
+        {
+            throw new JsonException("fundingRate: not an array");
+        }
+
+        while (reader.Read() && reader.TokenType == JsonTokenType.StartObject)
+        {
+            long? time = null;
+            double? rate = null;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("fundingRate"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.String || FrameParser.SignedDecimal(reader.ValueSpan, out var r) != RejectReason.None || double.IsNaN(r))
+                    {
+                        throw new JsonException("fundingRate: \"fundingRate\" is not a decimal string");
+                    }
+
+                    rate = r;
+                }
+                else if (reader.ValueTextEquals("fundingTime"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out var t) || t <= 0)
+                    {
+                        throw new JsonException("fundingRate: \"fundingTime\" is not a positive integer");
+                    }
+
+                    time = t;
+                }
+                else
+                {
+                    reader.Read();
+                    reader.Skip();
+                }
+            }
+
+            rates.Add(time is { } tm && rate is { } rt ? (tm, rt) : throw new JsonException("fundingRate: an entry without fundingRate or fundingTime"));
+        }
+
+        return rates;
+    }
+
     /// <summary>GET /fapi/v1/depth weight by limit, as Binance documents it.</summary>
     public static int DepthWeight(int limit) => limit switch
     {

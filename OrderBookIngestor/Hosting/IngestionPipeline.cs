@@ -167,7 +167,7 @@ public sealed partial class IngestionPipeline : BackgroundService
     /// <summary>The running pipeline's parts, wired together but not yet started.</summary>
     private sealed record Parts(
         Prepared Prepared, IReadOnlyList<ShardPlan> Plans, EventBuffers Buffers, GapLedger Gaps, GapWriter GapWriter,
-        RestWeightGate RestGate, TradeBackfiller Backfiller, Books.SnapshotFetcher Snapshots, Books.TopSampler Sampler, OpenInterestPoller OpenInterest,
+        RestWeightGate RestGate, TradeBackfiller Backfiller, Books.SnapshotFetcher Snapshots, Books.TopSampler Sampler, OpenInterestPoller OpenInterest, MarkPriceBackfiller MarkBackfill,
         SilenceMonitor Silence, StorageMaintainer? Maintainer, Running Running, CancellationTokenSource StopHelpers,
         CancellationTokenSource StopReplay, CancellationTokenSource StopMaintenance) : IDisposable
     {
@@ -215,7 +215,8 @@ public sealed partial class IngestionPipeline : BackgroundService
         var backfiller = new TradeBackfiller(rest, states, buffers, gaps, _metrics, _time, feedLog, _options.MaxBackfillTrades);
         // What damaged spool records held (found by the replay at start, or later) is backfilled or written down from here on.
         p.Losses.Attach(p.Symbols, states, gaps, backfiller.Requests, depthChannel);
-        var router = new EventRouter(buffers, states, gaps, backfiller.Requests, _metrics, p.Symbols, _time);
+        var markBackfiller = new MarkPriceBackfiller(rest, buffers, _metrics, _time, feedLog);
+        var router = new EventRouter(buffers, states, gaps, backfiller.Requests, _metrics, p.Symbols, _time, markBackfiller.Requests);
         var fetcher = new Books.SnapshotFetcher(rest, buffers, gaps, _time, _loggers.CreateLogger("OrderBookIngestor.Books"), _options.SnapshotLimit);
         depthBooks.UseSnapshots(fetcher);
         var running = new Running(p.Symbols, states, router, new FrameParser(p.Symbols), channels, feedLog, random, supervisor, stoppingToken, abort)
@@ -234,7 +235,7 @@ public sealed partial class IngestionPipeline : BackgroundService
                 TimeSpan.FromMilliseconds(_options.RollupIntervalMs), TimeSpan.FromSeconds(_options.MaintenanceIntervalSeconds));
 
         var parts = new Parts(p, plans, buffers, gaps, new GapWriter(gaps, _dataSource, _time, _storageLog, new Random(random.Next())), gate, backfiller,
-            fetcher, sampler, openInterest, silence, maintainer, running, new CancellationTokenSource(), new CancellationTokenSource(), new CancellationTokenSource());
+            fetcher, sampler, openInterest, markBackfiller, silence, maintainer, running, new CancellationTokenSource(), new CancellationTokenSource(), new CancellationTokenSource());
         supervisor.OnDrain(DrainPhase.Helpers, () => parts.StopHelpers.CancelAsync());
         supervisor.OnDrain(DrainPhase.Flushers, () => buffers.Complete());
         supervisor.OnDrain(DrainPhase.SpoolReplay, () => parts.StopReplay.CancelAsync());
@@ -276,6 +277,7 @@ public sealed partial class IngestionPipeline : BackgroundService
         // The sampler and the silence monitor are not watched: a sampler or a monitor that stopped costs no data.
         supervisor.Start("top sampler", DrainPhase.Helpers, () => parts.Sampler.RunAsync(helpers, abort), watched: false);
         supervisor.Start("open interest", DrainPhase.Helpers, () => parts.OpenInterest.RunAsync(helpers, abort));
+        supervisor.Start("mark price backfill", DrainPhase.Helpers, () => parts.MarkBackfill.RunAsync(helpers, abort));
         supervisor.Start("silence monitor", DrainPhase.Helpers, () => parts.Silence.RunAsync(helpers), watched: false);
         if (parts.Maintainer is { } maintainer)
         {

@@ -59,6 +59,7 @@ public static class PrometheusWriter
 
         Single(sb, "orderbook_liquidation_sampled_seconds_total", "counter",
             "forceOrder events stored: seconds in which Binance reported only the latest liquidation of the symbol (the stream is sampled).", m.LiquidationSampledSeconds);
+        Single(sb, "orderbook_mark_prices_backfilled_total", "counter", "1-minute mark price bars stored from REST after downtime (mark_price.is_backfilled).", m.MarkPricesBackfilled);
         var (oiAnswered, oiMissed) = m.OpenInterestPolls;
         Header(sb, "orderbook_open_interest_polls_total", "counter", "Open interest REST polls, by outcome (missed: failed, or skipped to leave weight to snapshots and backfill; each is a feed_gaps row).");
         Sample(sb, "orderbook_open_interest_polls_total", "outcome=\"answered\"", oiAnswered);

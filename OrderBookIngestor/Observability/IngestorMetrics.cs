@@ -59,6 +59,13 @@ public sealed class IngestorMetrics
 
     public void OnLiquidationSampledSecond() => Interlocked.Increment(ref _liquidationSeconds);
 
+    private long _markPricesBackfilled;
+
+    /// <summary>1-minute mark price bars stored from REST after downtime.</summary>
+    public long MarkPricesBackfilled => Interlocked.Read(ref _markPricesBackfilled);
+
+    public void OnMarkPricesBackfilled(int bars) => Interlocked.Add(ref _markPricesBackfilled, bars);
+
     /// <summary>Open interest polls answered, and polls that failed or were skipped for want of request weight.</summary>
     public (long Answered, long Missed) OpenInterestPolls => (Interlocked.Read(ref _openInterestPolls), Interlocked.Read(ref _openInterestMissed));
 

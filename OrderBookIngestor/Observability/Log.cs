@@ -190,4 +190,10 @@ internal static partial class Log
 
     [LoggerMessage(2040, LogLevel.Warning, "Open interest of {Symbol} not polled ({Why}; {Suppressed} more since the last sample); written to feed_gaps as poll_missed")]
     public static partial void OpenInterestMissed(ILogger logger, string symbol, string why, long suppressed);
+
+    [LoggerMessage(2041, LogLevel.Information, "Mark price of {Symbol}: {Bars} 1-minute bars and {Rates} funding rates backfilled from REST for {From:O} to {To:O} (the window stays a gap: coarser than the live stream)")]
+    public static partial void MarkPriceBackfilled(ILogger logger, string symbol, int bars, int rates, DateTimeOffset from, DateTimeOffset to);
+
+    [LoggerMessage(2042, LogLevel.Warning, "Mark price backfill of {Symbol} gave up after {Attempts} attempts ({Error}); the window stays a gap without bars")]
+    public static partial void MarkPriceBackfillFailed(ILogger logger, string symbol, int attempts, string error);
 }

@@ -18,10 +18,12 @@ public sealed class EventRouter : Feeds.IEventSink
     private readonly IngestorMetrics _metrics;
     private readonly SymbolTable _symbols;
     private readonly TimeProvider _time;
+    private readonly ChannelWriter<MarkPriceBackfillRequest>? _markBackfill;
 
     public EventRouter(EventBuffers buffers, StreamStates states, GapLedger gaps, ChannelWriter<BackfillRequest> backfill,
-        IngestorMetrics metrics, SymbolTable symbols, TimeProvider time)
+        IngestorMetrics metrics, SymbolTable symbols, TimeProvider time, ChannelWriter<MarkPriceBackfillRequest>? markBackfill = null)
     {
+        _markBackfill = markBackfill;
         _buffers = buffers;
         _states = states;
         _gaps = gaps;
@@ -141,6 +143,11 @@ public sealed class EventRouter : Feeds.IEventSink
         if (gap is not null)
         {
             _gaps.Record(gap);
+            // Downtime (not seconds skipped while connected): REST still has the minute bars and the settled funding.
+            if (gap.Reason != GapReason.MissedSeconds && gap.EndMs - gap.StartMs >= MarkPriceBackfiller.MinWindowMs)
+            {
+                _markBackfill?.TryWrite(new MarkPriceBackfillRequest(e.SymbolId, _symbols.NameOf(e.SymbolId), gap.StartMs, gap.EndMs));
+            }
         }
 
         return _buffers.MarkPrices.Writer.TryWrite(e) ? ValueTask.CompletedTask : WriteSlowAsync(_buffers.MarkPrices.Writer, e, abort);

@@ -63,6 +63,8 @@ internal sealed class SimRestEndpoints
         app.MapGet("/fapi/v1/aggTrades", AggTrades);
         app.MapGet("/fapi/v1/depth", Depth);
         app.MapGet("/fapi/v1/openInterest", OpenInterest);
+        app.MapGet("/fapi/v1/markPriceKlines", MarkPriceKlines);
+        app.MapGet("/fapi/v1/fundingRate", FundingRate);
         app.MapGet("/sim/ledger", ctx => JsonAsync(ctx, _ledger.WriteJson));
     }
 
@@ -129,6 +131,80 @@ internal sealed class SimRestEndpoints
             w.WriteString("symbol", symbol);
             w.WriteNumber("time", now);
             w.WriteEndObject();
+        });
+    }
+
+    /// <summary>GET /fapi/v1/markPriceKlines?symbol=X&amp;interval=1m&amp;startTime&amp;endTime&amp;limit: bars opening in the
+    /// window and not after now, oldest first, in the exchange's array shape (only 1m is served).</summary>
+    private Task MarkPriceKlines(HttpContext ctx)
+    {
+        var symbol = ctx.Request.Query["symbol"].ToString();
+        if (_market.Book(symbol) is null || ctx.Request.Query["interval"].ToString() != "1m")
+        {
+            ctx.Response.StatusCode = StatusCodes.Status400BadRequest;
+            return JsonAsync(ctx, w => Error(w, -1121, "Invalid symbol or interval."));
+        }
+
+        var now = NowMs();
+        var limit = int.TryParse(ctx.Request.Query["limit"].ToString(), CultureInfo.InvariantCulture, out var l) ? Math.Clamp(l, 1, 1500) : 500;
+        var start = long.TryParse(ctx.Request.Query["startTime"].ToString(), CultureInfo.InvariantCulture, out var st) ? st : now - (limit * 60_000L);
+        var end = Math.Min(now, long.TryParse(ctx.Request.Query["endTime"].ToString(), CultureInfo.InvariantCulture, out var en) ? en : now);
+        ctx.Response.Headers["X-MBX-USED-WEIGHT-1M"] = Exchange.BinanceRestClient.KlinesWeight(limit).ToString(CultureInfo.InvariantCulture);
+        return JsonAsync(ctx, w =>
+        {
+            w.WriteStartArray();
+            var n = 0;
+            for (var open = (start + 59_999) / 60_000 * 60_000; open <= end && n < limit; open += 60_000, n++)
+            {
+                var (o, h, lo, c) = _market.MarkPriceBar(symbol, open);
+                w.WriteStartArray();
+                w.WriteNumberValue(open);
+                foreach (var v in new[] { o, h, lo, c })
+                {
+                    w.WriteStringValue(v.ToString(CultureInfo.InvariantCulture));
+                }
+
+                w.WriteStringValue("0");
+                w.WriteNumberValue(open + 59_999);
+                w.WriteStringValue("0");
+                w.WriteNumberValue(60);
+                w.WriteStringValue("0");
+                w.WriteStringValue("0");
+                w.WriteStringValue("0");
+                w.WriteEndArray();
+            }
+
+            w.WriteEndArray();
+        });
+    }
+
+    /// <summary>GET /fapi/v1/fundingRate?symbol=X&amp;startTime&amp;endTime&amp;limit: settlements (every 8 h) in the window.</summary>
+    private Task FundingRate(HttpContext ctx)
+    {
+        var symbol = ctx.Request.Query["symbol"].ToString();
+        if (_market.Book(symbol) is null)
+        {
+            ctx.Response.StatusCode = StatusCodes.Status400BadRequest;
+            return JsonAsync(ctx, w => Error(w, -1121, "Invalid symbol."));
+        }
+
+        var now = NowMs();
+        var start = long.TryParse(ctx.Request.Query["startTime"].ToString(), CultureInfo.InvariantCulture, out var st) ? st : now - (100 * 28_800_000L);
+        var end = Math.Min(now, long.TryParse(ctx.Request.Query["endTime"].ToString(), CultureInfo.InvariantCulture, out var en) ? en : now);
+        return JsonAsync(ctx, w =>
+        {
+            w.WriteStartArray();
+            for (var t = (start + 28_799_999) / 28_800_000 * 28_800_000; t <= end; t += 28_800_000)
+            {
+                w.WriteStartObject();
+                w.WriteString("symbol", symbol);
+                w.WriteString("fundingRate", _market.FundingRateAt(symbol, t).ToString("0.00000000", CultureInfo.InvariantCulture));
+                w.WriteNumber("fundingTime", t);
+                w.WriteString("markPrice", "");
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
         });
     }
 

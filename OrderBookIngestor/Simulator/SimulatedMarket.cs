@@ -115,6 +115,25 @@ public sealed class SimulatedMarket
         return 10_000m + (Mix(_seed, index, minute) % 5_000_000) / 1000m;
     }
 
+    /// <summary>GET /fapi/v1/markPriceKlines' 1-minute bar opening at <paramref name="openMs"/>: a seeded walk by minute
+    /// around the symbol's start price (a pure function of seed, symbol and minute, so any past window has bars).</summary>
+    public (decimal Open, decimal High, decimal Low, decimal Close) MarkPriceBar(string symbol, long openMs)
+    {
+        var s = Symbols.First(x => x.Symbol == symbol);
+        var minute = (int)(openMs / 60_000 % int.MaxValue);
+        long Ticks(int salt) => Math.Max(10, s.StartPriceTicks + (Mix(_seed, s.Index * 4 + salt, minute) % 401) - 200);
+        long open = Ticks(0), close = Ticks(1), high = Math.Max(Math.Max(open, close), Ticks(2)), low = Math.Min(Math.Min(open, close), Ticks(3));
+        return (SymbolUniverse.ToDecimal(open, s.PriceDecimals), SymbolUniverse.ToDecimal(high, s.PriceDecimals),
+            SymbolUniverse.ToDecimal(low, s.PriceDecimals), SymbolUniverse.ToDecimal(close, s.PriceDecimals));
+    }
+
+    /// <summary>GET /fapi/v1/fundingRate's rate settled at <paramref name="fundingTimeMs"/> (every 8 h from 00:00 UTC).</summary>
+    public decimal FundingRateAt(string symbol, long fundingTimeMs)
+    {
+        var index = Symbols.FirstOrDefault(x => x.Symbol == symbol)?.Index ?? 0;
+        return ((Mix(_seed, index, (int)(fundingTimeMs / 28_800_000 % int.MaxValue)) % 751) - 375) / 1_000_000m;
+    }
+
     /// <summary>The next event of <paramref name="stream"/>. Not thread-safe: one generator thread calls it.</summary>
     public SimEvent Next(string stream)
     {

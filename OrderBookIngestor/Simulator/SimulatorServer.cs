@@ -54,6 +54,12 @@ public sealed class SimulatorServer : IAsyncDisposable
     /// <summary>What GET /fapi/v1/openInterest answers for the symbol at that time.</summary>
     public decimal OpenInterestAt(string symbol, long timeMs) => _market.OpenInterestAt(symbol, timeMs);
 
+    /// <summary>What GET /fapi/v1/markPriceKlines answers for the 1-minute bar opening then.</summary>
+    public (decimal Open, decimal High, decimal Low, decimal Close) MarkPriceBar(string symbol, long openMs) => _market.MarkPriceBar(symbol, openMs);
+
+    /// <summary>What GET /fapi/v1/fundingRate answers for the settlement at that time.</summary>
+    public decimal FundingRateAt(string symbol, long fundingTimeMs) => _market.FundingRateAt(symbol, fundingTimeMs);
+
     public Uri BaseUri { get; private set; } = new("http://127.0.0.1/");
 
     public string WsUrl => $"ws://{BaseUri.Authority}";

@@ -170,7 +170,7 @@ public readonly struct MarkPriceRows : IRowEncoder<MarkPriceEvent>
             batch.WriteNull();
         }
 
-        batch.WriteBool(false);
+        batch.WriteBool(e.IsBackfilled);
     }
 }
 
