@@ -167,4 +167,20 @@ public sealed class DerivativesEndToEndTests : DatabaseTest
         Assert.That(stored, Is.EqualTo(string.Join(',', expected)), "every bar closing in the hole, with the settled rate on the first bar after the settlement");
         Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE stream = 'btcusdt@markPrice@1s'"), Is.EqualTo(1), "the window is still a hole");
     }
+
+    [Test]
+    public async Task MarkPriceEveryThreeSeconds_IsStoredWithoutFalseHoles()
+    {
+        var sim = new SimulatorOptions { Symbols = 2, Rate = 200, Events = 2_000, Seed = 25, WaitForStreams = 4 };
+        await using var h = await Harness.StartAsync(Db, sim, o => o.Channels = ["bookTicker", "markPrice@3s"]);
+        await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
+        var ledger = h.Simulator.Ledger.Snapshot();
+        var served = ledger.Where(kv => kv.Key.EndsWith("@markPrice", StringComparison.Ordinal)).ToList();
+        Assert.That(served.Sum(kv => kv.Value.Count), Is.GreaterThanOrEqualTo(4), "two symbols, every 3 s, about 10 s");
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.mark_price"), Is.EqualTo(served.Sum(kv => kv.Value.Count)));
+        Assert.That(await Db.ScalarAsync<decimal>("SELECT sum(mark_price::numeric) FROM marketdata.mark_price"), Is.EqualTo(served.Sum(kv => kv.Value.SumPrice)));
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.mark_price m JOIN marketdata.mark_price n ON n.symbol_id = m.symbol_id AND n.ts_exchange > m.ts_exchange AND n.ts_exchange < m.ts_exchange + interval '3 seconds'"),
+            Is.Zero, "3 s apart");
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps"), Is.Zero, "a 3-second pace is no hole");
+    }
 }

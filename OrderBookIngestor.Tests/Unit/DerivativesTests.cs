@@ -127,4 +127,19 @@ public sealed class DerivativesTests
         Assert.That(MarketChannels.TryParseStreamName("btcusdt@markPrice@1s", out var symbol, out var channel) && symbol == "BTCUSDT" && channel == MarketChannel.MarkPrice, Is.True);
         Assert.That(MarketChannels.Streams(["bookTicker", "openInterest", "markPrice"]), Is.EqualTo(new[] { MarketChannel.BookTicker, MarketChannel.MarkPrice }));
     }
+
+    [Test]
+    public void MarkPriceEveryThreeSeconds_IsItsOwnStream_WithItsOwnStep()
+    {
+        Assert.That(MarketChannels.TryParse("markPrice@3s", out var slow) && slow == MarketChannel.MarkPrice3s, Is.True);
+        Assert.That(MarketChannels.StreamName("BTCUSDT", MarketChannel.MarkPrice3s), Is.EqualTo("btcusdt@markPrice"), "Binance's plain @markPrice is the 3-second stream");
+        Assert.That(MarketChannels.TryParseStreamName("btcusdt@markPrice", out _, out var channel) && channel == MarketChannel.MarkPrice3s, Is.True);
+        Assert.That(Configuration.OptionsValidator.Validate(new Configuration.IngestorOptions { Channels = ["markPrice", "markPrice@3s"] }),
+            Has.Some.Contains("one mark price stream"));
+
+        var s = new SecondSequence(1, "btcusdt@markPrice", 0, MarketChannel.MarkPrice3s.MarkPricePeriodMs());
+        Assert.That(s.Offer(3_000, 1, out _) && s.Offer(6_002, 1, out var none) && none is null, Is.True, "3 s apart is the stream's pace");
+        Assert.That(s.Offer(12_000, 1, out var gap), Is.True);
+        Assert.That((gap!.Reason, gap.StartMs, gap.EndMs), Is.EqualTo((GapReason.MissedSeconds, 6_003L, 11_999L)));
+    }
 }

@@ -57,6 +57,11 @@ public static class OptionsValidator
             errors.Add("Channels: openInterest is polled beside the streams; choose at least one stream as well (bookTicker, aggTrade, markPrice, ...).");
         }
 
+        if (o.Channels.Count(c => MarketChannels.TryParse(c, out var ch) && ch.IsMarkPrice()) > 1)
+        {
+            errors.Add("Channels: choose one mark price stream (markPrice, every second, or markPrice@3s); they carry the same values.");
+        }
+
         if (o.Channels.Count(c => MarketChannels.TryParse(c, out var ch) && ch.IsDepth()) > 1)
         {
             errors.Add("Channels: choose one depth stream (depth, depth@500ms or depth@100ms); they carry the same book at different speeds.");

@@ -18,6 +18,9 @@ public enum MarketChannel
     /// <summary>Mark price, index price and funding, once a second (<c>@markPrice@1s</c>).</summary>
     MarkPrice,
 
+    /// <summary>The same every 3 seconds (<c>@markPrice</c>): --channels markPrice@3s.</summary>
+    MarkPrice3s,
+
     /// <summary>Liquidation orders (<c>@forceOrder</c>): at most the latest one per symbol per second, a sampled stream.</summary>
     ForceOrder,
 }
@@ -36,7 +39,12 @@ public static class MarketChannels
 {
     public static readonly MarketChannel[] All =
         [MarketChannel.BookTicker, MarketChannel.AggTrade, MarketChannel.Depth, MarketChannel.Depth500ms, MarketChannel.Depth100ms,
-         MarketChannel.MarkPrice, MarketChannel.ForceOrder];
+         MarketChannel.MarkPrice, MarketChannel.MarkPrice3s, MarketChannel.ForceOrder];
+
+    public static bool IsMarkPrice(this MarketChannel channel) => channel is MarketChannel.MarkPrice or MarketChannel.MarkPrice3s;
+
+    /// <summary>How often the exchange pushes a mark price stream, in milliseconds.</summary>
+    public static long MarkPricePeriodMs(this MarketChannel channel) => channel == MarketChannel.MarkPrice3s ? 3_000 : 1_000;
 
     public static bool IsDepth(this MarketChannel channel) => channel is MarketChannel.Depth or MarketChannel.Depth500ms or MarketChannel.Depth100ms;
 
@@ -49,6 +57,7 @@ public static class MarketChannels
         MarketChannel.Depth500ms => "depth@500ms",
         MarketChannel.Depth100ms => "depth@100ms",
         MarketChannel.MarkPrice => "markPrice@1s",
+        MarketChannel.MarkPrice3s => "markPrice",
         MarketChannel.ForceOrder => "forceOrder",
         _ => throw new ArgumentOutOfRangeException(nameof(channel)),
     };
@@ -56,7 +65,7 @@ public static class MarketChannels
     public static BinanceRoute Route(this MarketChannel channel) => channel switch
     {
         MarketChannel.BookTicker or MarketChannel.Depth or MarketChannel.Depth500ms or MarketChannel.Depth100ms => BinanceRoute.Public,
-        MarketChannel.AggTrade or MarketChannel.MarkPrice or MarketChannel.ForceOrder => BinanceRoute.Market,
+        MarketChannel.AggTrade or MarketChannel.MarkPrice or MarketChannel.MarkPrice3s or MarketChannel.ForceOrder => BinanceRoute.Market,
         _ => throw new ArgumentOutOfRangeException(nameof(channel)),
     };
 
@@ -104,10 +113,16 @@ public static class MarketChannels
 
     public static bool TryParse(string text, out MarketChannel channel)
     {
-        // --channels markPrice means the 1-second stream (the 3-second one only adds gaps).
+        // --channels markPrice means the 1-second stream; markPrice@3s the exchange's plain @markPrice (every 3 s).
         if (string.Equals(text.Trim(), "markPrice", StringComparison.OrdinalIgnoreCase))
         {
             channel = MarketChannel.MarkPrice;
+            return true;
+        }
+
+        if (string.Equals(text.Trim(), "markPrice@3s", StringComparison.OrdinalIgnoreCase))
+        {
+            channel = MarketChannel.MarkPrice3s;
             return true;
         }
 
@@ -141,13 +156,25 @@ public static class MarketChannels
         }
 
         var at = stream.IndexOf('@', StringComparison.Ordinal);
-        if (at <= 0 || !TryParse(stream[(at + 1)..], out channel))
+        if (at <= 0)
         {
             return false;
         }
 
-        // The suffix must match case exactly: Binance does not know "btcusdt@bookticker".
-        if (!string.Equals(stream[(at + 1)..], channel.StreamSuffix(), StringComparison.Ordinal))
+        // The suffix must be a stream name exactly, case included: Binance does not know "btcusdt@bookticker", and
+        // "btcusdt@markPrice" is the 3-second stream (the --channels aliases do not apply to stream names).
+        var suffix = stream[(at + 1)..];
+        var found = false;
+        foreach (var candidate in All)
+        {
+            if (string.Equals(suffix, candidate.StreamSuffix(), StringComparison.Ordinal))
+            {
+                channel = candidate;
+                found = true;
+            }
+        }
+
+        if (!found)
         {
             return false;
         }

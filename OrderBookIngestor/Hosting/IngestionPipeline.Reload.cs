@@ -85,6 +85,11 @@ public sealed partial class IngestionPipeline
             throw new ConfigurationException($"Channels: switching depth speed ({current.StreamSuffix()} → {wanted.StreamSuffix()}) needs a restart.");
         }
 
+        if (channels.FirstOrDefault(c => c.IsMarkPrice(), running.States.MarkPriceChannel) is var mark && mark != running.States.MarkPriceChannel)
+        {
+            throw new ConfigurationException($"Channels: switching mark price speed ({running.States.MarkPriceChannel.StreamSuffix()} → {mark.StreamSuffix()}) needs a restart.");
+        }
+
         var depthAdded = newDepth is not null && running.States.DepthChannel is null;
         var chosen = await _symbols.ResolveAsync(fresh.Symbols, retryForAll: false, ct).ConfigureAwait(false);
         var store = new SymbolStore(_dataSource);

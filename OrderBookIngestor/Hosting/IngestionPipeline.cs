@@ -205,7 +205,8 @@ public sealed partial class IngestionPipeline : BackgroundService
         var feedLog = _loggers.CreateLogger("OrderBookIngestor.Feeds");
         var depthChannel = channels.Where(c => c.IsDepth()).Select(c => (MarketChannel?)c).FirstOrDefault();
         var depthBooks = new Books.DepthBookSet();
-        var states = new StreamStates(p.Symbols, p.LastStored, depthChannel, depthBooks);
+        var markChannel = channels.FirstOrDefault(c => c.IsMarkPrice(), MarketChannel.MarkPrice);
+        var states = new StreamStates(p.Symbols, p.LastStored, depthChannel, depthBooks, markChannel);
         _metrics.Books = depthBooks.Counts;
         var gaps = new GapLedger();
         _status.Gaps = gaps;

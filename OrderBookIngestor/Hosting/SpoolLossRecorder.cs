@@ -96,7 +96,7 @@ internal sealed class SpoolLossRecorder
                 "book_ticker" => MarketChannels.StreamName(symbol, MarketChannel.BookTicker),
                 "trades" => MarketChannels.StreamName(symbol, MarketChannel.AggTrade),
                 "depth_events" => MarketChannels.StreamName(symbol, t.Depth),
-                "mark_price" => MarketChannels.StreamName(symbol, MarketChannel.MarkPrice),
+                "mark_price" => MarketChannels.StreamName(symbol, t.States.MarkPriceChannel),
                 "liquidations" => MarketChannels.StreamName(symbol, MarketChannel.ForceOrder),
                 "open_interest" => Pipeline.OpenInterestPoller.StreamName(symbol),
                 _ => $"{symbol.ToLowerInvariant()}@{spec.Table}",

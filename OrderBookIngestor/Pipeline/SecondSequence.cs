@@ -1,20 +1,21 @@
 namespace OrderBookIngestor.Pipeline;
 
 /// <summary>
-/// Dedupe and hole detection for a stream the exchange pushes once a second (markPrice@1s): an event is new when its
-/// event time is after the last one accepted (rotation overlap and replays repeat times); a step of more than
-/// <see cref="MaxStepMs"/> between two accepted events is a hole of missed seconds while connected. An interruption
+/// Dedupe and hole detection for a stream the exchange pushes at a fixed period (markPrice@1s, markPrice every 3 s):
+/// an event is new when its event time is after the last one accepted (rotation overlap and replays repeat times); a
+/// step of more than one and a half periods between two accepted events is a hole of missed events while connected. An interruption
 /// (a disconnect, or the daemon's own downtime found at start) makes the next accepted event close a gap instead.
 /// </summary>
 public sealed class SecondSequence
 {
-    /// <summary>Binance stamps these events a second apart, with a few ms of jitter: a step above 1.5 s lost one.</summary>
-    public const long MaxStepMs = 1_500;
+    /// <summary>Binance stamps these events a period apart, with a few ms of jitter: a step above 1.5 periods lost one.</summary>
+    public long MaxStepMs { get; }
 
     private readonly Lock _gate = new();
 
-    public SecondSequence(int symbolId, string stream, long lastStoredTimeMs)
+    public SecondSequence(int symbolId, string stream, long lastStoredTimeMs, long periodMs = 1_000)
     {
+        MaxStepMs = periodMs * 3 / 2;
         SymbolId = symbolId;
         Stream = stream;
         LastTimeMs = lastStoredTimeMs;

@@ -17,8 +17,11 @@ public sealed class StreamStates
     /// <param name="lastStored">Per symbol id, what the database already holds (restart continuity).</param>
     /// <param name="depthChannel">The depth stream recorded, if any: each symbol then gets a book.</param>
     /// <param name="depthBooks">Makes the books (needed when depth is or may become recorded).</param>
-    public StreamStates(SymbolTable symbols, IReadOnlyDictionary<int, LastStored> lastStored, MarketChannel? depthChannel = null, IDepthBooks? depthBooks = null)
+    /// <param name="markPriceChannel">The mark price stream recorded (or that would be): markPrice@1s unless markPrice@3s.</param>
+    public StreamStates(SymbolTable symbols, IReadOnlyDictionary<int, LastStored> lastStored, MarketChannel? depthChannel = null, IDepthBooks? depthBooks = null,
+        MarketChannel markPriceChannel = MarketChannel.MarkPrice)
     {
+        MarkPriceChannel = markPriceChannel;
         if (depthChannel is not null && depthBooks is null)
         {
             throw new ArgumentNullException(nameof(depthBooks), "recording depth needs something that makes the books");
@@ -38,7 +41,7 @@ public sealed class StreamStates
     {
         _bookTickers.TryAdd(id, new RecentIdSequence(id, MarketChannels.StreamName(name, MarketChannel.BookTicker), last.BookTickerTimeMs));
         _trades.TryAdd(id, new TradeSequence(id, MarketChannels.StreamName(name, MarketChannel.AggTrade), last.AggTradeId, last.TradeTimeMs));
-        _markPrices.TryAdd(id, new SecondSequence(id, MarketChannels.StreamName(name, MarketChannel.MarkPrice), last.MarkPriceTimeMs));
+        _markPrices.TryAdd(id, new SecondSequence(id, MarketChannels.StreamName(name, MarkPriceChannel), last.MarkPriceTimeMs, MarkPriceChannel.MarkPricePeriodMs()));
         _liquidations.TryAdd(id, new SparseStreamState(id, MarketChannels.StreamName(name, MarketChannel.ForceOrder)));
         if (DepthChannel is { } depth && _depthBooks is not null && !_books.ContainsKey(id))
         {
@@ -47,6 +50,9 @@ public sealed class StreamStates
     }
 
     public bool Has(int symbolId) => _trades.ContainsKey(symbolId);
+
+    /// <summary>markPrice@1s or the 3-second markPrice: fixed at start (switching needs a restart).</summary>
+    public MarketChannel MarkPriceChannel { get; }
 
     /// <summary>The depth speed recorded. Set at start, or once by the first reload that adds depth.</summary>
     public MarketChannel? DepthChannel { get; set; }
@@ -82,7 +88,7 @@ public sealed class StreamStates
             list.AddRange(_trades.Values.Where(s => symbolIds?.Contains(s.SymbolId) ?? true).Select(s => (s.Stream, BinanceRoute.Market, s.Activity)));
         }
 
-        if (channels.Contains(MarketChannel.MarkPrice))
+        if (channels.Any(c => c.IsMarkPrice()))
         {
             list.AddRange(_markPrices.Values.Where(s => symbolIds?.Contains(s.SymbolId) ?? true).Select(s => (s.Stream, BinanceRoute.Market, s.Activity)));
         }

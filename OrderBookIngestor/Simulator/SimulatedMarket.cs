@@ -89,7 +89,7 @@ public sealed class SimulatedMarket
     }
 
     /// <summary>Streams the exchange pushes on its own one-second clock, not per market event.</summary>
-    public static bool IsPerSecond(MarketChannel channel) => channel is MarketChannel.MarkPrice or MarketChannel.ForceOrder;
+    public static bool IsPerSecond(MarketChannel channel) => channel is MarketChannel.MarkPrice or MarketChannel.MarkPrice3s or MarketChannel.ForceOrder;
 
     /// <summary>
     /// The per-second event of a markPrice or forceOrder stream for the second starting at <paramref name="secondMs"/>,
@@ -102,6 +102,7 @@ public sealed class SimulatedMarket
         return s.Channel switch
         {
             MarketChannel.MarkPrice => s.NextMarkPrice(secondMs),
+            MarketChannel.MarkPrice3s => secondMs % 3_000 == 0 ? s.NextMarkPrice(secondMs) : null,
             MarketChannel.ForceOrder => s.TakeLiquidationChance() ? s.NextLiquidation(secondMs + 1 + (secondMs / 1000 % 997)) : null,
             _ => throw new ArgumentException($"{stream} is not a per-second stream", nameof(stream)),
         };
@@ -143,7 +144,7 @@ public sealed class SimulatedMarket
         {
             MarketChannel.BookTicker => s.NextBookTicker(now),
             MarketChannel.AggTrade => s.NextAggTrade(now),
-            MarketChannel.MarkPrice => s.NextMarkPrice(now),
+            MarketChannel.MarkPrice or MarketChannel.MarkPrice3s => s.NextMarkPrice(now),
             MarketChannel.ForceOrder => s.NextLiquidation(now),
             // Every depth speed of a symbol is one diff chain here, delivered under the speed each client subscribed.
             _ => _books[s.Symbol].Next(MarketChannels.StreamName(s.Symbol, MarketChannel.Depth), MarketChannel.Depth, now),
