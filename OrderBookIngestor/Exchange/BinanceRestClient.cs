@@ -28,13 +28,7 @@ public sealed class BinanceRestClient
     {
         using var slot = await _gate.AcquireAsync(AggTradesWeight, ct).ConfigureAwait(false);
         using var response = await _http.GetAsync(new Uri(_base, $"fapi/v1/aggTrades?symbol={symbol}&fromId={fromId}&limit={limit}"), ct).ConfigureAwait(false);
-        _gate.Observe(response);
-        if (response.StatusCode is HttpStatusCode.TooManyRequests or (HttpStatusCode)418)
-        {
-            throw new HttpRequestException($"aggTrades: HTTP {(int)response.StatusCode}, backing off", null, response.StatusCode);
-        }
-
-        response.EnsureSuccessStatusCode();
+        ThrowUnlessOk(response, "aggTrades");
         var body = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
         return ParseAggTrades(body, symbolId, fetchedUs);
     }
@@ -46,13 +40,7 @@ public sealed class BinanceRestClient
     {
         using var slot = await _gate.AcquireAsync(OpenInterestWeight, ct).ConfigureAwait(false);
         using var response = await _http.GetAsync(new Uri(_base, $"fapi/v1/openInterest?symbol={symbol}"), ct).ConfigureAwait(false);
-        _gate.Observe(response);
-        if (response.StatusCode is HttpStatusCode.TooManyRequests or (HttpStatusCode)418)
-        {
-            throw new HttpRequestException($"openInterest: HTTP {(int)response.StatusCode}, backing off", null, response.StatusCode);
-        }
-
-        response.EnsureSuccessStatusCode();
+        ThrowUnlessOk(response, "openInterest");
         var body = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
         return ParseOpenInterest(body, symbolId, fetchedUs);
     }
@@ -136,6 +124,7 @@ public sealed class BinanceRestClient
         return ParseFundingRates(body);
     }
 
+    /// <summary>Tells the weight gate what the response said; a 429/418 or any other failure throws.</summary>
     private void ThrowUnlessOk(HttpResponseMessage response, string what)
     {
         _gate.Observe(response);
@@ -254,13 +243,7 @@ public sealed class BinanceRestClient
     {
         using var slot = await _gate.AcquireAsync(DepthWeight(limit), ct).ConfigureAwait(false);
         using var response = await _http.GetAsync(new Uri(_base, $"fapi/v1/depth?symbol={symbol}&limit={limit}"), ct).ConfigureAwait(false);
-        _gate.Observe(response);
-        if (response.StatusCode is HttpStatusCode.TooManyRequests or (HttpStatusCode)418)
-        {
-            throw new HttpRequestException($"depth: HTTP {(int)response.StatusCode}, backing off", null, response.StatusCode);
-        }
-
-        response.EnsureSuccessStatusCode();
+        ThrowUnlessOk(response, "depth");
         return ParseDepth(await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false));
     }
 
