@@ -179,7 +179,7 @@ public sealed class EventRouter : Feeds.IEventSink
 
     public IReadOnlyList<string> InterruptibleStreams(IEnumerable<string> streams)
         => streams.Where(s => MarketChannels.TryParseStreamName(s, out _, out var channel)
-            && channel is MarketChannel.BookTicker or MarketChannel.MarkPrice or MarketChannel.MarkPrice3s or MarketChannel.ForceOrder).ToList();
+            && (channel is MarketChannel.BookTicker or MarketChannel.ForceOrder || channel.IsMarkPrice())).ToList();
 
     public void Interrupted(IReadOnlyList<string> streams)
     {
@@ -191,7 +191,7 @@ public sealed class EventRouter : Feeds.IEventSink
                 case MarketChannel.BookTicker when _states.TryGetBookTicker(id, out var sequence):
                     sequence.Interrupt(now);
                     break;
-                case MarketChannel.MarkPrice or MarketChannel.MarkPrice3s when _states.TryGetMarkPrice(id, out var marks):
+                case var c when c.IsMarkPrice() && _states.TryGetMarkPrice(id, out var marks):
                     marks.Interrupt();
                     break;
                 case MarketChannel.ForceOrder when _states.TryGetLiquidations(id, out var liquidations):

@@ -89,7 +89,10 @@ public sealed class SimulatedMarket
     }
 
     /// <summary>Streams the exchange pushes on its own one-second clock, not per market event.</summary>
-    public static bool IsPerSecond(MarketChannel channel) => channel is MarketChannel.MarkPrice or MarketChannel.MarkPrice3s or MarketChannel.ForceOrder;
+    public static bool IsPerSecond(MarketChannel channel) => channel.IsMarkPrice() || channel == MarketChannel.ForceOrder;
+
+    /// <summary>The symbol's place in the universe (its seed part); the REST endpoints check the symbol first.</summary>
+    private int IndexOf(string symbol) => Symbols.First(x => x.Symbol == symbol).Index;
 
     /// <summary>
     /// The per-second event of a markPrice or forceOrder stream for the second starting at <paramref name="secondMs"/>,
@@ -111,9 +114,8 @@ public sealed class SimulatedMarket
     /// <summary>GET /fapi/v1/openInterest's value for a symbol at a time: a seeded walk by minute, 3 decimals.</summary>
     public decimal OpenInterestAt(string symbol, long timeMs)
     {
-        var index = Symbols.FirstOrDefault(x => x.Symbol == symbol)?.Index ?? 0;
         var minute = (int)(timeMs / 60_000 % int.MaxValue);
-        return 10_000m + (Mix(_seed, index, minute) % 5_000_000) / 1000m;
+        return 10_000m + (Mix(_seed, IndexOf(symbol), minute) % 5_000_000) / 1000m;
     }
 
     /// <summary>GET /fapi/v1/markPriceKlines' 1-minute bar opening at <paramref name="openMs"/>: a seeded walk by minute
@@ -131,8 +133,7 @@ public sealed class SimulatedMarket
     /// <summary>GET /fapi/v1/fundingRate's rate settled at <paramref name="fundingTimeMs"/> (every 8 h from 00:00 UTC).</summary>
     public decimal FundingRateAt(string symbol, long fundingTimeMs)
     {
-        var index = Symbols.FirstOrDefault(x => x.Symbol == symbol)?.Index ?? 0;
-        return ((Mix(_seed, index, (int)(fundingTimeMs / 28_800_000 % int.MaxValue)) % 751) - 375) / 1_000_000m;
+        return ((Mix(_seed, IndexOf(symbol), (int)(fundingTimeMs / 28_800_000 % int.MaxValue)) % 751) - 375) / 1_000_000m;
     }
 
     /// <summary>The next event of <paramref name="stream"/>. Not thread-safe: one generator thread calls it.</summary>

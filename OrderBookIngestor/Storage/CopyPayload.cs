@@ -86,19 +86,7 @@ public static class CopyPayload
     /// </summary>
     public static IReadOnlyList<SymbolRange> Salvage(string table, ReadOnlySpan<byte> payload)
     {
-        // Column positions as the row encoders write them (time is always first), and the widths of fixed-width rows.
-        var (symbolField, firstIdField, lastIdField, widths) = table switch
-        {
-            "book_ticker" => (3, 4, 4, new[] { 8, 8, 8, 4, 8, 8, 8, 8, 8 }),
-            "trades" => (3, 4, 4, new[] { 8, 8, 8, 4, 8, 8, 8, 8, 8, 1, 1 }),
-            "depth_events" => (3, 4, 5, null),
-            "book_snapshots" => (2, 3, 3, null),
-            "orderbook_top" => (1, 2, 2, null),
-            "mark_price" => (2, -1, -1, null),
-            "liquidations" => (3, -1, -1, null),
-            "open_interest" => (2, -1, -1, new[] { 8, 8, 4, 8 }),
-            _ => throw new ArgumentException($"unknown table {table}", nameof(table)),
-        };
+        var (symbolField, firstIdField, lastIdField, widths) = Layout(table);
         var ranges = new Dictionary<int, SymbolRange>();
         void Add(long time, int symbol, long firstId, long lastId)
         {
@@ -157,7 +145,22 @@ public static class CopyPayload
     }
 
     /// <summary>Whether the table's rows carry the exchange's ids (the ranges of <see cref="Salvage"/> are then ids).</summary>
-    public static bool HasIds(string table) => table is "book_ticker" or "trades" or "depth_events" or "book_snapshots" or "orderbook_top";
+    public static bool HasIds(string table) => Layout(table).LastIdField >= 0;
+
+    /// <summary>Column positions as the row encoders write them (time is always first; an id field of -1: the table has
+    /// no id column), and the widths of fixed-width rows.</summary>
+    private static (int SymbolField, int FirstIdField, int LastIdField, int[]? Widths) Layout(string table) => table switch
+    {
+        "book_ticker" => (3, 4, 4, new[] { 8, 8, 8, 4, 8, 8, 8, 8, 8 }),
+        "trades" => (3, 4, 4, new[] { 8, 8, 8, 4, 8, 8, 8, 8, 8, 1, 1 }),
+        "depth_events" => (3, 4, 5, null),
+        "book_snapshots" => (2, 3, 3, null),
+        "orderbook_top" => (1, 2, 2, null),
+        "mark_price" => (2, -1, -1, null),
+        "liquidations" => (3, -1, -1, null),
+        "open_interest" => (2, -1, -1, new[] { 8, 8, 4, 8 }),
+        _ => throw new ArgumentException($"unknown table {table}", nameof(table)),
+    };
 
     /// <summary>One fixed-width row, or null when its field count or a length is not what the encoder writes.</summary>
     private static (long Time, int Symbol, long FirstId, long LastId)? FixedRow(ReadOnlySpan<byte> row, int[] widths, int symbolField, int firstIdField, int lastIdField)
