@@ -20,10 +20,14 @@ public sealed class DerivativesEndToEndTests : DatabaseTest
         {
             o.Channels = ["bookTicker", "markPrice", "forceOrder", "openInterest"];
             o.OpenInterestSeconds = 5;
+            o.RollupIntervalMs = 200;
         });
         await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
         await Harness.WaitUntilAsync(async () => await Db.ScalarAsync<long>("SELECT count(DISTINCT symbol_id) FROM marketdata.open_interest") == 3,
             TimeSpan.FromSeconds(30), () => "an open interest row per symbol");
+        // The daemon's rollup pass takes a batch once it is 2 s old (open interest keeps being polled: those batches keep coming).
+        await Harness.WaitUntilAsync(async () => await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.ingest_batches WHERE rollup_pending AND table_name <> 'open_interest'") == 0,
+            TimeSpan.FromSeconds(30), () => "derivatives_1s caught up");
 
         var ledger = h.Simulator.Ledger.Snapshot();
         foreach (var symbol in SymbolUniverse.Create(3).Select(s => s.Symbol))
@@ -50,6 +54,25 @@ public sealed class DerivativesEndToEndTests : DatabaseTest
             var l = liquidations ?? new SimLedger.StreamTotals(symbol, "ForceOrder");
             Assert.That(storedLiquidations, Is.EqualTo(string.Join('|', l.Count, l.SumEventTimeMs, l.SumTransactionTimeMs, N(l.SumPrice), N(l.SumQty), l.MakerCount, l.Count)),
                 $"{symbol} liquidations");
+
+            // derivatives_1s: a row for each second with a mark price or a liquidation (and for open interest answers, which
+            // keep coming), each holding the second's counts and the values last served at or before its end.
+            var rollup = await Db.ScalarAsync<string>($"""
+                SELECT concat_ws('|', count(*) FILTER (WHERE mark_updates + liq_buy_count + liq_sell_count > 0), sum(mark_updates), sum(liq_buy_count + liq_sell_count), count(*) FILTER (WHERE mark_at >= bucket + interval '1 second' OR open_interest_at >= bucket + interval '1 second'))
+                FROM marketdata.derivatives_1s WHERE symbol_id = {id}
+                """);
+            var seconds = await Db.ScalarAsync<long>($"""
+                SELECT count(DISTINCT s) FROM (SELECT date_trunc('second', ts_exchange) FROM marketdata.mark_price WHERE symbol_id = {id}
+                                               UNION ALL SELECT date_trunc('second', ts_exchange) FROM marketdata.liquidations WHERE symbol_id = {id}) x(s)
+                """);
+            Assert.That(rollup, Is.EqualTo(string.Join('|', seconds, mark.Count, l.Count, 0)), $"{symbol} derivatives_1s: seconds, mark prices, liquidations, none from the future");
+            var oiRows = await Db.ScalarAsync<string>($"SELECT string_agg((extract(epoch FROM open_interest_at) * 1000)::bigint || ':' || open_interest::numeric, ',') FROM marketdata.derivatives_1s WHERE symbol_id = {id} AND open_interest IS NOT NULL");
+            foreach (var r in oiRows.Split(','))
+            {
+                var parts = r.Split(':');
+                Assert.That(decimal.Parse(parts[1], CultureInfo.InvariantCulture), Is.EqualTo(h.Simulator.OpenInterestAt(symbol, long.Parse(parts[0], CultureInfo.InvariantCulture))),
+                    $"{symbol} derivatives_1s open interest from {parts[0]}");
+            }
 
             // Every open interest row is the value the exchange had at its time.
             var rows = await Db.ScalarAsync<string>($"SELECT string_agg((extract(epoch FROM ts_exchange) * 1000)::bigint || ':' || open_interest::numeric, ',') FROM marketdata.open_interest WHERE symbol_id = {id}");

@@ -139,6 +139,8 @@ public sealed class ReadApiTests(string tier) : ReadApiTest(tier)
             await gap.ExecuteNonQueryAsync();
         }
 
+        await CommitAsync<MarkPriceEvent, MarkPriceRows>(Db.DataSource, [new MarkPriceEvent(btc, Ms(now), 0, 100, 100, 100, 0.0001, 0),
+            new MarkPriceEvent(btc, Ms(now.AddSeconds(1)), 0, 101, 101, 101, 0.0001, 0)]);
         await RefreshRollupsAsync();
 
         await StartAsync();
@@ -149,6 +151,7 @@ public sealed class ReadApiTests(string tier) : ReadApiTest(tier)
             ["depth"] = 0,
             ["bt_1s"] = await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.bt_1s"),
             ["trade_1s"] = await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.trade_1s"),
+            ["derivatives_1s"] = 2,
             ["gaps"] = 1,
         };
         foreach (var (type, count) in expected)

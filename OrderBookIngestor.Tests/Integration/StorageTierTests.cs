@@ -65,8 +65,8 @@ public sealed class StorageTierTests(string tier) : StorageTest(tier)
             Assert.That(await Db.ScalarAsync<long>("""
                 SELECT count(*) FROM pg_dist_partition WHERE partmethod = 'h' AND colocationid = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'marketdata.book_ticker'::regclass)
                   AND logicalrelid::text IN ('marketdata.book_ticker', 'marketdata.trades', 'marketdata.depth_events', 'marketdata.book_snapshots', 'marketdata.orderbook_top',
-                                          'marketdata.mark_price', 'marketdata.liquidations', 'marketdata.open_interest', 'marketdata.bt_1s', 'marketdata.trade_1s')
-                """), Is.EqualTo(10), "event tables and rollups distributed by symbol_id, co-located");
+                                          'marketdata.mark_price', 'marketdata.liquidations', 'marketdata.open_interest', 'marketdata.bt_1s', 'marketdata.trade_1s', 'marketdata.derivatives_1s')
+                """), Is.EqualTo(11), "event tables and rollups distributed by symbol_id, co-located");
             Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = 'marketdata.book_ticker_default'::regclass"), Is.EqualTo(1), "the default partition is distributed too");
             Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM pg_dist_partition WHERE partmethod = 'n' AND logicalrelid::text IN ('marketdata.symbols', 'marketdata.feed_gaps', 'marketdata.ingest_batches', 'marketdata.storage_settings')"), Is.EqualTo(4), "reference tables");
             Assert.That(await Db.ScalarAsync<long>("SELECT count(DISTINCT nodename || nodeport) FROM pg_dist_shard_placement p JOIN pg_dist_shard s USING (shardid) WHERE s.logicalrelid = 'marketdata.trades'::regclass"), Is.EqualTo(2), "shards on both workers");
@@ -74,7 +74,8 @@ public sealed class StorageTierTests(string tier) : StorageTest(tier)
 
         if (Tier is StorageTiers.Timescale or StorageTiers.TimescaleApache)
         {
-            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_schema = 'marketdata'"), Is.EqualTo(Tier == StorageTiers.Timescale ? 8 : 10));
+            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_schema = 'marketdata'"), Is.EqualTo(Tier == StorageTiers.Timescale ? 9 : 11),
+                "every event table and the rollup tables (full TimescaleDB: derivatives_1s only, bt_1s and trade_1s are continuous aggregates)");
             Assert.That(await Db.ScalarAsync<string>("SELECT time_interval::text FROM timescaledb_information.dimensions WHERE hypertable_schema = 'marketdata' AND hypertable_name = 'book_ticker'"), Is.EqualTo("06:00:00"));
         }
 
@@ -87,7 +88,7 @@ public sealed class StorageTierTests(string tier) : StorageTest(tier)
                 WHERE c.view_schema = 'marketdata'
                 """), Is.EqualTo("7 days,7 days"), "the aggregates' chunks are the configured 168 h");
             Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM timescaledb_information.jobs WHERE hypertable_schema = 'marketdata' AND proc_name IN ('policy_compression', 'policy_retention', 'policy_refresh_continuous_aggregate')"),
-                Is.EqualTo(8 + 10 + 2), "compression for 8 tables, retention for 10, refresh for 2");
+                Is.EqualTo(9 + 11 + 2), "compression for 9 tables (with derivatives_1s), retention for 11, refresh for 2");
         }
 
         // Again: nothing to apply, and no DDL (the writer role relies on that).
@@ -480,6 +481,48 @@ public sealed class StorageTierTests(string tier) : StorageTest(tier)
             FROM marketdata.get_training_data_full({btc}, '{yesterday:yyyy-MM-dd}') WHERE in_gap
             """), Is.EqualTo("20:truefalse,21:truefalse,30:falsetrue"), "the full function reads the daemon's gap names too");
         Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.get_yesterday_training_data({btc}, '{yesterday:yyyy-MM-dd}')"), Is.EqualTo(86_400));
+    }
+
+    [Test]
+    public async Task Derivatives1s_HoldsWhatWasKnownAtEachSecondsEnd_AndFollowsALateAnswer()
+    {
+        await Migrate();
+        var btc = await RegisterAsync("BTCUSDT");
+        var t0 = new DateTimeOffset(DateTime.UtcNow.Date.AddDays(-1), TimeSpan.Zero).AddHours(12);
+        long Ms(DateTimeOffset t) => t.ToUnixTimeMilliseconds();
+        // Open interest 30 s before, a mark price 10 s before; in the window: mark prices inside second 0 and at the very end of
+        // second 2 (none in seconds 1 and 3), liquidations in seconds 1 (one per side) and 3.
+        await CommitAsync<OpenInterestRow, OpenInterestRows>(Db.DataSource, [new OpenInterestRow(btc, Ms(t0.AddSeconds(-30)), 0, 5000)]);
+        await CommitAsync<MarkPriceEvent, MarkPriceRows>(Db.DataSource, [
+            new MarkPriceEvent(btc, Ms(t0.AddSeconds(-10)), 0, 100, 99.9, 99.8, 0.0001, 0),
+            new MarkPriceEvent(btc, Ms(t0.AddMilliseconds(500)), 0, 101, 100.9, 100.8, 0.0002, 0),
+            new MarkPriceEvent(btc, Ms(t0.AddMilliseconds(2_999)), 0, 102, 101.9, 101.8, -0.0003, 0)]);
+        await CommitAsync<LiquidationEvent, LiquidationRows>(Db.DataSource, [
+            new LiquidationEvent(btc, Ms(t0.AddMilliseconds(1_500)), 1, 0, "BUY", "LIMIT", "IOC", "FILLED", 2, 100, 101, 2, 2),
+            new LiquidationEvent(btc, Ms(t0.AddMilliseconds(1_700)), 1, 0, "SELL", "LIMIT", "IOC", "FILLED", 3, 100, 100, 3, 3),
+            new LiquidationEvent(btc, Ms(t0.AddMilliseconds(3_200)), 1, 0, "SELL", "LIMIT", "IOC", "FILLED", 1, 99, 99, 1, 1)]);
+        await RefreshRollupsAsync();
+
+        var rows = $"""
+            SELECT string_agg(concat_ws('/', extract(epoch FROM bucket - '{t0:yyyy-MM-dd HH:mm:ss}+00')::int,
+                                        coalesce(mark_price::text, '-'), coalesce(funding_rate::text, '-'),
+                                        coalesce((extract(epoch FROM mark_at - '{t0:yyyy-MM-dd HH:mm:ss}+00') * 1000)::int::text, '-'), mark_updates,
+                                        coalesce(open_interest::text, '-'), coalesce(extract(epoch FROM open_interest_at - '{t0:yyyy-MM-dd HH:mm:ss}+00')::numeric(10,1)::text, '-'),
+                                        liq_buy_count, liq_buy_qty, liq_buy_notional, liq_sell_count, liq_sell_qty, liq_sell_notional), ' ' ORDER BY bucket)
+            FROM marketdata.derivatives_1s WHERE symbol_id = {btc}
+            """;
+        Assert.That(await Db.ScalarAsync<string>(rows), Is.EqualTo(
+            "-30/-/-/-/0/5000/-30.0/0/0/0/0/0/0 -10/100/0.0001/-10000/1/5000/-30.0/0/0/0/0/0/0 0/101/0.0002/500/1/5000/-30.0/0/0/0/0/0/0 "
+            + "1/101/0.0002/500/0/5000/-30.0/1/2/202/1/3/300 2/102/-0.0003/2999/1/5000/-30.0/0/0/0/0/0/0 3/102/-0.0003/2999/0/5000/-30.0/0/0/0/1/1/99"),
+            "one row per second with a row of any of the three tables; values as of the second's end, never later");
+
+        // An answer for second 1 rolled up after the seconds that follow it: they carry it from then on.
+        await CommitAsync<OpenInterestRow, OpenInterestRows>(Db.DataSource, [new OpenInterestRow(btc, Ms(t0.AddMilliseconds(1_200)), 0, 5100)]);
+        await RefreshRollupsAsync();
+        Assert.That(await Db.ScalarAsync<string>(rows), Is.EqualTo(
+            "-30/-/-/-/0/5000/-30.0/0/0/0/0/0/0 -10/100/0.0001/-10000/1/5000/-30.0/0/0/0/0/0/0 0/101/0.0002/500/1/5000/-30.0/0/0/0/0/0/0 "
+            + "1/101/0.0002/500/0/5100/1.2/1/2/202/1/3/300 2/102/-0.0003/2999/1/5100/1.2/0/0/0/0/0/0 3/102/-0.0003/2999/0/5100/1.2/0/0/0/1/1/99"));
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.ingest_batches WHERE rollup_pending"), Is.Zero, "every derivatives batch rolled up, on every tier");
     }
 
     [Test]

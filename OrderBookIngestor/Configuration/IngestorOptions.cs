@@ -132,8 +132,8 @@ public sealed class IngestorOptions
     public string StorageTier { get; set; } = "auto";
 
     /// <summary>Days of rows kept per table (book_ticker, trades, depth_events, book_snapshots, orderbook_top, mark_price,
-    /// liquidations, open_interest, bt_1s, trade_1s); 0 keeps forever. Tables not named keep their defaults (30, 90, 30,
-    /// 30, 90, 365, 365, 365, 365, 365).</summary>
+    /// liquidations, open_interest, bt_1s, trade_1s, derivatives_1s); 0 keeps forever. Tables not named keep their defaults (30, 90, 30,
+    /// 30, 90, 365, 365, 365, 365, 365, 365).</summary>
     public Dictionary<string, int> RetentionDays { get; set; } = [];
 
     /// <summary>Partition (or TimescaleDB chunk) width in hours per table; divides 24 or is whole days.
@@ -144,7 +144,8 @@ public sealed class IngestorOptions
     /// <summary>How often partitions are created ahead and expired ones dropped (tiers without TimescaleDB policies).</summary>
     public int MaintenanceIntervalSeconds { get; set; } = 300;
 
-    /// <summary>How often newly committed batches are rolled up into bt_1s and trade_1s (tiers without continuous aggregates); 0 turns it off.
+    /// <summary>How often newly committed batches are rolled up into bt_1s and trade_1s (tiers without continuous aggregates) and
+    /// derivatives_1s (every tier); 0 turns it off.
     /// 5 s: bt_1s is then at most ~7 s behind, and the rollups take less of the database (measured: at the top of case a,
     /// 177k msg/s achieved at 5 s against 155k at 1 s and 220k with rollups off).</summary>
     public int RollupIntervalMs { get; set; } = 5000;

@@ -19,7 +19,7 @@ public static class StorageTiers
 
     public static readonly string[] All = [Timescale, TimescaleApache, Postgres, Citus];
 
-    /// <summary>Tiers whose 1-second rollups and retention the daemon's maintenance loop runs.</summary>
+    /// <summary>Tiers whose bt_1s/trade_1s rollups and retention the daemon's maintenance loop runs (derivatives_1s: every tier).</summary>
     public static bool DaemonMaintained(string tier) => tier != Timescale;
 }
 
@@ -46,6 +46,7 @@ public static class StorageLayout
         new("open_interest", "ts_exchange", 168, 365),
         new("bt_1s", "bucket", 168, 365),
         new("trade_1s", "bucket", 168, 365),
+        new("derivatives_1s", "bucket", 168, 365),
     ];
 
     public static bool IsKnown(string table) => Tables.Any(t => t.Table == table);

@@ -168,7 +168,7 @@ public sealed partial class IngestionPipeline : BackgroundService
     private sealed record Parts(
         Prepared Prepared, IReadOnlyList<ShardPlan> Plans, EventBuffers Buffers, GapLedger Gaps, GapWriter GapWriter,
         RestWeightGate RestGate, TradeBackfiller Backfiller, Books.SnapshotFetcher Snapshots, Books.TopSampler Sampler, OpenInterestPoller OpenInterest, MarkPriceBackfiller MarkBackfill,
-        SilenceMonitor Silence, StorageMaintainer? Maintainer, Running Running, CancellationTokenSource StopHelpers,
+        SilenceMonitor Silence, StorageMaintainer Maintainer, Running Running, CancellationTokenSource StopHelpers,
         CancellationTokenSource StopReplay, CancellationTokenSource StopMaintenance) : IDisposable
     {
         public void Dispose()
@@ -230,10 +230,11 @@ public sealed partial class IngestionPipeline : BackgroundService
         var silence = new SilenceMonitor(running.CurrentActivities, _time, feedLog, TimeSpan.FromSeconds(_options.SilentStreamSeconds));
         _metrics.SilentStreams = () => silence.Silent;
         _status.Streams = running.CurrentActivities;
-        // Partitions ahead, retention and the 1-second rollups, where TimescaleDB's own jobs do not do them.
-        var maintainer = !StorageTiers.DaemonMaintained(_metrics.StorageTier) ? null
-            : new StorageMaintainer(_dataSource, _time, _storageLog, _status.Maintenance,
-                TimeSpan.FromMilliseconds(_options.RollupIntervalMs), TimeSpan.FromSeconds(_options.MaintenanceIntervalSeconds));
+        // Partitions ahead, retention and the 1-second rollups, where TimescaleDB's own jobs do not do them. On every tier:
+        // full TimescaleDB's maintenance pass is a no-op, and its rollup pass keeps derivatives_1s (a continuous
+        // aggregate cannot carry values forward).
+        var maintainer = new StorageMaintainer(_dataSource, _time, _storageLog, _status.Maintenance,
+            TimeSpan.FromMilliseconds(_options.RollupIntervalMs), TimeSpan.FromSeconds(_options.MaintenanceIntervalSeconds));
 
         var parts = new Parts(p, plans, buffers, gaps, new GapWriter(gaps, _dataSource, _time, _storageLog, new Random(random.Next())), gate, backfiller,
             fetcher, sampler, openInterest, markBackfiller, silence, maintainer, running, new CancellationTokenSource(), new CancellationTokenSource(), new CancellationTokenSource());
@@ -280,10 +281,7 @@ public sealed partial class IngestionPipeline : BackgroundService
         supervisor.Start("open interest", DrainPhase.Helpers, () => parts.OpenInterest.RunAsync(helpers, abort));
         supervisor.Start("mark price backfill", DrainPhase.Helpers, () => parts.MarkBackfill.RunAsync(helpers, abort));
         supervisor.Start("silence monitor", DrainPhase.Helpers, () => parts.Silence.RunAsync(helpers), watched: false);
-        if (parts.Maintainer is { } maintainer)
-        {
-            supervisor.Start("storage maintenance", DrainPhase.Maintenance, () => maintainer.RunAsync(parts.StopMaintenance.Token));
-        }
+        supervisor.Start("storage maintenance", DrainPhase.Maintenance, () => parts.Maintainer.RunAsync(parts.StopMaintenance.Token));
 
         foreach (var plan in parts.Plans)
         {

@@ -92,10 +92,10 @@ public static class PrometheusWriter
         var mt = parts.Maintenance;
         Single(sb, "orderbook_partitions_created_total", "counter", "Time partitions created by the maintenance loop (plain PostgreSQL, Citus).", mt.PartitionsCreated);
         Single(sb, "orderbook_partitions_dropped_total", "counter", "Partitions or chunks dropped past retention by the maintenance loop.", mt.PartitionsDropped);
-        Single(sb, "orderbook_rollup_batches_total", "counter", "Committed batches rolled up into bt_1s / trade_1s by this daemon.", mt.RollupBatches);
-        Single(sb, "orderbook_rollup_buckets_total", "counter", "Symbol-seconds (re)computed in bt_1s / trade_1s by this daemon.", mt.RollupBuckets);
+        Single(sb, "orderbook_rollup_batches_total", "counter", "Committed batches rolled up into the 1-second rollups (bt_1s, trade_1s, derivatives_1s) by this daemon.", mt.RollupBatches);
+        Single(sb, "orderbook_rollup_buckets_total", "counter", "Symbol-seconds (re)computed in the 1-second rollups by this daemon.", mt.RollupBuckets);
         Single(sb, "orderbook_storage_maintenance_failures_total", "counter", "Maintenance or rollup passes that failed (retried next pass).", mt.Failures);
-        Single(sb, "orderbook_rollup_pending_batches", "gauge", "Committed batches not yet rolled up into bt_1s / trade_1s (as of the last pass).", mt.Pending);
+        Single(sb, "orderbook_rollup_pending_batches", "gauge", "Committed batches not yet rolled up into the 1-second rollups (as of the last pass).", mt.Pending);
         Single(sb, "orderbook_rollup_last_success_seconds", "gauge", "Unix time of the last rollup pass that succeeded (0: none, or TimescaleDB does it).", mt.LastRollupUnixMs / 1000.0);
 
         TableHistogram(sb, m, "orderbook_copy_batch_duration_seconds", "Time to send and commit one COPY batch.", t => t.CopySeconds);

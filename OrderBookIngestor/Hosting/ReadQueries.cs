@@ -28,6 +28,9 @@ public static class ReadQueries
             "ts_second, mid_open, mid_high, mid_low, mid_close, spread_mean, spread_min, spread_max, spread_std, total_qty_mean, bid_qty_mean, ask_qty_mean, update_count, avg_latency_ms"),
         ["trade_1s"] = new("trade_1s", "trade_1s", "bucket", null,
             "ts_second, trade_count, trades, vol_sum, quote_volume, vwap, buy_vol, sell_vol, price_open, price_high, price_low, price_close"),
+        ["derivatives_1s"] = new("derivatives_1s", "derivatives_1s", "bucket", null,
+            "ts_second, mark_price, index_price, est_settle_price, funding_rate, next_funding_time, mark_at, mark_backfilled, mark_updates, "
+            + "open_interest, open_interest_at, liq_buy_count, liq_sell_count, liq_buy_qty, liq_sell_qty, liq_buy_notional, liq_sell_notional"),
         ["gaps"] = new("gaps", "feed_gaps", "gap_start", "id",
             "id, stream, gap_start, gap_end, first_missing_id, last_missing_id, reason, details", Overlap: true),
     };

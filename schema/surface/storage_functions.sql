@@ -11,7 +11,8 @@ LANGUAGE sql STABLE AS $$ SELECT value FROM marketdata.storage_settings WHERE ke
 -- Whether a batch written to this table must be rolled up by the daemon (tiers without continuous aggregates).
 CREATE OR REPLACE FUNCTION marketdata.rollup_tracked(p_table text) RETURNS boolean
 LANGUAGE sql STABLE AS $$
-    SELECT p_table IN ('book_ticker', 'trades') AND coalesce(marketdata.storage_tier(), 'postgres') <> 'timescaledb'
+    SELECT (p_table IN ('book_ticker', 'trades') AND coalesce(marketdata.storage_tier(), 'postgres') <> 'timescaledb')
+        OR p_table IN ('mark_price', 'liquidations', 'open_interest')
 $$;
 
 -- Partitions are aligned to their width from the Unix epoch (UTC), so every daemon computes the same bounds.
@@ -220,10 +221,98 @@ BEGIN
             sell_volume = EXCLUDED.sell_volume, price_open = EXCLUDED.price_open, price_high = EXCLUDED.price_high,
             price_low = EXCLUDED.price_low, price_close = EXCLUDED.price_close,
             non_positive = EXCLUDED.non_positive, negative_latency = EXCLUDED.negative_latency;
+    ELSIF p_table IN ('mark_price', 'liquidations', 'open_interest') THEN
+        RETURN marketdata.refresh_derivatives_1s(p_table, p_from, p_to);
     ELSE
         RAISE EXCEPTION 'no rollup for table %', p_table;
     END IF;
     GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
+END $$;
+
+-- Recomputes derivatives_1s (schema/tiers/derivatives_1s.sql) for the seconds of [p_from, p_to] in which any of
+-- mark_price, liquidations or open_interest has a row, and, for a batch of p_table = mark_price or open_interest,
+-- the later rows of the same symbols that carry a value from before p_to: a late row (a spool replay, a backfilled
+-- minute bar, an answer rolled up after the seconds that follow it) may be the newer value for them. Idempotent.
+-- On Citus one statement per symbol, each filtered by its id so it runs on that symbol's node: a lateral lookup
+-- over distributed tables is a join Citus only takes within one shard.
+CREATE OR REPLACE FUNCTION marketdata.refresh_derivatives_1s(p_table text, p_from timestamptz, p_to timestamptz) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
+DECLARE
+    v_from  timestamptz := date_trunc('second', p_from);
+    v_to    timestamptz := date_trunc('second', p_to) + interval '1 second';
+    v_rows  bigint := 0;
+    v_n     bigint;
+    v_sym   integer;
+    v_sql   text;
+BEGIN
+    -- %1$s and %2$s: a symbol filter on the rows of x and y (empty, or "AND x.symbol_id = N").
+    v_sql := $q$
+        WITH src AS (
+            SELECT x.symbol_id, date_trunc('second', x.ts_exchange) AS bucket FROM marketdata.mark_price x
+             WHERE x.ts_exchange >= $1 AND x.ts_exchange < $2 %1$s
+            UNION
+            SELECT x.symbol_id, date_trunc('second', x.ts_exchange) FROM marketdata.liquidations x
+             WHERE x.ts_exchange >= $1 AND x.ts_exchange < $2 %1$s
+            UNION
+            SELECT x.symbol_id, date_trunc('second', x.ts_exchange) FROM marketdata.open_interest x
+             WHERE x.ts_exchange >= $1 AND x.ts_exchange < $2 %1$s
+        ), later AS (
+            SELECT x.symbol_id, x.bucket FROM marketdata.derivatives_1s x
+             WHERE x.bucket >= $2 %1$s AND x.symbol_id IN (SELECT s.symbol_id FROM src s)
+               AND (($3 = 'mark_price' AND (x.mark_at IS NULL OR x.mark_at < $2))
+                 OR ($3 = 'open_interest' AND (x.open_interest_at IS NULL OR x.open_interest_at < $2)))
+        ), k AS (SELECT * FROM src UNION SELECT * FROM later)
+        INSERT INTO marketdata.derivatives_1s AS r (symbol_id, bucket, mark_price, index_price, est_settle_price, funding_rate,
+                                                   next_funding_time, mark_at, mark_backfilled, mark_updates, open_interest,
+                                                   open_interest_at, liq_buy_count, liq_sell_count, liq_buy_qty, liq_sell_qty,
+                                                   liq_buy_notional, liq_sell_notional)
+        SELECT k.symbol_id, k.bucket, m.mark_price, m.index_price, m.est_settle_price, m.funding_rate, m.next_funding_time,
+               m.ts_exchange, m.is_backfilled, n.updates, o.open_interest, o.ts_exchange,
+               l.buy_count, l.sell_count, l.buy_qty, l.sell_qty, l.buy_notional, l.sell_notional
+        FROM k
+        LEFT JOIN LATERAL (SELECT y.mark_price, y.index_price, y.est_settle_price, y.funding_rate, y.next_funding_time,
+                                  y.ts_exchange, y.is_backfilled
+                             FROM marketdata.mark_price y
+                            WHERE y.symbol_id = k.symbol_id %2$s AND y.ts_exchange < k.bucket + interval '1 second'
+                            ORDER BY y.ts_exchange DESC, y.is_backfilled LIMIT 1) m ON true
+        CROSS JOIN LATERAL (SELECT count(*)::integer AS updates FROM marketdata.mark_price y
+                             WHERE y.symbol_id = k.symbol_id %2$s AND y.ts_exchange >= k.bucket
+                               AND y.ts_exchange < k.bucket + interval '1 second') n
+        LEFT JOIN LATERAL (SELECT y.open_interest, y.ts_exchange FROM marketdata.open_interest y
+                            WHERE y.symbol_id = k.symbol_id %2$s AND y.ts_exchange < k.bucket + interval '1 second'
+                            ORDER BY y.ts_exchange DESC LIMIT 1) o ON true
+        CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE y.side = 'BUY')::integer AS buy_count,
+                                   count(*) FILTER (WHERE y.side = 'SELL')::integer AS sell_count,
+                                   coalesce(sum(y.filled_qty) FILTER (WHERE y.side = 'BUY'), 0) AS buy_qty,
+                                   coalesce(sum(y.filled_qty) FILTER (WHERE y.side = 'SELL'), 0) AS sell_qty,
+                                   coalesce(sum(y.avg_price * y.filled_qty) FILTER (WHERE y.side = 'BUY'), 0) AS buy_notional,
+                                   coalesce(sum(y.avg_price * y.filled_qty) FILTER (WHERE y.side = 'SELL'), 0) AS sell_notional
+                              FROM marketdata.liquidations y
+                             WHERE y.symbol_id = k.symbol_id %2$s AND y.ts_exchange >= k.bucket
+                               AND y.ts_exchange < k.bucket + interval '1 second') l
+        ON CONFLICT (symbol_id, bucket) DO UPDATE SET
+            mark_price = EXCLUDED.mark_price, index_price = EXCLUDED.index_price, est_settle_price = EXCLUDED.est_settle_price,
+            funding_rate = EXCLUDED.funding_rate, next_funding_time = EXCLUDED.next_funding_time, mark_at = EXCLUDED.mark_at,
+            mark_backfilled = EXCLUDED.mark_backfilled, mark_updates = EXCLUDED.mark_updates,
+            open_interest = EXCLUDED.open_interest, open_interest_at = EXCLUDED.open_interest_at,
+            liq_buy_count = EXCLUDED.liq_buy_count, liq_sell_count = EXCLUDED.liq_sell_count,
+            liq_buy_qty = EXCLUDED.liq_buy_qty, liq_sell_qty = EXCLUDED.liq_sell_qty,
+            liq_buy_notional = EXCLUDED.liq_buy_notional, liq_sell_notional = EXCLUDED.liq_sell_notional
+    $q$;
+    IF marketdata.storage_tier() = 'citus' THEN
+        FOR v_sym IN SELECT x.symbol_id FROM marketdata.mark_price x WHERE x.ts_exchange >= v_from AND x.ts_exchange < v_to
+                     UNION SELECT x.symbol_id FROM marketdata.liquidations x WHERE x.ts_exchange >= v_from AND x.ts_exchange < v_to
+                     UNION SELECT x.symbol_id FROM marketdata.open_interest x WHERE x.ts_exchange >= v_from AND x.ts_exchange < v_to
+        LOOP
+            EXECUTE format(v_sql, format('AND x.symbol_id = %s', v_sym), format('AND y.symbol_id = %s', v_sym)) USING v_from, v_to, p_table;
+            GET DIAGNOSTICS v_n = ROW_COUNT;
+            v_rows := v_rows + v_n;
+        END LOOP;
+    ELSE
+        EXECUTE format(v_sql, '', '') USING v_from, v_to, p_table;
+        GET DIAGNOSTICS v_rows = ROW_COUNT;
+    END IF;
     RETURN v_rows;
 END $$;
 

@@ -15,7 +15,7 @@ BEGIN
             PERFORM create_reference_table(format('marketdata.%I', t));
         END IF;
     END LOOP;
-    FOREACH t IN ARRAY ARRAY['book_ticker', 'trades', 'depth_events', 'book_snapshots', 'orderbook_top', 'mark_price', 'liquidations', 'open_interest', 'bt_1s', 'trade_1s'] LOOP
+    FOREACH t IN ARRAY ARRAY['book_ticker', 'trades', 'depth_events', 'book_snapshots', 'orderbook_top', 'mark_price', 'liquidations', 'open_interest', 'bt_1s', 'trade_1s', 'derivatives_1s'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = format('marketdata.%I', t)::regclass) THEN
             PERFORM create_distributed_table(format('marketdata.%I', t), 'symbol_id',
                 colocate_with => CASE WHEN t = 'book_ticker' THEN 'default' ELSE 'marketdata.book_ticker' END);

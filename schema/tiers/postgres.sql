@@ -16,13 +16,15 @@ END $$;
 
 -- {{include rollup_tables.sql}}
 
+-- {{include derivatives_1s.sql}}
+
 -- A default partition per table takes rows no partition covers yet; Citus (13.2) distributes it with its parent,
 -- and the move-then-attach of marketdata.ensure_partition works there too.
 DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['book_ticker', 'trades', 'depth_events', 'book_snapshots', 'orderbook_top', 'mark_price', 'liquidations', 'open_interest', 'bt_1s', 'trade_1s'] LOOP
+    FOREACH t IN ARRAY ARRAY['book_ticker', 'trades', 'depth_events', 'book_snapshots', 'orderbook_top', 'mark_price', 'liquidations', 'open_interest', 'bt_1s', 'trade_1s', 'derivatives_1s'] LOOP
         EXECUTE format('CREATE TABLE IF NOT EXISTS marketdata.%I PARTITION OF marketdata.%I DEFAULT', t || '_default', t);
     END LOOP;
 END $$;

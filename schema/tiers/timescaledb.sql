@@ -1,9 +1,12 @@
 -- Tier 1, TimescaleDB with its full (Community-licensed) feature set: hypertables, native compression
 -- (segment by symbol_id, order by time), retention policies, and the 1-second rollups as continuous
 -- aggregates with refresh policies and real-time aggregation (the newest seconds are computed on read).
--- TimescaleDB's background workers do all of it; the daemon's maintenance loop has nothing to do here.
+-- TimescaleDB's background workers do all of it, except derivatives_1s: the daemon's rollup pass keeps that one.
 -- Valid for TimescaleDB 2.13 or later (by_range dimension builder; inserts into compressed chunks, which a
 -- spool replay or a trade backfill may need) on PostgreSQL 15 or later.
+
+-- The derivatives' rollup is a table here too, kept by the daemon (see the file).
+-- {{include derivatives_1s.sql}}
 
 -- {{include hypertables.sql}}
 
