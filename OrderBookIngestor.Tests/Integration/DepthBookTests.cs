@@ -57,9 +57,9 @@ public sealed class DepthBookTests(string tier) : DatabaseTest(tier)
         await Harness.WaitUntilAsync(async () => (await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps")) == 1, TimeSpan.FromSeconds(10), () => "gap row");
         Assert.That(await Db.ScalarAsync<string>("SELECT stream || ' ' || reason || ' ' || first_missing_id || '..' || last_missing_id FROM marketdata.feed_gaps"),
             Is.EqualTo($"btcusdt@depth@100ms depth_sequence {skipped.FirstId}..{skipped.Id}"), "the gap names exactly the update ids of the lost diff");
-        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_snapshots s JOIN marketdata.symbols y ON y.id = s.symbol_id WHERE y.symbol = 'BTCUSDT'"),
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_snapshots s JOIN marketdata.symbols y ON y.id = s.symbol_id WHERE y.symbol = 'BTCUSDT' AND s.source = 'rest'"),
             Is.EqualTo(2), "initial sync and one resync; ETHUSDT untouched");
-        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_snapshots s JOIN marketdata.symbols y ON y.id = s.symbol_id WHERE y.symbol = 'ETHUSDT'"), Is.EqualTo(1));
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_snapshots s JOIN marketdata.symbols y ON y.id = s.symbol_id WHERE y.symbol = 'ETHUSDT' AND s.source = 'rest'"), Is.EqualTo(1));
 
         await AssertRebuiltBookMatchesAsync("BTCUSDT", h.Simulator.Book("BTCUSDT")!, fromLatestSnapshot: true);
         await AssertRebuiltBookMatchesAsync("ETHUSDT", h.Simulator.Book("ETHUSDT")!, fromLatestSnapshot: false);
@@ -77,16 +77,16 @@ public sealed class DepthBookTests(string tier) : DatabaseTest(tier)
         await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
         await Harness.WaitUntilAsync(() => h.Metrics.Depth.RowsCommitted == DepthDelivered(h) && h.Metrics.Books().Synced == 3,
             TimeSpan.FromSeconds(20), () => $"{h.Metrics.Depth.RowsCommitted} depth rows, {h.Metrics.Books().Synced} synced");
-        await Harness.WaitUntilAsync(async () => await Db.ScalarAsync<long>("SELECT count(DISTINCT symbol_id) FROM marketdata.book_snapshots") == 3,
+        await Harness.WaitUntilAsync(async () => await Db.ScalarAsync<long>("SELECT count(DISTINCT symbol_id) FROM marketdata.book_snapshots WHERE source = 'rest'") == 3,
             TimeSpan.FromSeconds(10), () => "snapshots not stored");
 
-        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_snapshots"), Is.EqualTo(3), "one snapshot per symbol: none fetched again");
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.book_snapshots WHERE source = 'rest'"), Is.EqualTo(3), "one REST snapshot per symbol: none fetched again");
         Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps"), Is.Zero);
         // The relation each stored snapshot met: continued by a diff (pu = lastUpdateId) or inside one (U <= lastUpdateId <= u).
         var joined = join == SnapshotJoin.OneDiffBehind
             ? "d.prev_final_update_id = s.last_update_id AND d.first_update_id > s.last_update_id"
             : "d.first_update_id <= s.last_update_id AND d.final_update_id >= s.last_update_id";
-        Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.book_snapshots s WHERE EXISTS (SELECT 1 FROM marketdata.depth_events d WHERE d.symbol_id = s.symbol_id AND {joined})"),
+        Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.book_snapshots s WHERE s.source = 'rest' AND EXISTS (SELECT 1 FROM marketdata.depth_events d WHERE d.symbol_id = s.symbol_id AND {joined})"),
             Is.EqualTo(3));
         var symbols = (await Db.ScalarAsync<string>("SELECT string_agg(symbol, ',') FROM marketdata.symbols")).Split(',');
         Assert.That(symbols, Has.Length.EqualTo(3));
@@ -126,6 +126,82 @@ public sealed class DepthBookTests(string tier) : DatabaseTest(tier)
         Assert.That(generatedDepth, Is.GreaterThan(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.depth_events")), "the downtime really missed diffs");
         await AssertRebuiltBookMatchesAsync("BTCUSDT", h.Simulator.Book("BTCUSDT")!, fromLatestSnapshot: true);
     }
+
+    [Test]
+    public async Task BookAt_EqualsTheExchangesBookAtRandomInstants_AndNeverGivesABookInsideAHole()
+    {
+        // 2 symbols for ~10 s; the daemon stores its own book every second. A withheld diff (a depth_sequence hole, then a
+        // resync) and a restart (a daemon_down hole) on the way.
+        var sim = new SimulatorOptions { Symbols = 2, Rate = 1_500, Events = 15_000, Seed = 31, WaitForStreams = 6, AllStreamsActive = true, RecordEvents = true };
+        await using var h = await Harness.StartAsync(Db, sim, o =>
+        {
+            o.Channels = ["bookTicker", "aggTrade", "depth@100ms"];
+            o.BookSnapshotSeconds = 1;
+        });
+        await Harness.WaitUntilAsync(async () => h.Metrics.Books().Synced == 2
+                && await Db.ScalarAsync<long>("SELECT count(DISTINCT symbol_id) FROM marketdata.book_snapshots WHERE source = 'daemon'") == 2,
+            TimeSpan.FromSeconds(30), () => "the daemon's own books stored");
+        h.Simulator.WithholdNext("btcusdt@depth@100ms", 1);
+        await Harness.WaitUntilAsync(async () => await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'depth_sequence'") == 1
+                && h.Metrics.Books().Synced == 2, TimeSpan.FromSeconds(30), () => "the withheld diff's hole and the resync");
+        await h.RestartDaemonAsync(TimeSpan.FromSeconds(1));
+        await Harness.WaitUntilAsync(() => h.Simulator.Ledger.Generated == 15_000, TimeSpan.FromSeconds(60), () => "generation");
+        foreach (var symbol in new[] { "BTCUSDT", "ETHUSDT" })
+        {
+            var last = h.Simulator.Book(symbol)!.Exact().LastUpdateId;
+            await Harness.WaitUntilAsync(async () => await Db.ScalarAsync<long>($"SELECT coalesce(max(final_update_id), 0) FROM marketdata.depth_events d JOIN marketdata.symbols y ON y.id = d.symbol_id WHERE y.symbol = '{symbol}'") == last,
+                TimeSpan.FromSeconds(20), () => $"{symbol}: last diff not stored");
+        }
+
+        var random = new Random(31);
+        var outcomes = new Dictionary<string, int>();
+        foreach (var symbol in new[] { "BTCUSDT", "ETHUSDT" })
+        {
+            var book = h.Simulator.Book(symbol)!;
+            var range = (await Db.ScalarAsync<string>($"""
+                SELECT (extract(epoch FROM min(ts_exchange)) * 1000)::bigint || ' ' || (extract(epoch FROM max(ts_exchange)) * 1000)::bigint
+                FROM marketdata.depth_events d JOIN marketdata.symbols y ON y.id = d.symbol_id WHERE y.symbol = '{symbol}'
+                """)).Split(' ');
+            var (from, to) = (long.Parse(range[0], CultureInfo.InvariantCulture), long.Parse(range[1], CultureInfo.InvariantCulture));
+            for (var i = 0; i < 60; i++)
+            {
+                var at = from - 500 + random.NextInt64(to - from + 1_000);
+                await using var cmd = Db.DataSource.CreateCommand($"""
+                    SELECT b.status, concat_ws(' ', b.detail, 'from', b.snapshot_source, b.snapshot_at, 'u', b.last_update_id), b.bid_prices, b.bid_qtys, b.ask_prices, b.ask_qtys,
+                           EXISTS (SELECT 1 FROM marketdata.feed_gaps g JOIN marketdata.symbols y ON y.id = g.symbol_id
+                                   WHERE y.symbol = '{symbol}' AND g.stream LIKE '%@depth%' AND to_timestamp({at} / 1000.0) BETWEEN g.gap_start AND g.gap_end)
+                    FROM marketdata.book_at('{symbol}', to_timestamp({at} / 1000.0), 1000) b
+                    """);
+                await using var r = await cmd.ExecuteReaderAsync();
+                Assert.That(await r.ReadAsync(), Is.True);
+                var (status, detail, inHole) = (r.GetString(0), r.GetString(1), r.GetBoolean(6));
+                outcomes[status] = outcomes.GetValueOrDefault(status) + 1;
+                if (inHole)
+                {
+                    Assert.That(status, Is.EqualTo("gap"), $"{symbol} at {at}: inside a recorded hole");
+                }
+
+                if (status != "ok")
+                {
+                    Assert.That(r.IsDBNull(2), Is.True, $"{symbol} at {at}: no levels with status {status}");
+                    Assert.That(status, Is.AnyOf("gap", "no_snapshot"), detail);
+                    continue;
+                }
+
+                // Whatever book_at calls ok is the exchange's book at that instant, level for level.
+                var expected = book.At(at);
+                Assert.That(expected, Is.Not.Null, $"{symbol} at {at}: ok before the exchange's first diff");
+                Assert.That(Levels(r.GetFieldValue<double[]>(2), r.GetFieldValue<double[]>(3)), Is.EqualTo(expected!.Value.Bids), $"{symbol} at {at}: bids ({detail}; the exchange at u {expected.Value.LastUpdateId})");
+                Assert.That(Levels(r.GetFieldValue<double[]>(4), r.GetFieldValue<double[]>(5)), Is.EqualTo(expected.Value.Asks), $"{symbol} at {at}: asks ({detail}; the exchange at u {expected.Value.LastUpdateId})");
+            }
+        }
+
+        TestContext.Out.WriteLine($"book_at outcomes over 120 instants: {string.Join(", ", outcomes.Select(kv => $"{kv.Key} {kv.Value}"))}");
+        Assert.That(outcomes.GetValueOrDefault("ok"), Is.GreaterThanOrEqualTo(80), "most instants are rebuilt");
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'daemon_down' AND stream LIKE '%@depth%'"), Is.EqualTo(2), "the restart is a hole per symbol");
+    }
+
+    private static List<(decimal Price, decimal Qty)> Levels(double[] prices, double[] qtys) => prices.Zip(qtys, (p, q) => (Exact(p), Exact(q))).ToList();
 
     /// <summary>Replays as a user would: one stored snapshot, then the stored diffs after it in update-id order, checking the pu chain.</summary>
     private async Task AssertRebuiltBookMatchesAsync(string symbol, SimBook exchange, bool fromLatestSnapshot)

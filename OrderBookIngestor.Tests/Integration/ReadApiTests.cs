@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
@@ -182,6 +183,56 @@ public sealed class ReadApiTests(string tier) : ReadApiTest(tier)
         Assert.That((await byAccept.Content.ReadAsStringAsync()).TrimEnd('\n').Split('\n'), Has.Length.EqualTo(8));
         Assert.That(byAccept.Headers.Contains("X-Next-Cursor"), Is.False, "the last page has no next");
     }
+
+    [Test]
+    public async Task Book_is_the_snapshot_plus_the_diffs_up_to_the_instant_and_422_where_it_cannot_be_known()
+    {
+        await Migrate();
+        var btc = await RegisterAsync("BTCUSDT");
+        var t0 = DateTimeOffset.UtcNow.AddMinutes(-20);
+        string T(double seconds) => t0.AddSeconds(seconds).ToString("yyyy-MM-dd HH:mm:ss.fff", CultureInfo.InvariantCulture) + "+00";
+        string Q(double seconds) => Uri.EscapeDataString(t0.AddSeconds(seconds).ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture));
+        // Snapshot at 0 (last_update_id 100); a diff at 1 s continues it (pu 100), one at 2 s continues that; the one at 5 s
+        // does not (pu 999: diffs are missing before it); a recorded hole from 3 to 4 s. The daemon's book at 15 s (u 103)
+        // bounds the walks before it and must not cut the diff with that u.
+        await Db.ExecuteAsync($"""
+            INSERT INTO marketdata.book_snapshots (ts_exchange, ts_ingest, symbol_id, last_update_id, bid_prices, bid_qtys, ask_prices, ask_qtys, source)
+            VALUES ('{T(0)}', '{T(0)}', {btc}, 100, ARRAY[100, 99]::float8[], ARRAY[1, 2]::float8[], ARRAY[101, 102]::float8[], ARRAY[1, 3]::float8[], 'rest'),
+                   ('{T(15)}', '{T(15)}', {btc}, 103, ARRAY[99.5, 99]::float8[], ARRAY[4, 2]::float8[], ARRAY[101, 102]::float8[], ARRAY[5, 3]::float8[], 'daemon');
+            INSERT INTO marketdata.depth_events (ts_exchange, ts_transaction, ts_ingest, symbol_id, first_update_id, final_update_id, prev_final_update_id, bid_prices, bid_qtys, ask_prices, ask_qtys)
+            VALUES ('{T(1)}', '{T(1)}', '{T(1)}', {btc}, 101, 101, 100, ARRAY[100]::float8[], ARRAY[0]::float8[], ARRAY[101]::float8[], ARRAY[5]::float8[]),
+                   ('{T(2)}', '{T(2)}', '{T(2)}', {btc}, 102, 103, 101, ARRAY[99.5]::float8[], ARRAY[4]::float8[], ARRAY[]::float8[], ARRAY[]::float8[]),
+                   ('{T(5)}', '{T(5)}', '{T(5)}', {btc}, 1000, 1001, 999, ARRAY[98]::float8[], ARRAY[1]::float8[], ARRAY[]::float8[], ARRAY[]::float8[]);
+            INSERT INTO marketdata.feed_gaps (symbol_id, stream, gap_start, gap_end, reason) VALUES ({btc}, 'btcusdt@depth@100ms', '{T(3)}', '{T(4)}', 'disconnected');
+            """);
+        await StartAsync();
+
+        var (status, book) = await GetJsonAsync($"/book/btcusdt?at={Q(1.5)}&levels=5");
+        Assert.That(status, Is.EqualTo(HttpStatusCode.OK), book.ToString());
+        Assert.That((book.GetProperty("status").GetString(), book.GetProperty("snapshot_source").GetString(), book.GetProperty("diffs_applied").GetInt32(), book.GetProperty("last_update_id").GetInt64()),
+            Is.EqualTo(("ok", "rest", 1, 101L)));
+        Assert.That(Compact(book.GetProperty("bids")), Is.EqualTo("[[99,2]]"), "100 removed by the diff at 1 s");
+        Assert.That(Compact(book.GetProperty("asks")), Is.EqualTo("[[101,5],[102,3]]"));
+
+        (status, book) = await GetJsonAsync($"/book/BTCUSDT?at={Q(2.5)}&levels=1");
+        Assert.That((status, Compact(book.GetProperty("bids")), Compact(book.GetProperty("asks"))), Is.EqualTo((HttpStatusCode.OK, "[[99.5,4]]", "[[101,5]]")), "top level only");
+        Assert.That(await Db.ScalarAsync<string>($"SELECT concat_ws('/', status, best_bid, best_ask, mid, spread) FROM marketdata.book_top_at('BTCUSDT', '{T(2.5)}')"),
+            Is.EqualTo("ok/99.5/101/100.25/1.5"));
+
+        foreach (var (at, expected) in new[] { (-1.0, "no_snapshot"), (3.5, "gap"), (5.5, "gap") })
+        {
+            (status, book) = await GetJsonAsync($"/book/BTCUSDT?at={Q(at)}");
+            Assert.That(status, Is.EqualTo(HttpStatusCode.UnprocessableEntity), $"at {at}: {book}");
+            Assert.That((book.GetProperty("status").GetString(), book.GetProperty("bids").ValueKind), Is.EqualTo((expected, JsonValueKind.Null)), $"at {at}");
+            Assert.That(book.GetProperty("detail").GetString(), Is.Not.Empty);
+        }
+
+        Assert.That((await GetJsonAsync($"/book/BTCUSDT?at={Q(1)}&levels=0")).Status, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That((await GetJsonAsync("/book/BTCUSDT")).Status, Is.EqualTo(HttpStatusCode.BadRequest), "the instant is required");
+        Assert.That((await GetJsonAsync($"/book/NOPEUSDT?at={Q(1)}")).Status, Is.EqualTo(HttpStatusCode.NotFound));
+    }
+
+    private static string Compact(JsonElement e) => JsonSerializer.Serialize(e);
 
     [Test]
     public async Task Symbols_lists_first_and_last_event_per_table_and_stats_summarises_the_last_hour()

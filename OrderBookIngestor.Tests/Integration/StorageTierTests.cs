@@ -484,6 +484,34 @@ public sealed class StorageTierTests(string tier) : StorageTest(tier)
     }
 
     [Test]
+    public async Task BookSnapshots_CarryTheirSource_AndABatchSpooledByAnOlderBuildStillCommits()
+    {
+        await Migrate();
+        var btc = await RegisterAsync("BTCUSDT");
+        var ms = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        await CommitAsync<SnapshotRow, SnapshotRows>(Db.DataSource, [new SnapshotRow(btc, 10, ms, ms * 1000, [100, 1], [101, 1]),
+            new SnapshotRow(btc, 20, ms + 1, (ms + 5) * 1000, [100, 2], [101, 2], FromDaemon: true)]);
+
+        // The layout before the source column, under its own spool table id (4), as a segment written before the upgrade holds it.
+        using var old = new CopyBatch(16);
+        old.BeginRow(8, ms + 2, 2 + 24 + 8 + 12);
+        old.WriteTimestampMillis(ms + 2);
+        old.WriteTimestampMicros((ms + 2) * 1000);
+        old.WriteInt32(btc);
+        old.WriteInt64(30);
+        double[] bids = [100, 3], asks = [101, 3];
+        old.WriteDoubleArray(bids, 0, 2);
+        old.WriteDoubleArray(bids, 1, 2);
+        old.WriteDoubleArray(asks, 0, 2);
+        old.WriteDoubleArray(asks, 1, 2);
+        Assert.That(BatchCommitter.TableId("book_snapshots"), Is.Not.EqualTo((byte)4), "new rows go under the new layout's id");
+        Assert.That(await new BatchCommitter(Db.DataSource).CommitAsync(4, old.Id, old.Rows, old.Payload(), CancellationToken.None), Is.True);
+
+        Assert.That(await Db.ScalarAsync<string>("SELECT string_agg(last_update_id || ':' || source, ',' ORDER BY last_update_id) FROM marketdata.book_snapshots"),
+            Is.EqualTo("10:rest,20:daemon,30:rest"));
+    }
+
+    [Test]
     public async Task Derivatives1s_HoldsWhatWasKnownAtEachSecondsEnd_AndFollowsALateAnswer()
     {
         await Migrate();

@@ -181,5 +181,27 @@ public sealed class DepthTests
         Assert.That(a.Id, Is.EqualTo(GoldenFirstBookTickerId));
     }
 
+    [Test]
+    public void Checkpoints_TakeEachSyncedBookOncePerPeriodAtItsOwnTurn_AndSkipABookOutOfSync()
+    {
+        var synced = new DepthSequencer(2, "ETHUSDT", "ethusdt@depth@100ms");
+        synced.Offer(Diff(100, 104, 99, bids: [100, 5, 98, 2]), 0, out _, out _);
+        Assert.That(synced.ApplySnapshot(102, [100, 1, 99, 2], [101, 3, 102, 4, 103, 1], 0, out _), Is.EqualTo(SnapshotOutcome.Synced));
+        var unsynced = new DepthSequencer(3, "BNBUSDT", "bnbusdt@depth@100ms");
+        var t0 = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000);
+        var checkpoints = new BookCheckpointer(() => [synced, unsynced], new EventBuffers(10), new ManualTimeProvider(t0), TimeSpan.FromSeconds(10), levels: 2);
+
+        Assert.That(checkpoints.Due(t0), Is.Empty, "symbol 2's turn is 2 s into each 10 s period");
+        var row = checkpoints.Due(t0.AddSeconds(2)).Single();
+        Assert.That((row.SymbolId, row.LastUpdateId, row.ExchangeTimeMs, row.IngestTimeUs, row.FromDaemon), Is.EqualTo((2, 104L, 104L, t0.AddSeconds(2).ToUnixTimeMilliseconds() * 1000, true)),
+            "at its last applied diff, stamped with that diff's time, taken now");
+        Assert.That((row.Bids, row.Asks), Is.EqualTo((new double[] { 100, 5, 99, 2 }, new double[] { 101, 3, 102, 4 })), "the top 2 levels per side, best first");
+        Assert.That(checkpoints.Due(t0.AddSeconds(3)), Is.Empty, "symbol 3 is not in sync; symbol 2 is not due");
+        Assert.That(checkpoints.Due(t0.AddSeconds(12.5)).Select(r => r.SymbolId), Is.EqualTo(new[] { 2 }), "once a period");
+        Assert.That(checkpoints.Due(t0.AddSeconds(45)).Select(r => r.SymbolId), Is.EqualTo(new[] { 2 }), "after a pause: one row, no catch-up burst");
+        Assert.That(checkpoints.Due(t0.AddSeconds(51)), Is.Empty);
+        Assert.That(checkpoints.Due(t0.AddSeconds(52)), Has.Count.EqualTo(1), "back on its turn");
+    }
+
     private const long GoldenFirstBookTickerId = 1000677181;
 }

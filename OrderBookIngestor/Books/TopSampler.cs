@@ -59,8 +59,8 @@ public sealed class TopSampler
                 return null;
             }
 
-            var bids = Take(book.Book.Bids, levels);
-            var asks = Take(book.Book.Asks, levels);
+            var bids = Levels(book.Book.Bids, levels);
+            var asks = Levels(book.Book.Asks, levels);
             return Features(book.SymbolId, nowMs, book.LastAppliedUpdateId, bids, asks);
         }
     }
@@ -92,7 +92,8 @@ public sealed class TopSampler
         return new TopRow(symbolId, nowMs, updateId, bids, asks, mid, spread, micro, imb1, imb5);
     }
 
-    private static double[] Take(IEnumerable<KeyValuePair<double, double>> side, int levels)
+    /// <summary>The first <paramref name="levels"/> levels of a side, interleaved (price, qty).</summary>
+    internal static double[] Levels(IEnumerable<KeyValuePair<double, double>> side, int levels)
     {
         var result = new List<double>(levels * 2);
         foreach (var (price, qty) in side)

@@ -98,6 +98,10 @@ public sealed class IngestorOptions
     /// <summary>How often the in-memory books are sampled into marketdata.orderbook_top; 0 turns sampling off.</summary>
     public int TopIntervalMs { get; set; } = 1000;
 
+    /// <summary>How often each synced depth book is stored in marketdata.book_snapshots (source 'daemon', top SnapshotLimit levels
+    /// per side), so that marketdata.book_at replays at most this many seconds of diffs; 0 turns it off.</summary>
+    public int BookSnapshotSeconds { get; set; } = 300;
+
     /// <summary>With the openInterest channel: each symbol's open interest is polled this often (REST, weight 1).</summary>
     public int OpenInterestSeconds { get; set; } = 60;
 

@@ -29,7 +29,7 @@ public static class OptionsLoader
         nameof(IngestorOptions.SummaryIntervalSeconds), nameof(IngestorOptions.DrainTimeoutSeconds), nameof(IngestorOptions.AutoMigrate),
         nameof(IngestorOptions.LogFile), nameof(IngestorOptions.LogRetainedFiles), nameof(IngestorOptions.LogLevel),
         nameof(IngestorOptions.MaxBackfillTrades), nameof(IngestorOptions.RestWeightPerMinute), nameof(IngestorOptions.RestMaxInFlight),
-        nameof(IngestorOptions.TopLevels), nameof(IngestorOptions.TopIntervalMs), nameof(IngestorOptions.OpenInterestSeconds), nameof(IngestorOptions.SnapshotLimit),
+        nameof(IngestorOptions.TopLevels), nameof(IngestorOptions.TopIntervalMs), nameof(IngestorOptions.BookSnapshotSeconds), nameof(IngestorOptions.OpenInterestSeconds), nameof(IngestorOptions.SnapshotLimit),
         nameof(IngestorOptions.MaxConnectionLifetimeSeconds), nameof(IngestorOptions.RotationTimeoutSeconds), nameof(IngestorOptions.SilentStreamSeconds),
         nameof(IngestorOptions.ExchangeInfoRefreshSeconds), nameof(IngestorOptions.SpoolDirectory), nameof(IngestorOptions.SpoolMaxMegabytes),
         nameof(IngestorOptions.SpoolSegmentMegabytes), nameof(IngestorOptions.StorageTier), nameof(IngestorOptions.RetentionDays),
@@ -181,6 +181,7 @@ public static class OptionsLoader
             case nameof(IngestorOptions.RestMaxInFlight): o.RestMaxInFlight = Int(value, source); break;
             case nameof(IngestorOptions.TopLevels): o.TopLevels = Int(value, source); break;
             case nameof(IngestorOptions.TopIntervalMs): o.TopIntervalMs = Int(value, source); break;
+            case nameof(IngestorOptions.BookSnapshotSeconds): o.BookSnapshotSeconds = Int(value, source); break;
             case nameof(IngestorOptions.OpenInterestSeconds): o.OpenInterestSeconds = Int(value, source); break;
             case nameof(IngestorOptions.SnapshotLimit): o.SnapshotLimit = Int(value, source); break;
             case nameof(IngestorOptions.MaxConnectionLifetimeSeconds): o.MaxConnectionLifetimeSeconds = Int(value, source); break;

@@ -70,6 +70,7 @@ public static class OptionsValidator
         Range(errors, nameof(o.Shards), o.Shards, 1, 64);
         Range(errors, nameof(o.TopLevels), o.TopLevels, 1, 100);
         Range(errors, nameof(o.TopIntervalMs), o.TopIntervalMs, 0, 3_600_000);
+        Range(errors, nameof(o.BookSnapshotSeconds), o.BookSnapshotSeconds, 0, 86_400);
         Range(errors, nameof(o.OpenInterestSeconds), o.OpenInterestSeconds, 5, 86_400);
         Range(errors, nameof(o.SnapshotLimit), o.SnapshotLimit, 5, 1000);
         Range(errors, nameof(o.MaxConnectionLifetimeSeconds), o.MaxConnectionLifetimeSeconds, 1, 86_000);

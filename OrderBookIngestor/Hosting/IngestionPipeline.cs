@@ -167,7 +167,7 @@ public sealed partial class IngestionPipeline : BackgroundService
     /// <summary>The running pipeline's parts, wired together but not yet started.</summary>
     private sealed record Parts(
         Prepared Prepared, IReadOnlyList<ShardPlan> Plans, EventBuffers Buffers, GapLedger Gaps, GapWriter GapWriter,
-        RestWeightGate RestGate, TradeBackfiller Backfiller, Books.SnapshotFetcher Snapshots, Books.TopSampler Sampler, OpenInterestPoller OpenInterest, MarkPriceBackfiller MarkBackfill,
+        RestWeightGate RestGate, TradeBackfiller Backfiller, Books.SnapshotFetcher Snapshots, Books.TopSampler Sampler, Books.BookCheckpointer Checkpoints, OpenInterestPoller OpenInterest, MarkPriceBackfiller MarkBackfill,
         SilenceMonitor Silence, StorageMaintainer Maintainer, Running Running, CancellationTokenSource StopHelpers,
         CancellationTokenSource StopReplay, CancellationTokenSource StopMaintenance) : IDisposable
     {
@@ -227,6 +227,7 @@ public sealed partial class IngestionPipeline : BackgroundService
         var openInterest = new OpenInterestPoller(rest, running.OpenInterestSymbols, buffers, gaps, _metrics, _time, feedLog,
             TimeSpan.FromSeconds(_options.OpenInterestSeconds), _options.RestWeightPerMinute);
         var sampler = new Books.TopSampler(running.CurrentBooks, buffers, _time, _options.TopLevels, TimeSpan.FromMilliseconds(_options.TopIntervalMs));
+        var checkpoints = new Books.BookCheckpointer(running.CurrentBooks, buffers, _time, TimeSpan.FromSeconds(_options.BookSnapshotSeconds), _options.SnapshotLimit);
         var silence = new SilenceMonitor(running.CurrentActivities, _time, feedLog, TimeSpan.FromSeconds(_options.SilentStreamSeconds));
         _metrics.SilentStreams = () => silence.Silent;
         _status.Streams = running.CurrentActivities;
@@ -237,7 +238,7 @@ public sealed partial class IngestionPipeline : BackgroundService
             TimeSpan.FromMilliseconds(_options.RollupIntervalMs), TimeSpan.FromSeconds(_options.MaintenanceIntervalSeconds));
 
         var parts = new Parts(p, plans, buffers, gaps, new GapWriter(gaps, _dataSource, _time, _storageLog, new Random(random.Next())), gate, backfiller,
-            fetcher, sampler, openInterest, markBackfiller, silence, maintainer, running, new CancellationTokenSource(), new CancellationTokenSource(), new CancellationTokenSource());
+            fetcher, sampler, checkpoints, openInterest, markBackfiller, silence, maintainer, running, new CancellationTokenSource(), new CancellationTokenSource(), new CancellationTokenSource());
         supervisor.OnDrain(DrainPhase.Helpers, () => parts.StopHelpers.CancelAsync());
         supervisor.OnDrain(DrainPhase.Flushers, () => buffers.Complete());
         supervisor.OnDrain(DrainPhase.SpoolReplay, () => parts.StopReplay.CancelAsync());
@@ -276,8 +277,10 @@ public sealed partial class IngestionPipeline : BackgroundService
         var helpers = parts.StopHelpers.Token;
         supervisor.Start("backfill", DrainPhase.Helpers, () => parts.Backfiller.RunAsync(helpers, abort));
         supervisor.Start("snapshots", DrainPhase.Helpers, () => parts.Snapshots.RunAsync(helpers, abort));
-        // The sampler and the silence monitor are not watched: a sampler or a monitor that stopped costs no data.
+        // The sampler, the book checkpoints and the silence monitor are not watched: if one stopped, no data is lost (book_at
+        // then replays from an older snapshot).
         supervisor.Start("top sampler", DrainPhase.Helpers, () => parts.Sampler.RunAsync(helpers, abort), watched: false);
+        supervisor.Start("book checkpoints", DrainPhase.Helpers, () => parts.Checkpoints.RunAsync(helpers, abort), watched: false);
         supervisor.Start("open interest", DrainPhase.Helpers, () => parts.OpenInterest.RunAsync(helpers, abort));
         supervisor.Start("mark price backfill", DrainPhase.Helpers, () => parts.MarkBackfill.RunAsync(helpers, abort));
         supervisor.Start("silence monitor", DrainPhase.Helpers, () => parts.Silence.RunAsync(helpers), watched: false);

@@ -60,6 +60,7 @@ public sealed partial class ReadApi : IAsyncDisposable
         app.MapGet("/symbols", ctx => ServeAsync(ctx, SymbolsAsync));
         app.MapGet("/data/{symbol}", ctx => ServeAsync(ctx, DataAsync));
         app.MapGet("/stats", ctx => ServeAsync(ctx, StatsAsync));
+        app.MapGet("/book/{symbol}", ctx => ServeAsync(ctx, BookAsync));
     }
 
     public async ValueTask DisposeAsync()
@@ -452,5 +453,71 @@ public sealed partial class ReadApi : IAsyncDisposable
 
         w.WriteEndObject();
         await w.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// marketdata.book_at as JSON: the book of a symbol at an instant (<c>at</c>, ISO 8601, or <c>time</c>, Unix seconds),
+    /// <c>levels</c> per side (20 by default, at most 5000), bids and asks as [price, qty] best first. An instant the book
+    /// cannot be rebuilt for (before the first snapshot, inside a hole of the depth stream) is 422 with the same fields,
+    /// its status and detail, and no levels: never a silently wrong book.
+    /// </summary>
+    private static async Task BookAsync(HttpContext ctx, NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
+    {
+        var symbol = (string?)ctx.Request.RouteValues["symbol"];
+        await SymbolIdAsync(connection, tx, symbol, ct).ConfigureAwait(false);
+        var at = Time(ctx, "at", "time")
+            ?? throw new RequestError(StatusCodes.Status400BadRequest, "at", "at: the instant, ISO 8601 (e.g. 2026-12-01T14:03:07.250Z), or time in Unix seconds");
+        var levelsText = Query(ctx, "levels");
+        var levels = 20;
+        if (levelsText is not null && (!int.TryParse(levelsText, NumberStyles.None, CultureInfo.InvariantCulture, out levels) || levels is < 1 or > 5000))
+        {
+            throw new RequestError(StatusCodes.Status400BadRequest, "levels", "levels: 1 to 5000 per side");
+        }
+
+        await using var cmd = new NpgsqlCommand("""
+            SELECT b.symbol, b.at, b.status, b.detail, b.as_of, b.last_update_id, b.snapshot_at, b.snapshot_source, b.diffs_applied,
+                   CASE WHEN b.bid_prices IS NOT NULL THEN coalesce((SELECT json_agg(json_build_array(l.p, l.q) ORDER BY l.o)
+                                                                     FROM unnest(b.bid_prices, b.bid_qtys) WITH ORDINALITY AS l(p, q, o)), '[]')::text END,
+                   CASE WHEN b.ask_prices IS NOT NULL THEN coalesce((SELECT json_agg(json_build_array(l.p, l.q) ORDER BY l.o)
+                                                                     FROM unnest(b.ask_prices, b.ask_qtys) WITH ORDINALITY AS l(p, q, o)), '[]')::text END
+            FROM marketdata.book_at($1, $2, $3) b
+            """, connection, tx);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = symbol!.ToUpperInvariant() });
+        cmd.Parameters.Add(new NpgsqlParameter { Value = at });
+        cmd.Parameters.Add(new NpgsqlParameter { Value = levels });
+        await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        await r.ReadAsync(ct).ConfigureAwait(false);
+        var status = r.GetString(2);
+        ctx.Response.StatusCode = status == "ok" ? StatusCodes.Status200OK : StatusCodes.Status422UnprocessableEntity;
+        ctx.Response.ContentType = "application/json";
+        BeginBody(ctx);
+        await using var w = new Utf8JsonWriter(ctx.Response.BodyWriter);
+        w.WriteStartObject();
+        w.WriteString("symbol", r.GetString(0));
+        w.WriteString("at", r.GetDateTime(1));
+        w.WriteString("status", status);
+        WriteNullable(w, "detail", r, 3, () => w.WriteString("detail", r.GetString(3)));
+        WriteNullable(w, "as_of", r, 4, () => w.WriteString("as_of", r.GetDateTime(4)));
+        WriteNullable(w, "last_update_id", r, 5, () => w.WriteNumber("last_update_id", r.GetInt64(5)));
+        WriteNullable(w, "snapshot_at", r, 6, () => w.WriteString("snapshot_at", r.GetDateTime(6)));
+        WriteNullable(w, "snapshot_source", r, 7, () => w.WriteString("snapshot_source", r.GetString(7)));
+        WriteNullable(w, "diffs_applied", r, 8, () => w.WriteNumber("diffs_applied", r.GetInt32(8)));
+        // The levels as the server renders them (float8 in JSON is its shortest exact form).
+        WriteNullable(w, "bids", r, 9, () => { w.WritePropertyName("bids"); w.WriteRawValue(r.GetString(9)); });
+        WriteNullable(w, "asks", r, 10, () => { w.WritePropertyName("asks"); w.WriteRawValue(r.GetString(10)); });
+        w.WriteEndObject();
+        await w.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    private static void WriteNullable(Utf8JsonWriter w, string name, NpgsqlDataReader r, int ordinal, Action write)
+    {
+        if (r.IsDBNull(ordinal))
+        {
+            w.WriteNull(name);
+        }
+        else
+        {
+            write();
+        }
     }
 }

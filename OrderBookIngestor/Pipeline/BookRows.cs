@@ -1,7 +1,9 @@
 namespace OrderBookIngestor.Pipeline;
 
-/// <summary>A REST depth snapshot a book was synced from. Levels interleaved (price, qty), GC-owned (rare rows).</summary>
-public readonly record struct SnapshotRow(int SymbolId, long LastUpdateId, long ExchangeTimeMs, long IngestTimeUs, double[] Bids, double[] Asks);
+/// <summary>A stored depth book: a REST snapshot a book was synced from, or (<paramref name="FromDaemon"/>) the daemon's own
+/// synced book at <paramref name="LastUpdateId"/>, whose last diff came at <paramref name="ExchangeTimeMs"/> and which was
+/// taken at <paramref name="IngestTimeUs"/>. Levels interleaved (price, qty), GC-owned (rare rows).</summary>
+public readonly record struct SnapshotRow(int SymbolId, long LastUpdateId, long ExchangeTimeMs, long IngestTimeUs, double[] Bids, double[] Asks, bool FromDaemon = false);
 
 /// <summary>The top of one in-memory book at a sampling instant, with its features.</summary>
 public readonly record struct TopRow(

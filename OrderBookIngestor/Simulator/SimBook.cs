@@ -47,8 +47,12 @@ public sealed class SimBook
     private long _lastPrev;
     private long _snapshots;
 
-    public SimBook(SimSymbol symbol, Random random, SnapshotJoin join = SnapshotJoin.Cycle)
+    /// <summary>With history on: after each diff, its event time, u and the whole book (price and quantity ticks, best first).</summary>
+    private readonly List<(long TimeMs, long U, (long, long)[] Bids, (long, long)[] Asks)>? _history;
+
+    public SimBook(SimSymbol symbol, Random random, SnapshotJoin join = SnapshotJoin.Cycle, bool recordHistory = false)
     {
+        _history = recordHistory ? [] : null;
         _symbol = symbol;
         _random = random;
         _join = join;
@@ -95,6 +99,7 @@ public sealed class SimBook
             _lastPrev = prev;
             _lastU = final;
             var transactionMs = nowMs - _random.Next(3);
+            _history?.Add((nowMs, final, _bids.Select(kv => (kv.Key, kv.Value)).ToArray(), _asks.Select(kv => (kv.Key, kv.Value)).ToArray()));
             var data = Encoding.ASCII.GetBytes(
                 $"{{\"e\":\"depthUpdate\",\"E\":{nowMs},\"T\":{transactionMs},\"s\":\"{_symbol.Symbol}\",\"U\":{first},\"u\":{final},\"pu\":{prev},\"b\":{Levels(bids)},\"a\":{Levels(asks)}}}");
             return new SimEvent(stream, _symbol.Symbol, channel, final, nowMs, transactionMs, 0, 0, 0, 0, first, prev, false, data);
@@ -170,6 +175,30 @@ public sealed class SimBook
             return (_lastU,
                 _bids.Select(kv => (SymbolUniverse.ToDecimal(kv.Key, _symbol.PriceDecimals), SymbolUniverse.ToDecimal(kv.Value, _symbol.QtyDecimals))).ToList(),
                 _asks.Select(kv => (SymbolUniverse.ToDecimal(kv.Key, _symbol.PriceDecimals), SymbolUniverse.ToDecimal(kv.Value, _symbol.QtyDecimals))).ToList());
+        }
+    }
+
+    /// <summary>The book as it was after the last diff generated at or before <paramref name="timeMs"/> (delivered or not),
+    /// in exact decimals; null before the first diff, or when the book keeps no history.</summary>
+    public (long LastUpdateId, List<(decimal Price, decimal Qty)> Bids, List<(decimal Price, decimal Qty)> Asks)? At(long timeMs)
+    {
+        lock (_bids)
+        {
+            if (_history is null)
+            {
+                return null;
+            }
+
+            var i = _history.FindLastIndex(h => h.TimeMs <= timeMs);
+            if (i < 0)
+            {
+                return null;
+            }
+
+            var (_, u, bids, asks) = _history[i];
+            return (u,
+                bids.Select(l => (SymbolUniverse.ToDecimal(l.Item1, _symbol.PriceDecimals), SymbolUniverse.ToDecimal(l.Item2, _symbol.QtyDecimals))).ToList(),
+                asks.Select(l => (SymbolUniverse.ToDecimal(l.Item1, _symbol.PriceDecimals), SymbolUniverse.ToDecimal(l.Item2, _symbol.QtyDecimals))).ToList());
         }
     }
 

@@ -18,7 +18,8 @@ public sealed class SimulatedMarket
     private readonly int _tradeHistory;
     private readonly Dictionary<string, SimBook> _books = new(StringComparer.Ordinal);
 
-    public SimulatedMarket(IReadOnlyList<SimSymbol> symbols, int seed, TimeProvider time, int tradeHistory = 200_000, SnapshotJoin snapshotJoin = SnapshotJoin.Cycle)
+    public SimulatedMarket(IReadOnlyList<SimSymbol> symbols, int seed, TimeProvider time, int tradeHistory = 200_000, SnapshotJoin snapshotJoin = SnapshotJoin.Cycle,
+        bool recordBooks = false)
     {
         _tradeHistory = tradeHistory;
         _time = time;
@@ -26,7 +27,7 @@ public sealed class SimulatedMarket
         Symbols = symbols;
         foreach (var s in symbols)
         {
-            _books[s.Symbol] = new SimBook(s, new Random(Mix(seed, s.Index, 1_000)), snapshotJoin);
+            _books[s.Symbol] = new SimBook(s, new Random(Mix(seed, s.Index, 1_000)), snapshotJoin, recordBooks);
             foreach (var channel in MarketChannels.All)
             {
                 var name = MarketChannels.StreamName(s.Symbol, channel);

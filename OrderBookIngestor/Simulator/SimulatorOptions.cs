@@ -49,6 +49,7 @@ public sealed class SimulatorOptions
     /// <summary>aggTrades kept per symbol for the REST endpoint.</summary>
     public int TradeHistory { get; set; } = 200_000;
 
-    /// <summary>Keep every delivered event in memory (tests compare them row by row).</summary>
+    /// <summary>Keep every delivered event in memory, and each depth book after every diff (tests compare them row by row,
+    /// and books at past instants).</summary>
     public bool RecordEvents { get; set; }
 }

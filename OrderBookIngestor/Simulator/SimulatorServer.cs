@@ -37,7 +37,7 @@ public sealed class SimulatorServer : IAsyncDisposable
     {
         _options = options;
         _log = loggers.CreateLogger("OrderBookIngestor.Simulator");
-        _market = new SimulatedMarket(SymbolUniverse.Create(options.Symbols), options.Seed, time, options.TradeHistory, options.SnapshotJoin);
+        _market = new SimulatedMarket(SymbolUniverse.Create(options.Symbols), options.Seed, time, options.TradeHistory, options.SnapshotJoin, options.RecordEvents);
         Ledger = new SimLedger(options.RecordEvents);
         _subscribers = new SimSubscribers(_market);
         _sessions = new SimSession(options, _subscribers, new SimControlProtocol(_market, _subscribers), Ledger, time);

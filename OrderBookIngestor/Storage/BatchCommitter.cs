@@ -9,17 +9,19 @@ namespace OrderBookIngestor.Storage;
 /// </summary>
 public sealed class BatchCommitter
 {
-    /// <summary>Table ids as stored in spool records.</summary>
+    /// <summary>Table ids as stored in spool records. A table whose row layout changed keeps its old id for the segments an
+    /// older build spooled; its rows are written under the newest id (<see cref="TableId"/>).</summary>
     public static readonly IReadOnlyDictionary<byte, (string Table, string CopyCommand)> Tables = new Dictionary<byte, (string, string)>
     {
         [1] = (BookTickerRows.Table, BookTickerRows.CopyCommand),
         [2] = (TradeRows.Table, TradeRows.CopyCommand),
         [3] = (DepthRows.Table, DepthRows.CopyCommand),
-        [4] = (SnapshotRows.Table, SnapshotRows.CopyCommand),
+        [4] = (SnapshotRows.Table, SnapshotRows.CopyCommandWithoutSource),
         [5] = (TopRows.Table, TopRows.CopyCommand),
         [6] = (MarkPriceRows.Table, MarkPriceRows.CopyCommand),
         [7] = (LiquidationRows.Table, LiquidationRows.CopyCommand),
         [8] = (OpenInterestRows.Table, OpenInterestRows.CopyCommand),
+        [9] = (SnapshotRows.Table, SnapshotRows.CopyCommand),
     };
 
     private readonly NpgsqlDataSource _dataSource;
@@ -37,7 +39,8 @@ public sealed class BatchCommitter
         _citus = citus;
     }
 
-    public static byte TableId(string table) => Tables.First(kv => kv.Value.Table == table).Key;
+    /// <summary>The id a table's rows are written under now (the newest of its layouts).</summary>
+    public static byte TableId(string table) => Tables.Where(kv => kv.Value.Table == table).Max(kv => kv.Key);
 
     /// <returns>True when committed now; false when this batch id was already committed.</returns>
     public async Task<bool> CommitAsync(byte tableId, Guid batchId, int rows, ReadOnlyMemory<byte> payload, CancellationToken ct)

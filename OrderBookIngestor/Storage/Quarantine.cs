@@ -69,8 +69,10 @@ public sealed class Quarantine
             return false;
         }
 
-        Interlocked.Increment(ref _batches[tableId]);
-        Interlocked.Add(ref _rows[tableId], rows);
+        // Counted per table, whichever of its layouts the batch has.
+        var slot = BatchCommitter.TableId(table);
+        Interlocked.Increment(ref _batches[slot]);
+        Interlocked.Add(ref _rows[slot], rows);
         if (_logLimit.TryEnter(out var suppressed))
         {
             Log.BatchQuarantined(_log, table, rows, error, path, suppressed);

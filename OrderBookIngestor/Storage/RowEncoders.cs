@@ -99,12 +99,17 @@ public readonly struct SnapshotRows : IRowEncoder<SnapshotRow>
 {
     public static string Table => "book_snapshots";
 
-    public static string CopyCommand =>
+    /// <summary>The layout before the source column (spool table id 4): replays of segments an older build wrote.</summary>
+    public static string CopyCommandWithoutSource =>
         "COPY marketdata.book_snapshots (ts_exchange, ts_ingest, symbol_id, last_update_id, bid_prices, bid_qtys, ask_prices, ask_qtys) FROM STDIN (FORMAT BINARY)";
+
+    public static string CopyCommand =>
+        "COPY marketdata.book_snapshots (ts_exchange, ts_ingest, symbol_id, last_update_id, bid_prices, bid_qtys, ask_prices, ask_qtys, source) FROM STDIN (FORMAT BINARY)";
 
     public static void Encode(CopyBatch batch, in SnapshotRow s)
     {
-        batch.BeginRow(8, s.ExchangeTimeMs, 2 + 24 + 8 + 12);
+        // The daemon's own book counts its latency from when it was taken: its last diff may be minutes old on a quiet symbol.
+        batch.BeginRow(9, s.FromDaemon ? s.IngestTimeUs / 1000 : s.ExchangeTimeMs, 2 + 24 + 8 + 12 + 10);
         batch.WriteTimestampMillis(s.ExchangeTimeMs);
         batch.WriteTimestampMicros(s.IngestTimeUs);
         batch.WriteInt32(s.SymbolId);
@@ -113,6 +118,7 @@ public readonly struct SnapshotRows : IRowEncoder<SnapshotRow>
         batch.WriteDoubleArray(s.Bids, 1, 2);
         batch.WriteDoubleArray(s.Asks, 0, 2);
         batch.WriteDoubleArray(s.Asks, 1, 2);
+        batch.WriteAsciiText(s.FromDaemon ? "daemon" : "rest");
     }
 }
 

@@ -73,7 +73,7 @@ public sealed partial class SchemaMigrator
             StorageTiers.Citus => ["schema/tiers/postgres.sql", "schema/tiers/citus.sql"],
             _ => ["schema/tiers/postgres.sql"],
         };
-        var all = files.Prepend("schema/surface/storage_functions.sql").Append("schema/surface/views.sql");
+        var all = files.Prepend("schema/surface/storage_functions.sql").Append("schema/surface/views.sql").Append("schema/surface/book_at.sql");
         if (createRoles)
         {
             all = all.Append("schema/surface/roles.sql");
