@@ -7,8 +7,9 @@
 # BENCH_BOOK_SNAPSHOT_SECONDS (default 300) with 1000 levels per side. Then times book_at at BENCH_BOOK_CALLS random
 # instants of the liquid symbol (20 levels), and at the worst instant (just before a snapshot). Prints figures only.
 #
-#   ./scripts/bench-book-at.sh                     # defaults: 19 other symbols, 300 s, 200 calls
+#   ./scripts/bench-book-at.sh                     # defaults: 19 other symbols, 300 s, 200 calls, plain PostgreSQL
 #   BENCH_BOOK_SNAPSHOT_SECONDS=60 ./scripts/bench-book-at.sh
+#   BENCH_TIER=timescaledb ./scripts/bench-book-at.sh   # hypertables; timed again after compressing the day's chunks
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=lib/pg.sh
@@ -19,15 +20,20 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 others=${BENCH_BOOK_OTHERS:-19}
 every=${BENCH_BOOK_SNAPSHOT_SECONDS:-300}
 calls=${BENCH_BOOK_CALLS:-200}
+tier=${BENCH_TIER:-postgres}
 work="$root/.local/bench-book"
 port=${BENCH_PG_PORT:-55499}
 
 obi_publish "$root"; bin=$OBI_BIN
-pg_start "$work/pg" "$port" fast
+case $tier in
+  postgres) pg_start "$work/pg" "$port" fast ;;
+  timescaledb) pg_start "$work/pg-timescaledb" "$port" fast "shared_preload_libraries = 'timescaledb'" "timescaledb.telemetry_level = off" "max_worker_processes = 32" ;;
+  *) echo "BENCH_TIER: postgres or timescaledb" >&2; exit 2 ;;
+esac
 trap pg_stop_all EXIT
 pg_ensure_db bookbench
 db="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=bookbench"
-"$bin" migrate --database "$db" --storage-tier postgres --log-level Warning >/dev/null
+"$bin" migrate --database "$db" --storage-tier "$tier" --log-level Warning >/dev/null
 psql_q() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d bookbench -v ON_ERROR_STOP=1 -Atq "$@"; }
 
 day=$(date -u -d yesterday +%F)
@@ -71,6 +77,7 @@ psql_q -c "SELECT count(*) || ' rows, ' || pg_size_pretty(sum(pg_column_size(b.*
            FROM marketdata.book_snapshots b JOIN marketdata.symbols s ON s.id = b.symbol_id WHERE s.symbol = 'BTCUSDT' AND b.source = 'daemon'"
 psql_q -c "SELECT 'depth_events for the day: ' || pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'marketdata.depth_events'::regclass"
 
+time_book_at() {
 echo "== book_at('BTCUSDT', at, 20): $calls random instants, then the worst instant ($every s of diffs), each call timed in the server"
 psql_q <<SQL
 DO \$\$
@@ -108,3 +115,13 @@ BEGIN
         (SELECT round(max(x)::numeric, 1) FROM unnest(v_ms) x);
 END \$\$;
 SQL
+}
+
+time_book_at
+if [ "$tier" = timescaledb ]; then
+  echo "== the same after compressing the day's chunks (as the compression policy does after a day)"
+  psql_q -c "SELECT count(compress_chunk(c, if_not_compressed => true)) || ' chunks compressed' FROM show_chunks('marketdata.depth_events') c"
+  psql_q -c "SELECT count(compress_chunk(c, if_not_compressed => true)) || ' chunks compressed' FROM show_chunks('marketdata.book_snapshots') c"
+  psql_q -c "SELECT 'depth_events compressed: ' || pg_size_pretty(sum(after_compression_total_bytes)) FROM chunk_compression_stats('marketdata.depth_events')"
+  time_book_at
+fi
