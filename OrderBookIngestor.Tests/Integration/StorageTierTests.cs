@@ -615,6 +615,11 @@ public sealed class StorageTierTests(string tier) : StorageTest(tier)
                 Assert.That(await grid.ExecuteScalarAsync(), Is.TypeOf<long>());
             }
 
+            await using (var book = asReader.CreateCommand("SELECT (SELECT status FROM marketdata.book_at('BTCUSDT', now())) || '/' || (SELECT status FROM marketdata.book_top_at('BTCUSDT', now()))"))
+            {
+                Assert.That(await book.ExecuteScalarAsync(), Is.EqualTo("no_snapshot/no_snapshot"), "the reader may rebuild books");
+            }
+
             await using (var views = asReader.CreateCommand("SELECT count(*) FROM marketdata.ingestion_stats; SELECT count(*) FROM marketdata.ingestion_stats_by_table; SELECT count(*) FROM marketdata.data_quality_check; SELECT count(*) FROM marketdata.data_quality_24h; SELECT count(*) FROM marketdata.feed_gap_summary"))
             {
                 await views.ExecuteNonQueryAsync();

@@ -35,6 +35,7 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA marketdata FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION marketdata.storage_tier(), marketdata.rollup_tracked(text), marketdata.partition_start(timestamptz, interval), marketdata.partition_bounds(text),
                           marketdata.data_quality_report(timestamptz, timestamptz),
                           marketdata.get_yesterday_training_data(bigint, date), marketdata.training_day_symbol(integer, date),
-                          marketdata.get_training_data_full(bigint, date)
+                          marketdata.get_training_data_full(bigint, date),
+                          marketdata.book_at(text, timestamptz, integer), marketdata.book_top_at(text, timestamptz)
                           TO orderbook_writer, orderbook_reader;
 GRANT EXECUTE ON FUNCTION marketdata.run_maintenance(timestamptz, interval), marketdata.run_rollups(bigint, interval) TO orderbook_writer;
