@@ -147,6 +147,36 @@ public sealed class DerivativesEndToEndTests : DatabaseTest
     }
 
     [Test]
+    public async Task ARestart_IsALiquidationAndOpenInterestHoleForEverySymbol_FromWhenThePreviousRunStopped()
+    {
+        // forceOrder may be silent for hours, so its last row cannot date the downtime; the previous run's end can. The same
+        // for the open interest polls that fell due meanwhile.
+        var sim = new SimulatorOptions { Symbols = 2, Rate = 300, Events = 3_000, Seed = 26, WaitForStreams = 4 };
+        await using var h = await Harness.StartAsync(Db, sim, o =>
+        {
+            o.Channels = ["bookTicker", "forceOrder", "openInterest"];
+            o.OpenInterestSeconds = 5;
+        });
+        await Harness.WaitUntilAsync(() => h.Metrics.BookTicker.RowsCommitted >= 100, TimeSpan.FromSeconds(30), () => "recording");
+        await h.RestartDaemonAsync(TimeSpan.FromSeconds(2));
+        await Harness.WaitUntilAsync(async () => await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'daemon_down' AND (stream LIKE '%@forceOrder' OR stream LIKE '%@openInterest')") == 4,
+            TimeSpan.FromSeconds(30), () => "a daemon_down hole per symbol's liquidations and open interest");
+
+        var stoppedMs = await Db.ScalarAsync<long>("""
+            SELECT (extract(epoch FROM stopped_at) * 1000)::bigint FROM marketdata.recorder_sessions WHERE stopped_at IS NOT NULL ORDER BY started_at LIMIT 1
+            """);
+        Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.recorder_sessions"), Is.EqualTo(2), "one row per run");
+        Assert.That(await Db.ScalarAsync<string>($"""
+            SELECT string_agg(DISTINCT ((extract(epoch FROM gap_start) * 1000)::bigint = {stoppedMs} AND gap_end - gap_start >= interval '2 seconds')::text, ',')
+            FROM marketdata.feed_gaps WHERE reason = 'daemon_down' AND (stream LIKE '%@forceOrder' OR stream LIKE '%@openInterest')
+            """), Is.EqualTo("true"), "each hole runs from the moment the first run stopped to the second run's start or subscription");
+        Assert.That(await Db.ScalarAsync<long>("""
+            SELECT count(*) FROM marketdata.liquidations l JOIN marketdata.feed_gaps g ON g.symbol_id = l.symbol_id AND g.stream LIKE '%@forceOrder'
+            WHERE g.reason = 'daemon_down' AND l.ts_ingest > g.gap_start AND l.ts_ingest < g.gap_end
+            """), Is.Zero, "nothing was received inside the hole");
+    }
+
+    [Test]
     public async Task AfterDowntime_MinuteBarsAndSettledFundingAreBackfilled_AndTheWindowStaysAGap()
     {
         var sim = new SimulatorOptions { Symbols = 1, Rate = 200, Events = 4_000, Seed = 24, WaitForStreams = 2 };

@@ -104,14 +104,39 @@ public sealed partial class IngestionPipeline : BackgroundService
         Log.Draining(_log);
         abort.CancelAfter(TimeSpan.FromSeconds(_options.DrainTimeoutSeconds));
         await supervisor.DrainAsync().ConfigureAwait(false);
+        // The moment recording stopped, for the next run's holes; a few seconds at most (a database away: the heartbeat stands).
+        using (var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(3)))
+        {
+            try
+            {
+                await prepared.Sessions.StopAsync(SessionChannels(parts.Running.Channels, parts.Running.PollOpenInterest), parts.Running.SymbolIds, deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // the database did not answer in time
+            }
+        }
+
         Log.Stopped(_log, _metrics.BookTicker.RowsCommitted, _metrics.Trades.RowsCommitted);
+    }
+
+    /// <summary>The channels as recorder_sessions keeps them: the stream suffixes, and openInterest when it is polled.</summary>
+    private static List<string> SessionChannels(IEnumerable<MarketChannel> streams, bool openInterest)
+    {
+        var names = streams.Select(c => c.StreamSuffix()).ToList();
+        if (openInterest)
+        {
+            names.Add("openInterest");
+        }
+
+        return names;
     }
 
     /// <summary>What the start prepares before anything streams: the database and its tier, the spool replayed,
     /// the symbols registered and what the database already holds of each.</summary>
     private sealed record Prepared(
         Spool? Spool, SpoolState SpoolState, Quarantine Quarantine, SpoolLossRecorder Losses, SpoolReplayer? Replay,
-        BatchCommitter Committer, SymbolTable Symbols, Dictionary<int, LastStored> LastStored);
+        BatchCommitter Committer, SymbolTable Symbols, Dictionary<int, LastStored> LastStored, RecorderSessions Sessions, PreviousSession? Previous);
 
     /// <summary>Null when the start failed (already reported through <see cref="Fail"/>) or was cancelled.</summary>
     private async Task<Prepared?> PrepareAsync(Spool? spool, CancellationToken stoppingToken)
@@ -143,8 +168,14 @@ public sealed partial class IngestionPipeline : BackgroundService
             }
 
             var symbols = await RegisterSymbolsAsync(stoppingToken).ConfigureAwait(false);
-            var lastStored = await LastStoredReader.ReadAsync(_dataSource, symbols.Symbols.Select(s => symbols.TryGetId(s, out var id) ? id : 0), stoppingToken).ConfigureAwait(false);
-            return new Prepared(spool, spoolState, quarantine, losses, replay, committer, symbols, lastStored);
+            var symbolIds = symbols.Symbols.Select(s => symbols.TryGetId(s, out var id) ? id : 0).ToList();
+            var lastStored = await LastStoredReader.ReadAsync(_dataSource, symbolIds, stoppingToken).ConfigureAwait(false);
+            // What the previous run of this instance recorded, and when it stopped: the downtime of streams too quiet to be
+            // dated by their own last row (forceOrder).
+            var sessions = new RecorderSessions(_dataSource, _time, _options.Instance, _storageLog);
+            var previous = await sessions.StartAsync(SessionChannels(MarketChannels.Streams(_options.Channels), _options.Channels.Any(MarketChannels.IsPolled)),
+                symbolIds, stoppingToken).ConfigureAwait(false);
+            return new Prepared(spool, spoolState, quarantine, losses, replay, committer, symbols, lastStored, sessions, previous);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
@@ -207,9 +238,31 @@ public sealed partial class IngestionPipeline : BackgroundService
         var depthBooks = new Books.DepthBookSet();
         var markChannel = channels.FirstOrDefault(c => c.IsMarkPrice(), MarketChannel.MarkPrice);
         var states = new StreamStates(p.Symbols, p.LastStored, depthChannel, depthBooks, markChannel);
+        if (p.Previous is { } previous && channels.Contains(MarketChannel.ForceOrder) && previous.Channels.Contains(MarketChannel.ForceOrder.StreamSuffix()))
+        {
+            // forceOrder can be silent for hours, so its last row cannot date the downtime: the previous run's end does.
+            foreach (var id in previous.SymbolIds)
+            {
+                if (states.TryGetLiquidations(id, out var liquidations))
+                {
+                    liquidations.MarkDaemonDown(previous.EndedAtMs);
+                }
+            }
+        }
         _metrics.Books = depthBooks.Counts;
         var gaps = new GapLedger();
         _status.Gaps = gaps;
+        if (p.Previous is { } before && _options.Channels.Any(MarketChannels.IsPolled) && before.Channels.Contains("openInterest"))
+        {
+            // The polls due while the daemon was not running: one hole per symbol, from the previous run's end to now.
+            var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+            var recorded = p.Symbols.Symbols.ToDictionary(s => p.Symbols.TryGetId(s, out var i) ? i : 0, s => s);
+            foreach (var id in before.SymbolIds.Where(recorded.ContainsKey))
+            {
+                gaps.Record(new GapRecord(id, OpenInterestPoller.StreamName(recorded[id]), before.EndedAtMs, Math.Max(before.EndedAtMs, nowMs), null, null,
+                    GapReason.DaemonDown, nowMs, "no polls while the daemon was not running (from the previous run's end in recorder_sessions)"));
+            }
+        }
         var gate = new RestWeightGate(_options.RestWeightPerMinute, _options.RestMaxInFlight, _time);
         _metrics.RestWeightUsed = () => gate.UsedThisMinute;
         var rest = new BinanceRestClient(_http, _options.RestUrl, gate);
@@ -285,6 +338,10 @@ public sealed partial class IngestionPipeline : BackgroundService
         supervisor.Start("mark price backfill", DrainPhase.Helpers, () => parts.MarkBackfill.RunAsync(helpers, abort));
         supervisor.Start("silence monitor", DrainPhase.Helpers, () => parts.Silence.RunAsync(helpers), watched: false);
         supervisor.Start("storage maintenance", DrainPhase.Maintenance, () => parts.Maintainer.RunAsync(parts.StopMaintenance.Token));
+        var running = parts.Running;
+        supervisor.Start("session heartbeat", DrainPhase.Maintenance,
+            () => parts.Prepared.Sessions.RunAsync(() => (SessionChannels(running.Channels, running.PollOpenInterest), running.SymbolIds), parts.StopMaintenance.Token),
+            watched: false);
 
         foreach (var plan in parts.Plans)
         {

@@ -10,6 +10,7 @@ public sealed class SparseStreamState
     private readonly RecentIdSequence _seen;
     private readonly Lock _gate = new();
     private long _interruptedAtMs;
+    private bool _daemonDown;
 
     public SparseStreamState(int symbolId, string stream)
     {
@@ -37,6 +38,20 @@ public sealed class SparseStreamState
         }
     }
 
+    /// <summary>At start: the previous run stopped recording this stream at <paramref name="sinceMs"/> (its end, from
+    /// marketdata.recorder_sessions); the first subscription closes that hole as daemon_down.</summary>
+    public void MarkDaemonDown(long sinceMs)
+    {
+        lock (_gate)
+        {
+            if (sinceMs > 0 && _interruptedAtMs == 0)
+            {
+                _interruptedAtMs = sinceMs;
+                _daemonDown = true;
+            }
+        }
+    }
+
     /// <summary>Subscribed again: the hole since the interruption, if there was one.</summary>
     public GapRecord? Resume(long nowMs)
     {
@@ -47,9 +62,13 @@ public sealed class SparseStreamState
                 return null;
             }
 
-            var gap = new GapRecord(SymbolId, Stream, _interruptedAtMs, Math.Max(_interruptedAtMs, nowMs), null, null, GapReason.Disconnected, nowMs,
-                "no connection carried the stream");
+            var gap = _daemonDown
+                ? new GapRecord(SymbolId, Stream, _interruptedAtMs, Math.Max(_interruptedAtMs, nowMs), null, null, GapReason.DaemonDown, nowMs,
+                    "the daemon was not running (from the previous run's end in recorder_sessions)")
+                : new GapRecord(SymbolId, Stream, _interruptedAtMs, Math.Max(_interruptedAtMs, nowMs), null, null, GapReason.Disconnected, nowMs,
+                    "no connection carried the stream");
             _interruptedAtMs = 0;
+            _daemonDown = false;
             return gap;
         }
     }

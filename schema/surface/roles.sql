@@ -29,6 +29,7 @@ GRANT INSERT ON marketdata.book_ticker, marketdata.trades, marketdata.depth_even
                 marketdata.feed_gaps TO orderbook_writer;
 GRANT INSERT, UPDATE ON marketdata.symbols TO orderbook_writer;
 GRANT INSERT, UPDATE, DELETE ON marketdata.ingest_batches TO orderbook_writer;
+GRANT INSERT, UPDATE ON marketdata.recorder_sessions TO orderbook_writer;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA marketdata TO orderbook_writer;
 
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA marketdata FROM PUBLIC;

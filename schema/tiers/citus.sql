@@ -10,7 +10,7 @@ DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['symbols', 'feed_gaps', 'ingest_batches', 'storage_settings', 'storage_tables', 'schema_migrations'] LOOP
+    FOREACH t IN ARRAY ARRAY['symbols', 'feed_gaps', 'ingest_batches', 'storage_settings', 'storage_tables', 'schema_migrations', 'recorder_sessions'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = format('marketdata.%I', t)::regclass) THEN
             PERFORM create_reference_table(format('marketdata.%I', t));
         END IF;
