@@ -27,9 +27,6 @@ public sealed class BookCheckpointer
         _levels = levels;
     }
 
-    /// <summary>Books stored so far.</summary>
-    public long Stored { get; private set; }
-
     public async Task RunAsync(CancellationToken stop, CancellationToken abort)
     {
         if (_period <= TimeSpan.Zero)
@@ -45,7 +42,6 @@ public sealed class BookCheckpointer
                 foreach (var row in Due(_time.GetUtcNow()))
                 {
                     await _buffers.Snapshots.Writer.WriteAsync(row, abort).ConfigureAwait(false);
-                    Stored++;
                 }
             }
         }

@@ -39,6 +39,8 @@ public sealed class SymbolTable
 
     public string NameOf(int id) => _current.Names.TryGetValue(id, out var name) ? name : $"#{id}";
 
+    public bool Contains(int id) => _current.Names.ContainsKey(id);
+
     /// <summary>Adds symbols (a reload); existing entries keep their ids.</summary>
     public void Add(IReadOnlyDictionary<string, int> more)
     {

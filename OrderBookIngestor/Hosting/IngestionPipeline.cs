@@ -256,10 +256,9 @@ public sealed partial class IngestionPipeline : BackgroundService
         {
             // The polls due while the daemon was not running: one hole per symbol, from the previous run's end to now.
             var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
-            var recorded = p.Symbols.Symbols.ToDictionary(s => p.Symbols.TryGetId(s, out var i) ? i : 0, s => s);
-            foreach (var id in before.SymbolIds.Where(recorded.ContainsKey))
+            foreach (var id in before.SymbolIds.Where(p.Symbols.Contains))
             {
-                gaps.Record(new GapRecord(id, OpenInterestPoller.StreamName(recorded[id]), before.EndedAtMs, Math.Max(before.EndedAtMs, nowMs), null, null,
+                gaps.Record(new GapRecord(id, OpenInterestPoller.StreamName(p.Symbols.NameOf(id)), before.EndedAtMs, Math.Max(before.EndedAtMs, nowMs), null, null,
                     GapReason.DaemonDown, nowMs, "no polls while the daemon was not running (from the previous run's end in recorder_sessions)"));
             }
         }
