@@ -126,7 +126,7 @@ public sealed partial class IngestionPipeline : BackgroundService
         var names = streams.Select(c => c.StreamSuffix()).ToList();
         if (openInterest)
         {
-            names.Add("openInterest");
+            names.Add(MarketChannels.OpenInterest);
         }
 
         return names;
@@ -252,7 +252,7 @@ public sealed partial class IngestionPipeline : BackgroundService
         _metrics.Books = depthBooks.Counts;
         var gaps = new GapLedger();
         _status.Gaps = gaps;
-        if (p.Previous is { } before && _options.Channels.Any(MarketChannels.IsPolled) && before.Channels.Contains("openInterest"))
+        if (p.Previous is { } before && _options.Channels.Any(MarketChannels.IsPolled) && before.Channels.Contains(MarketChannels.OpenInterest))
         {
             // The polls due while the daemon was not running: one hole per symbol, from the previous run's end to now.
             var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
