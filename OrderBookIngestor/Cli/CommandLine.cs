@@ -25,6 +25,7 @@ public static class CommandLine
         root.Add(BenchCommand.Create());
         root.Add(StorageBenchCommand.Create());
         root.Add(QuarantineCommand.Create());
+        root.Add(ExportCommand.Create());
         return root;
     }
 }
