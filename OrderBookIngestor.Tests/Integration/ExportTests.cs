@@ -127,6 +127,9 @@ public sealed class ExportTests(string tier) : DatabaseTest(tier)
             Assert.That(types["price"], Is.EqualTo("DOUBLE"));
             Assert.That(types["agg_trade_id"], Is.EqualTo("BIGINT"));
             Assert.That(types["is_buyer_maker"], Is.EqualTo("BOOLEAN"));
+            // Required where the table says NOT NULL; optional where a value can be missing (a diff without levels).
+            Assert.That(await NullableAsync(Path.Combine(gapDir, "trades", "BTCUSDT.parquet")), Is.Empty);
+            Assert.That(await NullableAsync(Path.Combine(gapDir, "depth", "BTCUSDT.parquet")), Is.EquivalentTo(new[] { "side", "price", "qty" }));
 
             // A re-run writes nothing; a hole found later rewrites exactly the files it concerns; a damaged file is rewritten.
             progress = new Progress();
@@ -281,6 +284,13 @@ public sealed class ExportTests(string tier) : DatabaseTest(tier)
         await using var stream = File.OpenRead(path);
         await using var reader = await ParquetReader.CreateAsync(stream);
         return reader.CustomMetadata[key];
+    }
+
+    private static async Task<List<string>> NullableAsync(string path)
+    {
+        await using var stream = File.OpenRead(path);
+        await using var reader = await ParquetReader.CreateAsync(stream);
+        return reader.Schema.DataFields.Where(f => f.IsNullable).Select(f => f.Name).ToList();
     }
 
     /// <summary>One value as comparable text: instants as µs since the epoch (DuckDB and Npgsql give them as different

@@ -1,3 +1,4 @@
+using System.Data;
 using System.Globalization;
 using Npgsql;
 using Parquet;
@@ -16,30 +17,47 @@ internal enum ColumnKind
 }
 
 /// <summary>A column of an exported file: its name, its type and whether it can be empty, from the query's own
-/// result description (NOT NULL comes from the table; a computed column is taken as nullable).</summary>
+/// result description (required where the column comes from a NOT NULL table column; a computed one is optional).</summary>
 internal sealed record ExportColumn(string Name, ColumnKind Kind, bool Nullable)
 {
-    public static async Task<List<ExportColumn>> DescribeAsync(NpgsqlDataReader reader, CancellationToken ct)
+    /// <summary>Describes <paramref name="command"/>'s result without running it (a Describe round trip), then asks
+    /// pg_attribute which of its columns come from a NOT NULL table column.</summary>
+    public static async Task<List<ExportColumn>> DescribeAsync(NpgsqlCommand command, CancellationToken ct)
     {
-        var schema = await reader.GetColumnSchemaAsync(ct).ConfigureAwait(false);
-        var columns = new List<ExportColumn>(reader.FieldCount);
-        for (var i = 0; i < reader.FieldCount; i++)
+        var fields = new List<(string Name, string Type, uint Table, short Attribute)>();
+        await using (var reader = await command.ExecuteReaderAsync(CommandBehavior.SchemaOnly, ct).ConfigureAwait(false))
         {
-            var type = reader.GetDataTypeName(i);
-            var kind = type switch
+            foreach (var c in (await reader.GetColumnSchemaAsync(ct).ConfigureAwait(false)).Cast<Npgsql.Schema.NpgsqlDbColumn>())
             {
-                "timestamp with time zone" => ColumnKind.Timestamp,
-                "double precision" or "real" or "numeric" => ColumnKind.Double,
-                "bigint" => ColumnKind.BigInt,
-                "integer" or "smallint" => ColumnKind.Integer,
-                "boolean" => ColumnKind.Bool,
-                "text" or "character varying" => ColumnKind.Text,
-                _ => throw new InvalidOperationException($"column {reader.GetName(i)} has type {type}, which export does not know how to write"),
-            };
-            columns.Add(new ExportColumn(reader.GetName(i), kind, schema[i].AllowDBNull ?? true));
+                fields.Add((c.ColumnName, c.DataTypeName ?? "?", c.TableOID, c.ColumnAttributeNumber ?? 0));
+            }
         }
 
-        return columns;
+        var notNull = new HashSet<(long, int)>();
+        var tables = fields.Where(f => f.Table != 0).Select(f => (long)f.Table).Distinct().ToArray();
+        if (tables.Length > 0)
+        {
+            await using var attributes = new NpgsqlCommand(
+                "SELECT attrelid::bigint, attnum::integer FROM pg_catalog.pg_attribute WHERE attrelid::bigint = ANY($1) AND attnum > 0 AND attnotnull",
+                command.Connection, command.Transaction);
+            attributes.Parameters.Add(new NpgsqlParameter { Value = tables });
+            await using var reader = await attributes.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await reader.ReadAsync(ct).ConfigureAwait(false))
+            {
+                notNull.Add((reader.GetInt64(0), reader.GetInt32(1)));
+            }
+        }
+
+        return fields.Select(f => new ExportColumn(f.Name, f.Type switch
+        {
+            "timestamp with time zone" => ColumnKind.Timestamp,
+            "double precision" or "real" or "numeric" => ColumnKind.Double,
+            "bigint" => ColumnKind.BigInt,
+            "integer" or "smallint" => ColumnKind.Integer,
+            "boolean" => ColumnKind.Bool,
+            "text" or "character varying" => ColumnKind.Text,
+            _ => throw new InvalidOperationException($"column {f.Name} has type {f.Type}, which export does not know how to write"),
+        }, !notNull.Contains((f.Table, f.Attribute)))).ToList();
     }
 
     /// <summary>Timestamps are UTC microseconds (TIMESTAMP(MICROS, adjusted to UTC)); decimal values are float64.</summary>

@@ -48,6 +48,9 @@ public sealed class Exporter
     private readonly IExportProgress _progress;
     private readonly TimeProvider _time;
 
+    /// <summary>Each query's columns, described once per run.</summary>
+    private readonly Dictionary<string, List<ExportColumn>> _columns = new(StringComparer.Ordinal);
+
     public Exporter(NpgsqlDataSource dataSource, ExportRequest request, IExportProgress progress, TimeProvider time)
     {
         _dataSource = dataSource;
@@ -184,10 +187,15 @@ public sealed class Exporter
             await using var command = job.Table is { } t
                 ? Command(connection, transaction, t.Select, job.Symbol!.Value.Id, d0, d1)
                 : Command(connection, transaction, GapsSql, job.Gaps.Select(g => g.Id).ToArray(), d0, d1);
-            // Not CommandBehavior.SequentialAccess: with it, Npgsql 10 now and then waited for bytes the server had
-            // already sent after a file's last row (about half of the runs over eight files hung, none without it).
+            if (!_columns.TryGetValue(command.CommandText, out var columns))
+            {
+                _columns[command.CommandText] = columns = await ExportColumn.DescribeAsync(command, ct).ConfigureAwait(false);
+            }
+
+            // Not CommandBehavior.SequentialAccess: the first version used it (with GetColumnSchemaAsync on the same
+            // reader), and Npgsql 10 then now and then waited for bytes the server had already sent after a file's
+            // last row: about half of the runs over eight files hung, none of them without it.
             await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
-            var columns = await ExportColumn.DescribeAsync(reader, ct).ConfigureAwait(false);
             await using var file = await ExportFileWriter.CreateAsync(_request.Format, _request.Compression, output, columns, job.Symbol?.Name, ct).ConfigureAwait(false);
             while (await reader.ReadAsync(ct).ConfigureAwait(false))
             {
