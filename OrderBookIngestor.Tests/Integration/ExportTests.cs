@@ -44,7 +44,7 @@ public sealed class ExportTests(string tier) : DatabaseTest(tier)
     [Test]
     public async Task ExportedDays_EqualTheDatabase_RowForRow_CarryTheirHoles_AndAreNotWrittenTwice()
     {
-        var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Events = 8_000, Seed = 41, WaitForStreams = 8 };
+        var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Events = 6_000, Seed = 41, WaitForStreams = 8 };
         await using (var h = await Harness.StartAsync(Db, sim, o =>
         {
             o.Channels = ["bookTicker", "aggTrade", "depth@100ms", "markPrice", "forceOrder"];
@@ -153,8 +153,9 @@ public sealed class ExportTests(string tier) : DatabaseTest(tier)
 
             // CSV: the same rows as the Parquet files, read by DuckDB from text.
             var csvDir = dir + "-csv";
-            await RunAsync(request with { Format = ExportFormat.Csv, Compression = "gzip", Directory = csvDir }, new Progress(), time);
-            foreach (var table in new[] { "book_ticker", "trades", "depth", "mark_price", "liquidations" })
+            var csvTables = new[] { "book_ticker", "trades", "depth", "mark_price", "liquidations" };
+            await RunAsync(request with { Format = ExportFormat.Csv, Compression = "gzip", Directory = csvDir, Symbols = ["BTCUSDT"], Tables = csvTables }, new Progress(), time);
+            foreach (var table in csvTables)
             {
                 var csv = Path.Combine(csvDir, day, table, "BTCUSDT.csv.gz");
                 var parquet = Path.Combine(gapDir, table, "BTCUSDT.parquet");

@@ -150,10 +150,23 @@ public static class ExportCommand
             await using var dataSource = Exporter.CreateDataSource(database);
             summary = await new Exporter(dataSource, request, progress, TimeProvider.System).RunAsync(ct).ConfigureAwait(false);
         }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            progress.Clear();
+            Console.Error.WriteLine("orderbook-ingestor export: interrupted; the files written so far are in the manifest, a re-run goes on from there");
+            return 130;
+        }
         catch (Exception ex) when (ex is ExportException or InvalidDataException)
         {
             progress.Clear();
             Console.Error.WriteLine($"orderbook-ingestor export: {ex.Message}");
+            return 2;
+        }
+        catch (Exception ex) when (ex is NpgsqlException && DatabaseErrors.IsConfigurationProblem(ex))
+        {
+            // No such database, a wrong password, no rights: nothing was exported, and retrying will not help.
+            progress.Clear();
+            Console.Error.WriteLine($"orderbook-ingestor export: {DatabaseErrors.Describe(ex)}");
             return 2;
         }
         catch (Exception ex) when (ex is NpgsqlException or PostgresException or IOException or UnauthorizedAccessException && !ct.IsCancellationRequested)

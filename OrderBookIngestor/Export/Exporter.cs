@@ -182,46 +182,55 @@ public sealed class Exporter
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
         var temporary = full + ".tmp";
         long written;
-        await using (var output = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+        try
         {
-            await using var command = job.Table is { } t
-                ? Command(connection, transaction, t.Select, job.Symbol!.Value.Id, d0, d1)
-                : Command(connection, transaction, GapsSql, job.Gaps.Select(g => g.Id).ToArray(), d0, d1);
-            if (!_columns.TryGetValue(command.CommandText, out var columns))
+            await using (var output = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
             {
-                _columns[command.CommandText] = columns = await ExportColumn.DescribeAsync(command, ct).ConfigureAwait(false);
-            }
+                await using var command = job.Table is { } t
+                    ? Command(connection, transaction, t.Select, job.Symbol!.Value.Id, d0, d1)
+                    : Command(connection, transaction, GapsSql, job.Gaps.Select(g => g.Id).ToArray(), d0, d1);
+                if (!_columns.TryGetValue(command.CommandText, out var columns))
+                {
+                    _columns[command.CommandText] = columns = await ExportColumn.DescribeAsync(command, ct).ConfigureAwait(false);
+                }
 
-            // Not CommandBehavior.SequentialAccess: the first version used it (with GetColumnSchemaAsync on the same
-            // reader), and Npgsql 10 then now and then waited for bytes the server had already sent after a file's
-            // last row: about half of the runs over eight files hung, none of them without it.
-            await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
-            await using var file = await ExportFileWriter.CreateAsync(_request.Format, _request.Compression, output, columns, job.Symbol?.Name, ct).ConfigureAwait(false);
-            while (await reader.ReadAsync(ct).ConfigureAwait(false))
-            {
-                await file.AppendAsync(reader, ct).ConfigureAwait(false);
-            }
+                // Not CommandBehavior.SequentialAccess: the first version used it (with GetColumnSchemaAsync on the same
+                // reader), and Npgsql 10 then now and then waited for bytes the server had already sent after a file's
+                // last row: about half of the runs over eight files hung, none of them without it.
+                await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                await using var file = await ExportFileWriter.CreateAsync(_request.Format, _request.Compression, output, columns, job.Symbol?.Name, ct).ConfigureAwait(false);
+                while (await reader.ReadAsync(ct).ConfigureAwait(false))
+                {
+                    await file.AppendAsync(reader, ct).ConfigureAwait(false);
+                }
 
-            written = file.Rows;
-            var metadata = new Dictionary<string, string>(StringComparer.Ordinal)
-            {
-                ["recorder"] = "orderbook-ingestor",
-                ["recorder_version"] = ThisAssembly.Version,
-                ["storage_tier"] = tier,
-                ["table"] = job.TableName,
-                ["symbol"] = job.Symbol?.Name ?? "",
-                ["day"] = day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
-                ["range_start"] = Timestamp(d0),
-                ["range_end"] = Timestamp(d1),
-                ["row_count"] = written.ToString(CultureInfo.InvariantCulture),
-                ["feed_gaps"] = gapsJson,
-                ["partial"] = partial is null ? "false" : "true",
-                ["partial_reason"] = partial ?? "",
-                ["exported_at"] = Timestamp(_time.GetUtcNow().UtcDateTime),
-            };
-            await file.CompleteAsync(metadata, ct).ConfigureAwait(false);
-            await output.FlushAsync(ct).ConfigureAwait(false);
-            output.Flush(flushToDisk: true);
+                written = file.Rows;
+                var metadata = new Dictionary<string, string>(StringComparer.Ordinal)
+                {
+                    ["recorder"] = "orderbook-ingestor",
+                    ["recorder_version"] = ThisAssembly.Version,
+                    ["storage_tier"] = tier,
+                    ["table"] = job.TableName,
+                    ["symbol"] = job.Symbol?.Name ?? "",
+                    ["day"] = day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+                    ["range_start"] = Timestamp(d0),
+                    ["range_end"] = Timestamp(d1),
+                    ["row_count"] = written.ToString(CultureInfo.InvariantCulture),
+                    ["feed_gaps"] = gapsJson,
+                    ["partial"] = partial is null ? "false" : "true",
+                    ["partial_reason"] = partial ?? "",
+                    ["exported_at"] = Timestamp(_time.GetUtcNow().UtcDateTime),
+                };
+                await file.CompleteAsync(metadata, ct).ConfigureAwait(false);
+                await output.FlushAsync(ct).ConfigureAwait(false);
+                output.Flush(flushToDisk: true);
+            }
+        }
+        catch
+        {
+            // Interrupted or failed: no half-written file is left behind (the manifest never named it).
+            File.Delete(temporary);
+            throw;
         }
 
         await transaction.CommitAsync(ct).ConfigureAwait(false);
