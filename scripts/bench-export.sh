@@ -50,6 +50,7 @@ run_export() { # NAME FLAGS...
 }
 echo "== export $day (book_ticker, trades; every symbol)"
 run_export parquet-zstd --format parquet --compression zstd
+run_export parquet-zstd-fastest --format parquet --compression zstd --compression-level fastest
 run_export parquet-snappy --format parquet --compression snappy
 run_export csv-gzip --format csv --compression gzip
 start=$(date +%s.%N)

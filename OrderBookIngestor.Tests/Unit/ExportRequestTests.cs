@@ -6,8 +6,9 @@ namespace OrderBookIngestor.Tests.Unit;
 /// <summary>`export`'s flags: what a request means, and one clear line for each mistake.</summary>
 public sealed class ExportRequestTests
 {
-    private static (ExportRequest? Request, string? Error) Parse(string from, string? to = null, string? symbols = null, string? tables = null, string format = "parquet", string? compression = null)
-        => (ExportCommand.Parse(from, to, symbols, tables, format, compression, "/tmp/x", false, out var error), error);
+    private static (ExportRequest? Request, string? Error) Parse(string from, string? to = null, string? symbols = null, string? tables = null, string format = "parquet",
+        string? compression = null, string level = "optimal")
+        => (ExportCommand.Parse(from, to, symbols, tables, format, compression, "/tmp/x", false, out var error, level), error);
 
     [Test]
     public void ToIsExclusive_AndDefaultsToTheDayAfterFrom()
@@ -25,6 +26,9 @@ public sealed class ExportRequestTests
         Assert.That(r!.Tables, Is.EqualTo(ExportTable.Defaults));
         Assert.That((r.Format, r.Compression, r.Symbols), Is.EqualTo((ExportFormat.Parquet, "zstd", (IReadOnlyList<string>?)null)));
         Assert.That(Parse("2026-11-30", format: "csv").Request!.Compression, Is.EqualTo("none"));
+        Assert.That(r.Level, Is.EqualTo(System.IO.Compression.CompressionLevel.Optimal));
+        Assert.That(Parse("2026-11-30", level: "smallest").Request!.Level, Is.EqualTo(System.IO.Compression.CompressionLevel.SmallestSize));
+        Assert.That(Parse("2026-11-30", level: "max").Error, Does.Contain("--compression-level"));
     }
 
     [TestCase("2026-13-01", null, null, null, "parquet", null, "--from")]

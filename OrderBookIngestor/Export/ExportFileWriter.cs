@@ -30,10 +30,13 @@ internal abstract class ExportFileWriter : IAsyncDisposable
     public abstract ValueTask DisposeAsync();
 
     /// <param name="symbol">Written as a first column "symbol" on every row when not null.</param>
-    public static async Task<ExportFileWriter> CreateAsync(ExportFormat format, string compression, Stream output, IReadOnlyList<ExportColumn> columns, string? symbol, CancellationToken ct)
+    /// <param name="level">zstd and gzip. Optimal is the default: Parquet.Net's own default (SmallestSize) made export 8×
+    /// slower for files 8 % smaller; Fastest writes files 1.4× larger for a few percent of speed.</param>
+    public static async Task<ExportFileWriter> CreateAsync(ExportFormat format, string compression, CompressionLevel level, Stream output,
+        IReadOnlyList<ExportColumn> columns, string? symbol, CancellationToken ct)
         => format == ExportFormat.Parquet
-            ? await ParquetFile.CreateAsync(compression, output, columns, symbol, ct).ConfigureAwait(false)
-            : new CsvFile(compression, output, columns, symbol);
+            ? await ParquetFile.CreateAsync(compression, level, output, columns, symbol, ct).ConfigureAwait(false)
+            : new CsvFile(compression, level, output, columns, symbol);
 
     public static string Extension(ExportFormat format, string compression)
         => format == ExportFormat.Parquet ? ".parquet" : compression == "gzip" ? ".csv.gz" : ".csv";
@@ -53,7 +56,7 @@ internal abstract class ExportFileWriter : IAsyncDisposable
             _offset = offset;
         }
 
-        public static async Task<ExportFileWriter> CreateAsync(string compression, Stream output, IReadOnlyList<ExportColumn> columns, string? symbol, CancellationToken ct)
+        public static async Task<ExportFileWriter> CreateAsync(string compression, CompressionLevel level, Stream output, IReadOnlyList<ExportColumn> columns, string? symbol, CancellationToken ct)
         {
             var buffers = new List<ColumnBuffer>(columns.Count + 1);
             if (symbol is not null)
@@ -71,7 +74,7 @@ internal abstract class ExportFileWriter : IAsyncDisposable
                     "none" => CompressionMethod.None,
                     _ => CompressionMethod.Zstd,
                 },
-                CompressionLevel = System.IO.Compression.CompressionLevel.Fastest,
+                CompressionLevel = level,
             };
             var schema = new ParquetSchema(buffers.Select(b => (Field)b.Field).ToArray());
             var writer = await ParquetWriter.CreateAsync(schema, output, options, append: false, ct).ConfigureAwait(false);
@@ -133,9 +136,9 @@ internal abstract class ExportFileWriter : IAsyncDisposable
         private readonly IReadOnlyList<ExportColumn> _columns;
         private readonly string? _symbol;
 
-        public CsvFile(string compression, Stream output, IReadOnlyList<ExportColumn> columns, string? symbol)
+        public CsvFile(string compression, CompressionLevel level, Stream output, IReadOnlyList<ExportColumn> columns, string? symbol)
         {
-            Stream stream = compression == "gzip" ? new GZipStream(output, CompressionLevel.Fastest, leaveOpen: true) : output;
+            Stream stream = compression == "gzip" ? new GZipStream(output, level, leaveOpen: true) : output;
             _text = new StreamWriter(stream, new UTF8Encoding(false), 1 << 16, leaveOpen: compression != "gzip") { NewLine = "\n" };
             _columns = columns;
             _symbol = symbol is null ? null : ExportColumn.Quote(symbol);

@@ -11,7 +11,8 @@ namespace OrderBookIngestor.Export;
 /// <param name="To">Exclusive: the days exported are From, From+1, …, To−1 (UTC).</param>
 /// <param name="Symbols">Null for every symbol in the database.</param>
 public sealed record ExportRequest(DateOnly From, DateOnly To, IReadOnlyList<string>? Symbols, IReadOnlyList<string> Tables,
-    ExportFormat Format, string Compression, string Directory, bool AllowPartial);
+    ExportFormat Format, string Compression, string Directory, bool AllowPartial,
+    System.IO.Compression.CompressionLevel Level = System.IO.Compression.CompressionLevel.Optimal);
 
 /// <summary>What `export` tells its user as it goes.</summary>
 public interface IExportProgress
@@ -171,7 +172,7 @@ public sealed class Exporter
             rowsPrint = "gaps";
         }
 
-        var print = $"{rowsPrint}|{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(gapsJson)))[..16]}|{_request.Format}/{_request.Compression}|{(partial is null ? "complete" : "partial")}";
+        var print = $"{rowsPrint}|{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(gapsJson)))[..16]}|{_request.Format}/{_request.Compression}/{_request.Level}|{(partial is null ? "complete" : "partial")}";
         if (manifest.IsCurrent(job.Path, print))
         {
             _progress.Unchanged(job.Path);
@@ -198,7 +199,7 @@ public sealed class Exporter
                 // reader), and Npgsql 10 then now and then waited for bytes the server had already sent after a file's
                 // last row: about half of the runs over eight files hung, none of them without it.
                 await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
-                await using var file = await ExportFileWriter.CreateAsync(_request.Format, _request.Compression, output, columns, job.Symbol?.Name, ct).ConfigureAwait(false);
+                await using var file = await ExportFileWriter.CreateAsync(_request.Format, _request.Compression, _request.Level, output, columns, job.Symbol?.Name, ct).ConfigureAwait(false);
                 while (await reader.ReadAsync(ct).ConfigureAwait(false))
                 {
                     await file.AppendAsync(reader, ct).ConfigureAwait(false);
