@@ -82,7 +82,7 @@ internal sealed record ExportColumn(string Name, ColumnKind Kind, bool Nullable)
 
         return Kind switch
         {
-            ColumnKind.Timestamp => reader.GetFieldValue<DateTime>(ordinal).ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture),
+            ColumnKind.Timestamp => Hosting.ReadQueries.Timestamp(reader.GetFieldValue<DateTime>(ordinal)),
             ColumnKind.Double => reader.GetFieldValue<double>(ordinal).ToString("R", CultureInfo.InvariantCulture),
             ColumnKind.BigInt => reader.GetInt64(ordinal).ToString(CultureInfo.InvariantCulture),
             ColumnKind.Integer => reader.GetFieldValue<int>(ordinal).ToString(CultureInfo.InvariantCulture),
