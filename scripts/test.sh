@@ -413,6 +413,17 @@ run_scenario install 60
 
 smoke_ok=$(grep -c '^ok ' "$checks_log"); smoke_failed=$(grep -c '^FAIL ' "$checks_log"); smoke_skipped=$(grep -c '^skip ' "$checks_log")
 passed=$((passed + smoke_ok)); failed=$((failed + smoke_failed)); skipped=$((skipped + smoke_skipped))
+# CI keeps only the tail of this output, so the failures are repeated here, each test with the first lines
+# of its message, just above the totals.
+if [ "$failed" -gt 0 ]; then
+  echo
+  echo "== failures"
+  [ -f "$work/dotnet-test.log" ] && awk '
+    /^[[:space:]]+Failed / { show = 1; lines = 0; print; next }
+    /^[[:space:]]+(Passed|Skipped) |Stack Trace:|Standard Output Messages:/ { show = 0 }
+    show && lines < 12 { print; lines++ }' "$work/dotnet-test.log"
+  grep '^FAIL ' "$checks_log" || true
+fi
 echo
 totals
 [ "$failed" -eq 0 ]
