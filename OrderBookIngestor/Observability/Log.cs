@@ -68,6 +68,9 @@ internal static partial class Log
     [LoggerMessage(3025, LogLevel.Warning, "Schema migration: {Message}")]
     public static partial void MigrationWarning(ILogger logger, string message);
 
+    [LoggerMessage(3026, LogLevel.Warning, "Schema migration met another session's change of a shared catalog row (attempt {Attempt}), running it again: {Error}")]
+    public static partial void MigrationRetried(ILogger logger, int attempt, string error);
+
     [LoggerMessage(3002, LogLevel.Warning, "COPY into {Table} failed (attempt {Attempt}, {Rows} rows kept for retry in {DelayMs} ms): {Error}")]
     public static partial void CopyFailed(ILogger logger, string table, int attempt, int rows, long delayMs, string error);
 

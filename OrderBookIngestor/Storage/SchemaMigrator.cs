@@ -36,6 +36,9 @@ public sealed partial class SchemaMigrator
     /// with 32 shards per table), and a daemon may wait here for another one's migrate. Npgsql's default is 30 s.</summary>
     private const int MigrationTimeoutSeconds = 600;
 
+    /// <summary>Attempts at a migration that meets another session's change of a shared catalog row.</summary>
+    private const int ConcurrentAttempts = 5;
+
     private readonly NpgsqlDataSource _dataSource;
     private readonly ILogger _log;
     private readonly IngestorOptions _options;
@@ -83,6 +86,33 @@ public sealed partial class SchemaMigrator
     }
 
     public async Task<MigrationOutcome> MigrateAsync(CancellationToken ct, bool createRoles = false)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await MigrateOnceAsync(createRoles, ct).ConfigureAwait(false);
+            }
+            catch (PostgresException ex) when (attempt < ConcurrentAttempts && IsConcurrentCatalogChange(ex))
+            {
+                // The transaction rolled back whole: running it again is safe, and the other session is done by then.
+                Log.MigrationRetried(_log, attempt, DatabaseErrors.Describe(ex));
+                await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(50, 250) * attempt), ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Another session changed the same catalog row at the same moment. The advisory lock keeps migrations of one
+    /// database apart, but roles are shared by every database of a server: migrations of two databases there (a
+    /// Citus coordinator propagates each GRANT to a role as an ALTER ROLE on its workers) can meet on a role's row.
+    /// </summary>
+    internal static bool IsConcurrentCatalogChange(PostgresException ex)
+        => ex.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected
+           || (ex.SqlState == PostgresErrorCodes.InternalError && ex.MessageText.Contains("concurrently", StringComparison.Ordinal))
+           || (ex.SqlState == PostgresErrorCodes.UniqueViolation && ex.ConstraintName == "pg_authid_rolname_index");
+
+    private async Task<MigrationOutcome> MigrateOnceAsync(bool createRoles, CancellationToken ct)
     {
         await using var connection = await _dataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
         // Warnings the schema raises for the operator (a key left to rebuild at a quiet time, a rollup kept under
