@@ -8,7 +8,6 @@ namespace OrderBookIngestor.Tests.Support;
 /// Fixtures that hold for every storage tier take the tier as a parameter
 /// (<c>[TestFixtureSource(typeof(TestTiers), nameof(TestTiers.All))]</c>) and run once per tier.
 /// </summary>
-[NonParallelizable]
 public abstract class DatabaseTest
 {
     protected DatabaseTest(string tier = StorageTiers.Postgres) => Tier = tier;

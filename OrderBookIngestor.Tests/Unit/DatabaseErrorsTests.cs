@@ -70,4 +70,17 @@ public sealed class DatabaseErrorsTests
         Assert.That(DatabaseErrors.IsConfigurationProblem(Pg("23514")), Is.False);
         Assert.That(DatabaseErrors.Describe(Pg("23514")), Is.EqualTo("23514: message"));
     }
+
+    [TestCase("XX000", "tuple concurrently updated", null, true)]
+    [TestCase("XX000", "could not open relation", null, false)]
+    [TestCase("40001", "could not serialize access", null, true)]
+    [TestCase("40P01", "deadlock detected", null, true)]
+    [TestCase("23505", "duplicate key value", "pg_authid_rolname_index", true)]
+    [TestCase("23505", "duplicate key value", "schema_migrations_pkey", false)]
+    [TestCase("42501", "permission denied", null, false)]
+    public void Migration_IsRunAgainOnlyWhenItMetAnotherSessionsCatalogChange(string sqlState, string message, string? constraint, bool again)
+    {
+        var ex = new PostgresException(message, "ERROR", "ERROR", sqlState, constraintName: constraint);
+        Assert.That(SchemaMigrator.IsConcurrentCatalogChange(ex), Is.EqualTo(again));
+    }
 }
