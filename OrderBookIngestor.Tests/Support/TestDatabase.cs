@@ -21,8 +21,12 @@ public sealed class TestDatabase : IAsyncDisposable
 {
     public const string AdminVariable = "ORDERBOOK_TEST_ADMIN";
 
+    /// <summary>Held by the one Citus database that exists at a time (see <see cref="CreateAsync"/>).</summary>
+    private static readonly SemaphoreSlim CitusTurn = new(1, 1);
+
     private readonly string _admin;
     private readonly IReadOnlyList<string> _workers;
+    private int _disposed;
 
     private TestDatabase(string tier, string admin, IReadOnlyList<string> workers, string name)
     {
@@ -80,9 +84,29 @@ public sealed class TestDatabase : IAsyncDisposable
     public static async Task<TestDatabase> CreateAsync(string tier = StorageTiers.Postgres)
     {
         var admin = RequireServer(tier);
-        var workers = tier == StorageTiers.Citus
-            ? (Environment.GetEnvironmentVariable("ORDERBOOK_TEST_CITUS_WORKERS") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries)
-            : [];
+        if (tier != StorageTiers.Citus)
+        {
+            return await CreateOnAsync(tier, admin, []);
+        }
+
+        // One Citus database at a time (fixtures run in parallel): roles belong to the whole cluster, and the first GRANT
+        // to a role in a fresh database makes the coordinator ALTER that role on every worker. Two fresh databases
+        // migrating at once then fail with "tuple concurrently updated" until one of them is done.
+        await CitusTurn.WaitAsync();
+        try
+        {
+            var workers = (Environment.GetEnvironmentVariable("ORDERBOOK_TEST_CITUS_WORKERS") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries);
+            return await CreateOnAsync(tier, admin, workers);
+        }
+        catch
+        {
+            CitusTurn.Release();
+            throw;
+        }
+    }
+
+    private static async Task<TestDatabase> CreateOnAsync(string tier, string admin, string[] workers)
+    {
         var name = "obi_test_" + Guid.NewGuid().ToString("N")[..12];
         foreach (var node in workers.Select(w => WorkerAdmin(admin, w)).Prepend(admin))
         {
@@ -177,11 +201,26 @@ public sealed class TestDatabase : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await DataSource.DisposeAsync();
-        NpgsqlConnection.ClearAllPools();
-        foreach (var node in _workers.Select(w => WorkerAdmin(_admin, w)).Prepend(_admin))
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
         {
-            await ExecuteAsync(node, $"DROP DATABASE IF EXISTS {Name} WITH (FORCE)");
+            return;
+        }
+
+        try
+        {
+            await DataSource.DisposeAsync();
+            NpgsqlConnection.ClearPool(new NpgsqlConnection(ConnectionString));
+            foreach (var node in _workers.Select(w => WorkerAdmin(_admin, w)).Prepend(_admin))
+            {
+                await ExecuteAsync(node, $"DROP DATABASE IF EXISTS {Name} WITH (FORCE)");
+            }
+        }
+        finally
+        {
+            if (Tier == StorageTiers.Citus)
+            {
+                CitusTurn.Release();
+            }
         }
     }
 }
