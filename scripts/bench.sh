@@ -39,6 +39,8 @@ sim_port=${BENCH_SIM_PORT:-9481}; http_port=${BENCH_HTTP_PORT:-9480}
 obi_publish "$root"; bin=$OBI_BIN
 # The daemon runs as the systemd unit runs it: two malloc arenas (see systemd/orderbook-ingestor.service).
 export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
+# And with its 4 MB first GC generation (see the unit file).
+export DOTNET_GCgen0size=${DOTNET_GCgen0size:-0x400000}
 # The tier's server(s), durable (synchronous_commit and fsync on), one data directory per tier.
 tier=${BENCH_TIER:-postgres}
 pg_port=${BENCH_PG_PORT:-54349}
