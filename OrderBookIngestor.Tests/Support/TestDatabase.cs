@@ -209,7 +209,11 @@ public sealed class TestDatabase : IAsyncDisposable
         try
         {
             await DataSource.DisposeAsync();
-            NpgsqlConnection.ClearPool(new NpgsqlConnection(ConnectionString));
+            await using (var connection = new NpgsqlConnection(ConnectionString))
+            {
+                NpgsqlConnection.ClearPool(connection);
+            }
+
             foreach (var node in _workers.Select(w => WorkerAdmin(_admin, w)).Prepend(_admin))
             {
                 await ExecuteAsync(node, $"DROP DATABASE IF EXISTS {Name} WITH (FORCE)");

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using Npgsql;
 using OrderBookIngestor.Configuration;
 using OrderBookIngestor.Observability;
+using OrderBookIngestor.Resilience;
 
 namespace OrderBookIngestor.Storage;
 
@@ -37,7 +38,7 @@ public sealed partial class SchemaMigrator
     private const int MigrationTimeoutSeconds = 600;
 
     /// <summary>Attempts at a migration that meets another session's change of a shared catalog row.</summary>
-    private const int ConcurrentAttempts = 5;
+    private const int ConcurrentAttempts = 8;
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly ILogger _log;
@@ -87,6 +88,8 @@ public sealed partial class SchemaMigrator
 
     public async Task<MigrationOutcome> MigrateAsync(CancellationToken ct, bool createRoles = false)
     {
+        // Backoff long enough for the other session's migration to end: a first migrate on Citus takes seconds.
+        var backoff = new RetryPolicy(TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(10), new Random());
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -95,9 +98,9 @@ public sealed partial class SchemaMigrator
             }
             catch (PostgresException ex) when (attempt < ConcurrentAttempts && IsConcurrentCatalogChange(ex))
             {
-                // The transaction rolled back whole: running it again is safe, and the other session is done by then.
+                // The transaction rolled back whole, so running it again is safe.
                 Log.MigrationRetried(_log, attempt, DatabaseErrors.Describe(ex));
-                await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(50, 250) * attempt), ct).ConfigureAwait(false);
+                await Task.Delay(backoff.Next(), ct).ConfigureAwait(false);
             }
         }
     }
