@@ -47,7 +47,7 @@ public sealed class DepthBookTests(string tier) : DatabaseTest(tier)
     {
         var sim = new SimulatorOptions { Symbols = 2, Rate = 6_000, Events = 12_000, Seed = 22, WaitForStreams = 6 };
         await using var h = await Start(Db, sim);
-        await Harness.WaitUntilAsync(() => h.Metrics.Books().Synced == 2, TimeSpan.FromSeconds(20), () => "books not synced");
+        await Harness.WaitUntilAsync(() => h.Metrics.Books().Synced == 2, Harness.StartTimeout, () => "books not synced");
         h.Simulator.WithholdNext("btcusdt@depth@100ms", 1);
         await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
         await Harness.WaitUntilAsync(async () => h.Metrics.Depth.RowsCommitted == DepthDelivered(h) && h.Metrics.Books().Synced == 2,
@@ -101,7 +101,7 @@ public sealed class DepthBookTests(string tier) : DatabaseTest(tier)
     {
         var sim = new SimulatorOptions { Symbols = 1, Rate = 3_000, Events = 15_000, Seed = 23, WaitForStreams = 3, AllStreamsActive = true };
         await using var h = await Start(Db, sim);
-        await Harness.WaitUntilAsync(() => h.Metrics.Books().Synced == 1 && h.Metrics.Depth.RowsCommitted > 300, TimeSpan.FromSeconds(20), () => "first run");
+        await Harness.WaitUntilAsync(() => h.Metrics.Books().Synced == 1 && h.Metrics.Depth.RowsCommitted > 300, Harness.StartTimeout, () => "first run");
         await h.RestartDaemonAsync(TimeSpan.FromSeconds(1));
         await Harness.WaitUntilAsync(() => h.Simulator.Ledger.Generated == 15_000, TimeSpan.FromSeconds(60), () => "generation");
         var generatedDepth = h.Simulator.Ledger.GeneratedPerStream()["btcusdt@depth"];
@@ -140,7 +140,7 @@ public sealed class DepthBookTests(string tier) : DatabaseTest(tier)
         });
         await Harness.WaitUntilAsync(async () => h.Metrics.Books().Synced == 2
                 && await Db.ScalarAsync<long>("SELECT count(DISTINCT symbol_id) FROM marketdata.book_snapshots WHERE source = 'daemon'") == 2,
-            TimeSpan.FromSeconds(30), () => "the daemon's own books stored");
+            Harness.StartTimeout, () => "the daemon's own books stored");
         h.Simulator.WithholdNext("btcusdt@depth@100ms", 1);
         await Harness.WaitUntilAsync(async () => await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'depth_sequence'") == 1
                 && h.Metrics.Books().Synced == 2, TimeSpan.FromSeconds(30), () => "the withheld diff's hole and the resync");

@@ -10,7 +10,7 @@ namespace OrderBookIngestor.Tests.Integration;
 public sealed class FidelityTests(string tier) : DatabaseTest(tier)
 {
     private static async Task StartedAsync(Harness h) =>
-        await Harness.WaitUntilAsync(() => h.Simulator.Ledger.Delivered > 100, TimeSpan.FromSeconds(20), () => "market did not start");
+        await Harness.WaitUntilAsync(() => h.Simulator.Ledger.Delivered > 100, Harness.StartTimeout, () => "market did not start");
 
     private async Task<long> TradeRows(string symbol, string filter = "true")
         => await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.trades t JOIN marketdata.symbols s ON s.id = t.symbol_id WHERE s.symbol = '{symbol}' AND {filter}");
@@ -184,7 +184,7 @@ public sealed class FidelityTests(string tier) : DatabaseTest(tier)
         await using var h = await Harness.StartAsync(Db, sim, o => o.SilentStreamSeconds = 1);
         // Acknowledged like the others, but the exchange never sends it anything.
         h.Simulator.WithholdNext("ethusdt@bookTicker", int.MaxValue);
-        await Harness.WaitUntilAsync(() => h.Metrics.SilentStreams().Contains("ethusdt@bookTicker"), TimeSpan.FromSeconds(20), () => "not reported");
+        await Harness.WaitUntilAsync(() => h.Metrics.SilentStreams().Contains("ethusdt@bookTicker"), Harness.StartTimeout, () => "not reported");
         Assert.That(h.Metrics.SilentStreams(), Is.EqualTo(new[] { "ethusdt@bookTicker" }), "only the silent one; its siblings flow");
 
         using var http = new HttpClient { BaseAddress = new Uri("http://" + h.Options.Http) };

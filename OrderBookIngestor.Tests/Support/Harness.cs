@@ -105,6 +105,10 @@ public sealed class Harness : IAsyncDisposable
             () => $"committed {RowsCommitted} of {Simulator.Ledger.Delivered} delivered");
     }
 
+    /// <summary>The bound of a test's first wait, which includes the daemon's start: with fixtures in parallel, a first
+    /// migrate on Citus took up to ~20 s (it takes ~3 s alone).</summary>
+    public static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
+
     /// <summary>A bounded poll (every 50 ms, on a monotonic clock) for a condition the test cannot be told about.</summary>
     public static Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, Func<string> describe)
         => WaitUntilAsync(() => Task.FromResult(condition()), timeout, describe);
