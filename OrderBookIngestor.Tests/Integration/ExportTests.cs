@@ -120,6 +120,7 @@ public sealed class ExportTests(string tier) : DatabaseTest(tier)
 
             Assert.That(await MetadataAsync(Path.Combine(gapDir, "trades", "BTCUSDT.parquet"), "feed_gaps"), Does.Not.Contain("depth_sequence"));
             Assert.That(await DuckAsync<long>($"SELECT count(*) FROM read_parquet('{Path.Combine(gapDir, "_gaps.parquet")}') WHERE reason = 'depth_sequence' AND table_name = 'depth' AND symbol = 'BTCUSDT'"), Is.EqualTo(1));
+            Assert.That(await DuckAsync<long>($"SELECT count(*) FROM read_parquet('{Path.Combine(gapDir, "_gaps.parquet")}') WHERE reason = 'depth_sequence' AND table_name = 'book_snapshots' AND symbol = 'BTCUSDT'"), Is.EqualTo(1));
 
             // Typed columns: timestamps as UTC instants, prices float64, ids int64.
             var types = await DuckColumnsAsync(Path.Combine(gapDir, "trades", "BTCUSDT.parquet"));
@@ -206,7 +207,16 @@ public sealed class ExportTests(string tier) : DatabaseTest(tier)
         if (entry.Table == "_gaps")
         {
             var ids = await DbRowsAsync("SELECT id FROM marketdata.feed_gaps WHERE gap_end >= $1 AND gap_start < $2 ORDER BY gap_start, id", d0, d1);
-            Assert.That(fromFile.Select(r => r[^1]), Is.EqualTo(ids.Select(r => r[0])).AsCollection, entry.Path);
+            // One row per hole and table it concerns: the holes themselves in order, none lost, and each with its tables.
+            Assert.That(fromFile.Select(r => r[^1]).Distinct(), Is.EqualTo(ids.Select(r => r[0])).AsCollection, entry.Path);
+            foreach (var hole in fromFile.GroupBy(r => r[^1]))
+            {
+                var stream = hole.First()[2];
+                var concerned = ExportTable.All.Values.Where(t => t.Concerns(stream)).Select(t => t.Name).Order(StringComparer.Ordinal).DefaultIfEmpty("∅");
+                Assert.That(hole.Select(r => r[1]), Is.EqualTo(concerned).AsCollection, $"{entry.Path}: the tables of hole {hole.Key} ({stream})");
+            }
+
+
             return;
         }
 

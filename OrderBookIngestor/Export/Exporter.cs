@@ -189,7 +189,7 @@ public sealed class Exporter
             {
                 await using var command = job.Table is { } t
                     ? Command(connection, transaction, t.Select, job.Symbol!.Value.Id, d0, d1)
-                    : Command(connection, transaction, GapsSql, job.Gaps.Select(g => g.Id).ToArray(), d0, d1);
+                    : GapsCommand(connection, transaction, job.Gaps.Select(g => g.Id).ToArray(), d0, d1);
                 if (!_columns.TryGetValue(command.CommandText, out var columns))
                 {
                     _columns[command.CommandText] = columns = await ExportColumn.DescribeAsync(command, ct).ConfigureAwait(false);
@@ -243,21 +243,26 @@ public sealed class Exporter
         return (Outcome.Written, entry);
     }
 
-    /// <summary>The day's holes for the _gaps file, with the export table each concerns. $1: the ids, read by the
-    /// caller from the same rows the files' metadata names.</summary>
+    /// <summary>The day's holes for the _gaps file: one row per hole and export table it concerns (a depth hole
+    /// concerns depth and book_snapshots; a bookTicker hole book_ticker and bt_1s), so that a loader filters by the
+    /// file's table. A stream no table takes keeps one row with table_name NULL. $1: the ids, read by the caller from
+    /// the same rows the files' metadata names; $4, $5: each table's name and stream kind, from <see cref="ExportTable"/>.</summary>
     private const string GapsSql =
         """
-        SELECT s.symbol,
-               CASE WHEN k LIKE 'bookTicker%' THEN 'book_ticker' WHEN k LIKE 'aggTrade%' THEN 'trades' WHEN k LIKE 'depth%' THEN 'depth'
-                    WHEN k LIKE 'markPrice%' THEN 'mark_price' WHEN k LIKE 'forceOrder%' THEN 'liquidations'
-                    WHEN k LIKE 'openInterest%' THEN 'open_interest' END AS table_name,
+        SELECT s.symbol, t.table_name,
                g.stream, g.reason, g.gap_start, g.gap_end, g.first_missing_id, g.last_missing_id, g.details, g.detected_at, g.id
         FROM marketdata.feed_gaps g
         JOIN marketdata.symbols s ON s.id = g.symbol_id
         CROSS JOIN LATERAL (SELECT regexp_replace(g.stream, '^[^@]*@', '') AS k) kind
+        LEFT JOIN unnest($4::text[], $5::text[]) WITH ORDINALITY AS t(table_name, table_kind, o) ON starts_with(kind.k, t.table_kind)
         WHERE g.id = ANY($1) AND g.gap_end >= $2 AND g.gap_start < $3
-        ORDER BY g.gap_start, g.id
+        ORDER BY g.gap_start, g.id, t.o
         """;
+
+    /// <summary>Every export table with each stream kind it takes, tables by name.</summary>
+    private static readonly (string[] Tables, string[] Kinds) GapTables = (
+        [.. ExportTable.All.Values.OrderBy(t => t.Name, StringComparer.Ordinal).SelectMany(t => t.GapKinds.Select(_ => t.Name))],
+        [.. ExportTable.All.Values.OrderBy(t => t.Name, StringComparer.Ordinal).SelectMany(t => t.GapKinds)]);
 
     private async Task<List<Gap>> GapsAsync(DateTime d0, DateTime d1, List<(int Id, string Name)> symbols, CancellationToken ct)
     {
@@ -412,6 +417,14 @@ public sealed class Exporter
         command.Parameters.Add(new NpgsqlParameter { Value = first });
         command.Parameters.Add(new NpgsqlParameter { Value = d0 });
         command.Parameters.Add(new NpgsqlParameter { Value = d1 });
+        return command;
+    }
+
+    private static NpgsqlCommand GapsCommand(NpgsqlConnection connection, NpgsqlTransaction transaction, long[] ids, DateTime d0, DateTime d1)
+    {
+        var command = Command(connection, transaction, GapsSql, ids, d0, d1);
+        command.Parameters.Add(new NpgsqlParameter { Value = GapTables.Tables });
+        command.Parameters.Add(new NpgsqlParameter { Value = GapTables.Kinds });
         return command;
     }
 
