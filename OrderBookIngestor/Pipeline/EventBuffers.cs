@@ -6,7 +6,8 @@ namespace OrderBookIngestor.Pipeline;
 /// <summary>
 /// The bounded in-memory buffer per table between the shard readers (many writers) and the table's flusher
 /// (one reader). Full mode is Wait: a slow database slows the readers, which stop draining their sockets,
-/// which is TCP backpressure all the way to the exchange; nothing is dropped here.
+/// which is TCP backpressure all the way to the exchange; nothing is dropped here. Each is a
+/// <see cref="SegmentedChannel{T}"/>, whose memory follows a backlog down again once it drains.
 /// </summary>
 public sealed class EventBuffers
 {
@@ -25,21 +26,21 @@ public sealed class EventBuffers
 
     public int Capacity { get; }
 
-    public Channel<BookTickerEvent> BookTickers { get; }
+    public SegmentedChannel<BookTickerEvent> BookTickers { get; }
 
-    public Channel<TradeEvent> Trades { get; }
+    public SegmentedChannel<TradeEvent> Trades { get; }
 
-    public Channel<DepthEvent> Depth { get; }
+    public SegmentedChannel<DepthEvent> Depth { get; }
 
-    public Channel<SnapshotRow> Snapshots { get; }
+    public SegmentedChannel<SnapshotRow> Snapshots { get; }
 
-    public Channel<TopRow> Tops { get; }
+    public SegmentedChannel<TopRow> Tops { get; }
 
-    public Channel<MarkPriceEvent> MarkPrices { get; }
+    public SegmentedChannel<MarkPriceEvent> MarkPrices { get; }
 
-    public Channel<LiquidationEvent> Liquidations { get; }
+    public SegmentedChannel<LiquidationEvent> Liquidations { get; }
 
-    public Channel<OpenInterestRow> OpenInterest { get; }
+    public SegmentedChannel<OpenInterestRow> OpenInterest { get; }
 
     /// <summary>No more events will come (readers have stopped); flushers drain what is left and finish.</summary>
     public void Complete(Exception? error = null)
@@ -54,11 +55,5 @@ public sealed class EventBuffers
         OpenInterest.Writer.TryComplete(error);
     }
 
-    private static Channel<T> Create<T>(int capacity) => Channel.CreateBounded<T>(new BoundedChannelOptions(capacity)
-    {
-        FullMode = BoundedChannelFullMode.Wait,
-        SingleReader = true,
-        SingleWriter = false,
-        AllowSynchronousContinuations = false,
-    });
+    private static SegmentedChannel<T> Create<T>(int capacity) => new(capacity);
 }
