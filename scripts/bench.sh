@@ -326,7 +326,7 @@ if [ "$soak_seconds" -gt 0 ]; then
   daemon=$!; pids+=("$daemon")
   {
     echo; echo "## Memory over ${soak_seconds} s at $soak_rate msg/s (50 symbols × bookTicker+aggTrade)"; echo
-    echo "| elapsed | RSS | of which anonymous | of which file-backed | of which shared (JIT code) | managed heap | GC committed | JIT-compiled methods | rows written | buffered |"; echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "| elapsed | RSS | of which anonymous | of which file-backed | of which shared (JIT code) | managed heap | GC committed | JIT-compiled methods | rows written | buffered | buffer memory |"; echo "|---|---|---|---|---|---|---|---|---|---|---|"
   } | tee -a "$report"
   start=$(date +%s); samples=()
   while [ $(( $(date +%s) - start )) -lt "$soak_seconds" ]; do
@@ -341,8 +341,9 @@ if [ "$soak_seconds" -gt 0 ]; then
     heap=$(echo "$m" | awk '/^orderbook_gc_heap_bytes/{printf "%d", $2/1048576}')
     rows=$(echo "$m" | awk '/^orderbook_rows_written_total/{s+=$2} END{printf "%d", s}')
     buffered=$(echo "$m" | awk '/^orderbook_buffer_depth/{s+=$2} END{printf "%d", s}')
+    buffer_mb=$(echo "$m" | awk '/^orderbook_buffer_bytes/{s+=$2} END{printf "%.1f", s/1048576}')
     samples+=("$rss")
-    echo "| $(( $(date +%s) - start )) s | $rss MB | $anon MB | $file MB | $shmem MB | $heap MB | $committed MB | $jitted | $rows | $buffered |" | tee -a "$report"
+    echo "| $(( $(date +%s) - start )) s | $rss MB | $anon MB | $file MB | $shmem MB | $heap MB | $committed MB | $jitted | $rows | $buffered | $buffer_mb MB |" | tee -a "$report"
   done
   kill -TERM "$daemon"; wait "$daemon" 2>/dev/null || true; kill "$sim" 2>/dev/null || true
   n=${#samples[@]}

@@ -220,15 +220,20 @@ public sealed partial class IngestionPipeline : BackgroundService
         Log.Planned(_log, plans.Count, plans.Sum(pl => pl.Streams.Count), p.Symbols.Count, string.Join(",", channels.Select(c => c.StreamSuffix())));
 
         var buffers = new EventBuffers(_options.BufferCapacity);
-        foreach (var (stats, depth) in new (TableStats, Func<int>)[]
+        foreach (var (stats, depth, bytes) in new (TableStats, Func<int>, Func<long>)[]
         {
-            (_metrics.BookTicker, () => buffers.BookTickers.Reader.Count), (_metrics.Trades, () => buffers.Trades.Reader.Count),
-            (_metrics.Depth, () => buffers.Depth.Reader.Count), (_metrics.Snapshots, () => buffers.Snapshots.Reader.Count),
-            (_metrics.Tops, () => buffers.Tops.Reader.Count), (_metrics.MarkPrice, () => buffers.MarkPrices.Reader.Count),
-            (_metrics.Liquidations, () => buffers.Liquidations.Reader.Count), (_metrics.OpenInterest, () => buffers.OpenInterest.Reader.Count),
+            (_metrics.BookTicker, () => buffers.BookTickers.Reader.Count, () => buffers.BookTickers.Bytes),
+            (_metrics.Trades, () => buffers.Trades.Reader.Count, () => buffers.Trades.Bytes),
+            (_metrics.Depth, () => buffers.Depth.Reader.Count, () => buffers.Depth.Bytes),
+            (_metrics.Snapshots, () => buffers.Snapshots.Reader.Count, () => buffers.Snapshots.Bytes),
+            (_metrics.Tops, () => buffers.Tops.Reader.Count, () => buffers.Tops.Bytes),
+            (_metrics.MarkPrice, () => buffers.MarkPrices.Reader.Count, () => buffers.MarkPrices.Bytes),
+            (_metrics.Liquidations, () => buffers.Liquidations.Reader.Count, () => buffers.Liquidations.Bytes),
+            (_metrics.OpenInterest, () => buffers.OpenInterest.Reader.Count, () => buffers.OpenInterest.Bytes),
         })
         {
             stats.BufferDepth = depth;
+            stats.BufferBytes = bytes;
             stats.BufferCapacity = buffers.Capacity;
         }
 

@@ -76,6 +76,7 @@ public static class PrometheusWriter
         TableCounter(sb, m, "orderbook_rows_abandoned_total", "counter", "Rows not committed before the shutdown drain deadline.", t => t.RowsAbandoned);
         TableCounter(sb, m, "orderbook_buffer_depth", "gauge", "Events waiting in the table's in-memory buffer.", t => t.BufferDepth());
         TableCounter(sb, m, "orderbook_buffer_capacity", "gauge", "Capacity of the table's in-memory buffer.", t => t.BufferCapacity);
+        TableCounter(sb, m, "orderbook_buffer_bytes", "gauge", "Memory the table's in-memory buffer holds for rows, in use or spare.", t => t.BufferBytes());
 
         TableCounter(sb, m, "orderbook_rows_spooled_total", "counter", "Rows written to the disk spool because the database did not take them.", t => t.RowsSpooled);
         Single(sb, "orderbook_spool_bytes", "gauge", "Bytes in the disk spool waiting for the database.", parts.Spool?.Bytes ?? 0);

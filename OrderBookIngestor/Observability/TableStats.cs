@@ -32,6 +32,9 @@ public sealed class TableStats
 
     public Func<int> BufferDepth { get; set; } = () => 0;
 
+    /// <summary>Memory the table's buffer holds for rows, in use or spare: it follows a backlog down again.</summary>
+    public Func<long> BufferBytes { get; set; } = () => 0;
+
     public int BufferCapacity { get; set; }
 
     public Histogram CopySeconds { get; } = new(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10);
