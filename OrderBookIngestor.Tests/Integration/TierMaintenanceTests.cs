@@ -1,3 +1,4 @@
+using Npgsql;
 using OrderBookIngestor.Exchange;
 
 using OrderBookIngestor.Pipeline;
@@ -38,6 +39,47 @@ public sealed class PartitionMaintenanceTests(string tier) : StorageTest(tier)
 
         // Nothing is left to do at the same moment.
         Assert.That(await maintainer.MaintainOnceAsync(CancellationToken.None), Is.Empty);
+    }
+
+    /// <summary>A session that holds one table the pass needs and then asks for one the pass has taken: a deadlock.
+    /// The pass checks for it first (deadlock_timeout 3 s against the other's 60 s), so it is the victim; it runs
+    /// again at once and does its work once the other session ends.</summary>
+    [Test]
+    public async Task APassChosenAsADeadlocksVictim_IsRunAgainAtOnce()
+    {
+        await Migrate();
+        await RegisterAsync("BTCUSDT");
+        await using var maintainerSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(Db.ConnectionString) { Options = "-c deadlock_timeout=3000" }.ConnectionString);
+        var stats = new MaintenanceStats();
+        var maintainer = Maintainer(new ManualTimeProvider(Now.AddDays(10)), stats, maintainerSource);
+
+        await using var other = await Db.DataSource.OpenConnectionAsync();
+        await using var transaction = await other.BeginTransactionAsync();
+        await using (var first = new NpgsqlCommand("SET LOCAL deadlock_timeout = '60s'; LOCK TABLE marketdata.trades IN ACCESS EXCLUSIVE MODE", other, transaction))
+        {
+            await first.ExecuteNonQueryAsync();
+        }
+
+        // The pass goes through the tables by name: it takes book_ticker's lock to add partitions, then waits for trades.
+        var pass = maintainer.MaintainOnceAsync(CancellationToken.None);
+        await Harness.WaitUntilAsync(
+            async () => await Db.ScalarAsync<long>("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%run_maintenance%' AND pid <> pg_backend_pid()") > 0,
+            TimeSpan.FromSeconds(30), () => "the pass waiting for trades");
+        await using (var second = new NpgsqlCommand("LOCK TABLE marketdata.book_ticker IN ACCESS EXCLUSIVE MODE", other, transaction))
+        {
+            // Granted once the pass, the deadlock's victim, has rolled back.
+            await second.ExecuteNonQueryAsync();
+        }
+
+        // The lock is granted as soon as the server has rolled the pass back; the error reaches the daemon just after.
+        await Harness.WaitUntilAsync(() => stats.ConflictsRetried > 0 || pass.IsCompleted, TimeSpan.FromSeconds(30), () => "the pass told of the deadlock");
+        Assert.That(pass.IsFaulted, Is.False, () => $"the pass failed: {pass.Exception}");
+        Assert.That(stats.ConflictsRetried, Is.EqualTo(1), "the pass lost the deadlock and was started again");
+        Assert.That(pass.IsCompleted, Is.False, "the second attempt waits for the other session");
+        await transaction.RollbackAsync();
+        var actions = await pass.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.That(actions.Where(a => a.Action == "created").Select(a => a.Table).Distinct(), Does.Contain("book_ticker").And.Contain("trades"));
+        Assert.That(stats.Failures, Is.Zero);
     }
 
     [Test]

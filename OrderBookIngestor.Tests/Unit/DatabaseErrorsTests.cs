@@ -83,4 +83,14 @@ public sealed class DatabaseErrorsTests
         var ex = new PostgresException(message, "ERROR", "ERROR", sqlState, constraintName: constraint);
         Assert.That(SchemaMigrator.IsConcurrentCatalogChange(ex), Is.EqualTo(again));
     }
+
+    [TestCase("40P01", "deadlock detected", true)]
+    [TestCase("40P01", "canceling the transaction since it was involved in a distributed deadlock", true)]
+    [TestCase("40001", "could not serialize access", true)]
+    [TestCase("XX000", "tuple concurrently updated", true)]
+    [TestCase("XX000", "could not open relation", false)]
+    [TestCase("55P03", "canceling statement due to lock timeout", false)]
+    [TestCase("23505", "duplicate key value", false)]
+    public void AConcurrencyConflict_IsALostRace_NotAnyFailure(string sqlState, string message, bool conflict)
+        => Assert.That(DatabaseErrors.IsConcurrencyConflict(new PostgresException(message, "ERROR", "ERROR", sqlState)), Is.EqualTo(conflict));
 }

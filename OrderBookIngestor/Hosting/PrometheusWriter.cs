@@ -96,6 +96,7 @@ public static class PrometheusWriter
         Single(sb, "orderbook_rollup_batches_total", "counter", "Committed batches rolled up into the 1-second rollups (bt_1s, trade_1s, derivatives_1s) by this daemon.", mt.RollupBatches);
         Single(sb, "orderbook_rollup_buckets_total", "counter", "Symbol-seconds (re)computed in the 1-second rollups by this daemon.", mt.RollupBuckets);
         Single(sb, "orderbook_storage_maintenance_failures_total", "counter", "Maintenance or rollup passes that failed (retried next pass).", mt.Failures);
+        Single(sb, "orderbook_storage_maintenance_conflicts_total", "counter", "Maintenance passes that lost a race with another session (a deadlock) and were run again at once.", mt.ConflictsRetried);
         Single(sb, "orderbook_rollup_pending_batches", "gauge", "Committed batches not yet rolled up into the 1-second rollups (as of the last pass).", mt.Pending);
         Single(sb, "orderbook_rollup_last_success_seconds", "gauge", "Unix time of the last rollup pass that succeeded (0: none, or TimescaleDB does it).", mt.LastRollupUnixMs / 1000.0);
 

@@ -86,6 +86,9 @@ internal static partial class Log
     [LoggerMessage(3021, LogLevel.Warning, "Storage {Job} failed ({Error}); retrying next pass ({Suppressed} similar suppressed)")]
     public static partial void StorageJobFailed(ILogger logger, string job, string error, long suppressed);
 
+    [LoggerMessage(3027, LogLevel.Warning, "Storage maintenance lost a race with another session (attempt {Attempt}), running it again: {Error}")]
+    public static partial void MaintenanceRetried(ILogger logger, int attempt, string error);
+
     [LoggerMessage(3022, LogLevel.Warning, "Storage tier: {Note}")]
     public static partial void StorageTierNote(ILogger logger, string note);
 

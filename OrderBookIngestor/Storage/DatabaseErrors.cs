@@ -39,6 +39,16 @@ public static class DatabaseErrors
     public static bool IsConfigurationProblem(Exception ex)
         => ex is PostgresException pg && (pg.SqlState.StartsWith("28", StringComparison.Ordinal) || pg.SqlState == PostgresErrorCodes.InvalidCatalogName);
 
+    /// <summary>
+    /// The statement lost a race with another session: chosen as a deadlock's victim, a serialization failure, or a
+    /// catalog row that another session changed at the same moment (XX000 "tuple concurrently updated"; Citus reports
+    /// a distributed deadlock as 40P01 too). The transaction rolled back whole, and running it again is expected to
+    /// succeed, so callers whose work is one transaction run it again at once instead of waiting out a back-off.
+    /// </summary>
+    public static bool IsConcurrencyConflict(PostgresException ex)
+        => ex.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected
+           || (ex.SqlState == PostgresErrorCodes.InternalError && ex.MessageText.Contains("concurrently", StringComparison.Ordinal));
+
     /// <summary>SQLSTATEs that mean "not now" rather than "not this".</summary>
     internal static bool IsUnavailableState(string sqlState) => sqlState.Length == 5 && (sqlState[..2] switch
     {

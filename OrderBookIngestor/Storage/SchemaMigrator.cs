@@ -111,8 +111,7 @@ public sealed partial class SchemaMigrator
     /// Citus coordinator propagates each GRANT to a role as an ALTER ROLE on its workers) can meet on a role's row.
     /// </summary>
     internal static bool IsConcurrentCatalogChange(PostgresException ex)
-        => ex.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected
-           || (ex.SqlState == PostgresErrorCodes.InternalError && ex.MessageText.Contains("concurrently", StringComparison.Ordinal))
+        => DatabaseErrors.IsConcurrencyConflict(ex)
            || (ex.SqlState == PostgresErrorCodes.UniqueViolation && ex.ConstraintName == "pg_authid_rolname_index");
 
     private async Task<MigrationOutcome> MigrateOnceAsync(bool createRoles, CancellationToken ct)

@@ -12,6 +12,7 @@ public sealed class MaintenanceStats
     private long _rollupBatches;
     private long _rollupBuckets;
     private long _failures;
+    private long _conflictsRetried;
 
     public long PartitionsCreated => Interlocked.Read(ref _partitionsCreated);
 
@@ -22,6 +23,9 @@ public sealed class MaintenanceStats
     public long RollupBuckets => Interlocked.Read(ref _rollupBuckets);
 
     public long Failures => Interlocked.Read(ref _failures);
+
+    /// <summary>Maintenance passes that lost a race with another session (a deadlock) and were run again at once.</summary>
+    public long ConflictsRetried => Interlocked.Read(ref _conflictsRetried);
 
     /// <summary>Unix ms of the last maintenance and rollup pass that succeeded (0: none yet).</summary>
     public long LastMaintenanceUnixMs { get; internal set; }
@@ -42,6 +46,8 @@ public sealed class MaintenanceStats
     }
 
     internal void Failed() => Interlocked.Increment(ref _failures);
+
+    internal void ConflictRetried() => Interlocked.Increment(ref _conflictsRetried);
 }
 
 /// <summary>
@@ -80,8 +86,30 @@ public sealed class StorageMaintainer
         _backoff = new Resilience.RetryPolicy(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(60), random ?? new Random());
     }
 
-    /// <summary>One maintenance pass at the daemon's clock; returns the actions taken (created/dropped partitions).</summary>
+    /// <summary>Attempts of a maintenance pass that loses races with other sessions, before it counts as failed.</summary>
+    internal const int ConflictAttempts = 3;
+
+    /// <summary>One maintenance pass at the daemon's clock; returns the actions taken (created/dropped partitions).
+    /// A pass chosen as a deadlock's victim (it takes strong locks on the tables the writers and readers use; on Citus
+    /// the coordinator's own connections to a worker can meet too) is run again at once: it is one transaction, rolled
+    /// back whole, and the session it lost to has gone on.</summary>
     public async Task<IReadOnlyList<(string Action, string Table, string Object)>> MaintainOnceAsync(CancellationToken ct)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await MaintainPassAsync(ct).ConfigureAwait(false);
+            }
+            catch (PostgresException ex) when (attempt < ConflictAttempts && DatabaseErrors.IsConcurrencyConflict(ex))
+            {
+                _stats.ConflictRetried();
+                Log.MaintenanceRetried(_log, attempt, DatabaseErrors.Describe(ex));
+            }
+        }
+    }
+
+    private async Task<IReadOnlyList<(string Action, string Table, string Object)>> MaintainPassAsync(CancellationToken ct)
     {
         var actions = new List<(string, string, string)>();
         await using var cmd = _dataSource.CreateCommand("SELECT action, table_name, object FROM marketdata.run_maintenance($1)");
