@@ -52,7 +52,6 @@ public sealed class RunFlags
         flags.Add(command, nameof(IngestorOptions.BatchMaxRows), "--batch-max-rows", "Rows per COPY batch at most (default 10000).");
         flags.Add(command, nameof(IngestorOptions.BatchMaxAgeMs), "--batch-max-age-ms", "No batch waits longer than this after the previous one (default 100).");
         flags.Add(command, nameof(IngestorOptions.BatchTargetRows), "--batch-target-rows", "Rows per COPY aimed for: sent once this many wait or will have come at the current rate (default 100).");
-        flags.Add(command, nameof(IngestorOptions.ReceiveCoalesceMs), "--receive-coalesce-ms", "On a quiet connection, pause this long after a wake-up so later messages are read together (default 5; 0 off).");
         flags.Add(command, nameof(IngestorOptions.BufferCapacity), "--buffer-capacity", "Events buffered in memory per table (default 200000).");
         flags.Add(command, nameof(IngestorOptions.Instance), "--instance", "K/N: record only the symbols that hash to K of N (0-based), so N daemons split the symbol set over one database (default 0/1: all).");
         flags.Add(command, nameof(IngestorOptions.StorageTier), "--storage-tier", "auto (default), timescaledb, timescaledb-apache, postgres or citus; chosen at the first migrate.");

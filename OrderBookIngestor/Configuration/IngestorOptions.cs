@@ -60,12 +60,6 @@ public sealed class IngestorOptions
     /// have come at the rate they are arriving. Lower is lower latency and more commits per row.</summary>
     public int BatchTargetRows { get; set; } = 100;
 
-    /// <summary>On a connection delivering fewer than ShardConnection.CoalesceBelowPerSecond messages a second, a
-    /// wake-up for one message is followed by a pause this long before the socket is read again, so that the messages
-    /// arriving meanwhile are read together: fewer thread wake-ups per message, at most this much added latency.
-    /// 0 reads every message as it comes.</summary>
-    public int ReceiveCoalesceMs { get; set; } = 5;
-
     /// <summary>A connection that delivers nothing for this long is treated as half-open and replaced.</summary>
     public int NoDataTimeoutSeconds { get; set; } = 60;
 

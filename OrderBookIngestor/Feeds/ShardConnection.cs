@@ -18,7 +18,6 @@ internal sealed class ShardConnection : IDisposable
 {
     private const int InitialBufferBytes = 64 * 1024;
 
-
     private readonly ShardReader _shard;
     private readonly long _startedTimestamp;
     private readonly CancellationTokenSource _retire = new();
@@ -139,22 +138,13 @@ internal sealed class ShardConnection : IDisposable
         }
 
         var buffer = ArrayPool<byte>.Shared.Rent(InitialBufferBytes);
-        var coalescer = _shard.Options.ReceiveCoalesceMs > 0 ? new ReceiveCoalescer(_shard.Options.ReceiveCoalesceMs) : null;
-        using var pause = coalescer is null ? null : new ReceivePause(_shard.Time);
         try
         {
             // One long-lived loop per connection: its state machine is allocated once, not per frame.
             while (true)
             {
-                if (coalescer is not null && coalescer.TakePause(_shard.Time.GetUtcNow().ToUnixTimeMilliseconds()) is var wait && wait > 0)
-                {
-                    // Let the messages of the next few milliseconds gather in the socket, to be read together.
-                    await pause!.WaitAsync(TimeSpan.FromMilliseconds(wait)).ConfigureAwait(false);
-                }
-
                 var filled = 0;
                 var oversize = false;
-                var woken = false;
                 ValueWebSocketReceiveResult result;
                 while (true)
                 {
@@ -172,10 +162,7 @@ internal sealed class ShardConnection : IDisposable
                         }
                     }
 
-                    var receive = ws.ReceiveAsync(buffer.AsMemory(filled), token);
-                    // Not complete at once: nothing was buffered, and this read waits for the socket to wake it.
-                    woken |= filled == 0 && !receive.IsCompleted;
-                    result = await receive.ConfigureAwait(false);
+                    result = await ws.ReceiveAsync(buffer.AsMemory(filled), token).ConfigureAwait(false);
                     filled += result.Count;
                     if (result.EndOfMessage || result.MessageType == WebSocketMessageType.Close)
                     {
@@ -185,9 +172,7 @@ internal sealed class ShardConnection : IDisposable
 
                 watchdog.Seen();
                 var now = _shard.Time.GetUtcNow();
-                var nowMs = now.ToUnixTimeMilliseconds();
-                _shard.Stats.OnMessage(filled, nowMs);
-                coalescer?.OnMessage(nowMs, woken);
+                _shard.Stats.OnMessage(filled, now.ToUnixTimeMilliseconds());
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     throw new ServerClosedException(ws.CloseStatus, ws.CloseStatusDescription);
