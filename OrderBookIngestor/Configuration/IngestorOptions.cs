@@ -60,6 +60,10 @@ public sealed class IngestorOptions
     /// have come at the rate they are arriving. Lower is lower latency and more commits per row.</summary>
     public int BatchTargetRows { get; set; } = 100;
 
+    /// <summary>When the managed heap has grown this much past what the last full collection left, the daemon asks for
+    /// one (checked every 30 s; see Hosting/HeapTrimmer). 0 leaves it to the GC.</summary>
+    public int HeapSlackMegabytes { get; set; } = 32;
+
     /// <summary>A connection that delivers nothing for this long is treated as half-open and replaced.</summary>
     public int NoDataTimeoutSeconds { get; set; } = 60;
 

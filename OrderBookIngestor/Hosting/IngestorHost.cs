@@ -97,6 +97,7 @@ public static class IngestorHost
             sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<HttpClient>(), reloadSource));
         services.AddHostedService(sp => sp.GetRequiredService<IngestionPipeline>());
         services.AddHostedService(sp => new SummaryReporter(options, metrics, status, time, sp.GetRequiredService<ILoggerFactory>()));
+        services.AddHostedService(sp => new HeapTrimmer(time, options.HeapSlackMegabytes, metrics, sp.GetRequiredService<ILoggerFactory>().CreateLogger("OrderBookIngestor.Memory")));
         services.AddSingleton(_ => new SystemdNotifier(environment("NOTIFY_SOCKET")));
         services.AddHostedService(sp => new SystemdService(sp.GetRequiredService<SystemdNotifier>(),
             SystemdNotifier.WatchdogInterval(environment, Environment.ProcessId), metrics, status, options, time,

@@ -5,6 +5,7 @@ public sealed class IngestorMetrics
 {
     private long _lostAtShutdown;
     private long _backfilled;
+    private long _heapTrims;
     private readonly List<ShardStats> _shards = [];
     private readonly Lock _gate = new();
 
@@ -31,6 +32,11 @@ public sealed class IngestorMetrics
     public CounterSet DuplicateCounters { get; } = new(32);
 
     public long StartedUnixMs { get; }
+
+    /// <summary>Full collections the heap trimmer asked for (Hosting/HeapTrimmer).</summary>
+    public long HeapTrims => Interlocked.Read(ref _heapTrims);
+
+    public void OnHeapTrimmed() => Interlocked.Increment(ref _heapTrims);
 
     public TableStats BookTicker { get; }
 

@@ -1,0 +1,85 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using OrderBookIngestor.Observability;
+
+namespace OrderBookIngestor.Hosting;
+
+/// <summary>
+/// Keeps the managed heap, and with it the daemon's RSS, within a fixed margin of what is actually live.
+/// <para>
+/// In an hour's soak at 50,000 msg/s the live heap stayed 22–25 MB, but the GC, left to itself, let garbage of the
+/// older generations pile up to 98 MB between its rare full collections (5 in an hour), so RSS went 108 → 186 MB
+/// and back in steps; a full collection (dotnet-gcdump's) took it to 119 MB at once. So every 30 s this looks at
+/// the heap, and when it has grown more than <c>HeapSlackMegabytes</c> past what the last full collection left,
+/// asks for one: blocking and compacting, giving the emptied memory back to the system. With ~25 MB live that
+/// is a pause of milliseconds every few minutes, which batches of 100 ms do not notice.
+/// </para>
+/// </summary>
+public sealed class HeapTrimmer : BackgroundService
+{
+    public static readonly TimeSpan Interval = TimeSpan.FromSeconds(30);
+
+    private readonly TimeProvider _time;
+    private readonly long _slackBytes;
+    private readonly Func<long> _heapBytes;
+    private readonly Action _collect;
+    private readonly ILogger _log;
+    private readonly IngestorMetrics _metrics;
+    private long _baseline;
+
+    public HeapTrimmer(TimeProvider time, int slackMegabytes, IngestorMetrics metrics, ILogger log, Func<long>? heapBytes = null, Action? collect = null)
+    {
+        _time = time;
+        _metrics = metrics;
+        _slackBytes = (long)slackMegabytes << 20;
+        _log = log;
+        _heapBytes = heapBytes ?? (() => GC.GetTotalMemory(false));
+        _collect = collect ?? (() => GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true));
+        _baseline = _heapBytes();
+    }
+
+    /// <summary>One look at the heap; returns whether a full collection was asked for.</summary>
+    public bool Check()
+    {
+        var heap = _heapBytes();
+        if (heap < _baseline)
+        {
+            // The GC collected on its own: measure from what it left.
+            _baseline = heap;
+            return false;
+        }
+
+        if (heap - _baseline <= _slackBytes)
+        {
+            return false;
+        }
+
+        var started = _time.GetTimestamp();
+        _collect();
+        _baseline = _heapBytes();
+        _metrics.OnHeapTrimmed();
+        Log.HeapTrimmed(_log, heap >> 20, _baseline >> 20, _time.GetElapsedTime(started).TotalMilliseconds);
+        return true;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (_slackBytes <= 0)
+        {
+            return;
+        }
+
+        using var timer = new PeriodicTimer(Interval, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+            {
+                Check();
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // shutting down
+        }
+    }
+}
