@@ -211,6 +211,14 @@ public sealed partial class IngestionPipeline : BackgroundService
         }
     }
 
+    /// <summary>The table's buffer as /metrics and /health see it: rows waiting, memory held, capacity.</summary>
+    private static void Watch<T>(TableStats stats, SegmentedChannel<T> buffer, int capacity)
+    {
+        stats.BufferDepth = () => buffer.Reader.Count;
+        stats.BufferBytes = () => buffer.Bytes;
+        stats.BufferCapacity = capacity;
+    }
+
     /// <summary>Builds every part of the running pipeline from what the start prepared, and registers each drain
     /// phase's stop action with the supervisor. Nothing runs yet.</summary>
     private Parts Wire(Prepared p, Supervisor supervisor, CancellationToken stoppingToken, CancellationToken abort)
@@ -220,22 +228,14 @@ public sealed partial class IngestionPipeline : BackgroundService
         Log.Planned(_log, plans.Count, plans.Sum(pl => pl.Streams.Count), p.Symbols.Count, string.Join(",", channels.Select(c => c.StreamSuffix())));
 
         var buffers = new EventBuffers(_options.BufferCapacity);
-        foreach (var (stats, depth, bytes) in new (TableStats, Func<int>, Func<long>)[]
-        {
-            (_metrics.BookTicker, () => buffers.BookTickers.Reader.Count, () => buffers.BookTickers.Bytes),
-            (_metrics.Trades, () => buffers.Trades.Reader.Count, () => buffers.Trades.Bytes),
-            (_metrics.Depth, () => buffers.Depth.Reader.Count, () => buffers.Depth.Bytes),
-            (_metrics.Snapshots, () => buffers.Snapshots.Reader.Count, () => buffers.Snapshots.Bytes),
-            (_metrics.Tops, () => buffers.Tops.Reader.Count, () => buffers.Tops.Bytes),
-            (_metrics.MarkPrice, () => buffers.MarkPrices.Reader.Count, () => buffers.MarkPrices.Bytes),
-            (_metrics.Liquidations, () => buffers.Liquidations.Reader.Count, () => buffers.Liquidations.Bytes),
-            (_metrics.OpenInterest, () => buffers.OpenInterest.Reader.Count, () => buffers.OpenInterest.Bytes),
-        })
-        {
-            stats.BufferDepth = depth;
-            stats.BufferBytes = bytes;
-            stats.BufferCapacity = buffers.Capacity;
-        }
+        Watch(_metrics.BookTicker, buffers.BookTickers, buffers.Capacity);
+        Watch(_metrics.Trades, buffers.Trades, buffers.Capacity);
+        Watch(_metrics.Depth, buffers.Depth, buffers.Capacity);
+        Watch(_metrics.Snapshots, buffers.Snapshots, buffers.Capacity);
+        Watch(_metrics.Tops, buffers.Tops, buffers.Capacity);
+        Watch(_metrics.MarkPrice, buffers.MarkPrices, buffers.Capacity);
+        Watch(_metrics.Liquidations, buffers.Liquidations, buffers.Capacity);
+        Watch(_metrics.OpenInterest, buffers.OpenInterest, buffers.Capacity);
 
         var random = new Random();
         var feedLog = _loggers.CreateLogger("OrderBookIngestor.Feeds");
