@@ -56,6 +56,9 @@ public sealed class Harness : IAsyncDisposable
             RestUrl = simulator.RestUrl,
             Http = $"127.0.0.1:{FreePort()}",
             SummaryIntervalSeconds = 0,
+            // The daemon runs inside the test process here, whose heap is every parallel fixture's: its heap trimmer
+            // would time full collections by the others' garbage.
+            HeapSlackMegabytes = 0,
             ReconnectMinDelayMs = 50,
             ReconnectMaxDelayMs = 500,
             // Each harness its own spool: a test never replays another's leftovers.
