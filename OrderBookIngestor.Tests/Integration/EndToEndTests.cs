@@ -129,6 +129,9 @@ public sealed partial class EndToEndTests : DatabaseTest
         Assert.That(text, Does.Contain("orderbook_rows_written_total{table=\"trades\"} 500\n"));
         Assert.That(text, Does.Contain("orderbook_exchange_to_commit_seconds_count{table=\"trades\"} 500\n"));
         Assert.That(text, Does.Contain("orderbook_stream_messages_total{route=\"public\",stream=\"btcusdt@bookTicker\"} 250\n"));
+        // Each buffer's own capacity: the snapshot buffer holds 1,000 rows, not BufferCapacity.
+        Assert.That(text, Does.Contain("orderbook_buffer_capacity{table=\"book_ticker\"} 200000\n"));
+        Assert.That(text, Does.Contain("orderbook_buffer_capacity{table=\"book_snapshots\"} 1000\n"));
         Assert.That(doc.RootElement.GetProperty("database").GetProperty("reachable").GetBoolean(), Is.True);
     }
 

@@ -64,6 +64,7 @@ public sealed class SegmentedChannelTests
     public async Task AFullChannel_RefusesTryWrite_AndAWriterWaitsForRoom()
     {
         var channel = new SegmentedChannel<int>(3);
+        Assert.That(channel.Capacity, Is.EqualTo(3));
         Assert.That(channel.Writer.TryWrite(1) && channel.Writer.TryWrite(2) && channel.Writer.TryWrite(3), Is.True);
         Assert.That(channel.Writer.TryWrite(4), Is.False, "full");
         var waiting = channel.Writer.WriteAsync(4).AsTask();

@@ -212,11 +212,11 @@ public sealed partial class IngestionPipeline : BackgroundService
     }
 
     /// <summary>The table's buffer as /metrics and /health see it: rows waiting, memory held, capacity.</summary>
-    private static void Watch<T>(TableStats stats, SegmentedChannel<T> buffer, int capacity)
+    private static void Watch<T>(TableStats stats, SegmentedChannel<T> buffer)
     {
         stats.BufferDepth = () => buffer.Reader.Count;
         stats.BufferBytes = () => buffer.Bytes;
-        stats.BufferCapacity = capacity;
+        stats.BufferCapacity = buffer.Capacity;
     }
 
     /// <summary>Builds every part of the running pipeline from what the start prepared, and registers each drain
@@ -228,14 +228,14 @@ public sealed partial class IngestionPipeline : BackgroundService
         Log.Planned(_log, plans.Count, plans.Sum(pl => pl.Streams.Count), p.Symbols.Count, string.Join(",", channels.Select(c => c.StreamSuffix())));
 
         var buffers = new EventBuffers(_options.BufferCapacity);
-        Watch(_metrics.BookTicker, buffers.BookTickers, buffers.Capacity);
-        Watch(_metrics.Trades, buffers.Trades, buffers.Capacity);
-        Watch(_metrics.Depth, buffers.Depth, buffers.Capacity);
-        Watch(_metrics.Snapshots, buffers.Snapshots, buffers.Capacity);
-        Watch(_metrics.Tops, buffers.Tops, buffers.Capacity);
-        Watch(_metrics.MarkPrice, buffers.MarkPrices, buffers.Capacity);
-        Watch(_metrics.Liquidations, buffers.Liquidations, buffers.Capacity);
-        Watch(_metrics.OpenInterest, buffers.OpenInterest, buffers.Capacity);
+        Watch(_metrics.BookTicker, buffers.BookTickers);
+        Watch(_metrics.Trades, buffers.Trades);
+        Watch(_metrics.Depth, buffers.Depth);
+        Watch(_metrics.Snapshots, buffers.Snapshots);
+        Watch(_metrics.Tops, buffers.Tops);
+        Watch(_metrics.MarkPrice, buffers.MarkPrices);
+        Watch(_metrics.Liquidations, buffers.Liquidations);
+        Watch(_metrics.OpenInterest, buffers.OpenInterest);
 
         var random = new Random();
         var feedLog = _loggers.CreateLogger("OrderBookIngestor.Feeds");

@@ -56,6 +56,9 @@ public sealed class SegmentedChannel<T> : Channel<T>
         Writer = new SegmentWriter(this);
     }
 
+    /// <summary>Items the channel holds before writers wait.</summary>
+    public int Capacity => _capacity;
+
     /// <summary>Items per segment: as many as fit in 64 kB, at least 64.</summary>
     public int SegmentLength => Length;
 
