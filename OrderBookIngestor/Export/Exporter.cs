@@ -260,9 +260,8 @@ public sealed class Exporter
         """;
 
     /// <summary>Every export table with each stream kind it takes, tables by name.</summary>
-    private static readonly (string[] Tables, string[] Kinds) GapTables = (
-        [.. ExportTable.All.Values.OrderBy(t => t.Name, StringComparer.Ordinal).SelectMany(t => t.GapKinds.Select(_ => t.Name))],
-        [.. ExportTable.All.Values.OrderBy(t => t.Name, StringComparer.Ordinal).SelectMany(t => t.GapKinds)]);
+    private static readonly (string Table, string Kind)[] GapTables =
+        [.. ExportTable.All.Values.OrderBy(t => t.Name, StringComparer.Ordinal).SelectMany(t => t.GapKinds.Select(k => (t.Name, k)))];
 
     private async Task<List<Gap>> GapsAsync(DateTime d0, DateTime d1, List<(int Id, string Name)> symbols, CancellationToken ct)
     {
@@ -423,8 +422,8 @@ public sealed class Exporter
     private static NpgsqlCommand GapsCommand(NpgsqlConnection connection, NpgsqlTransaction transaction, long[] ids, DateTime d0, DateTime d1)
     {
         var command = Command(connection, transaction, GapsSql, ids, d0, d1);
-        command.Parameters.Add(new NpgsqlParameter { Value = GapTables.Tables });
-        command.Parameters.Add(new NpgsqlParameter { Value = GapTables.Kinds });
+        command.Parameters.Add(new NpgsqlParameter { Value = GapTables.Select(g => g.Table).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = GapTables.Select(g => g.Kind).ToArray() });
         return command;
     }
 
