@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Text;
@@ -17,6 +16,7 @@ namespace OrderBookIngestor.Feeds;
 internal sealed class ShardConnection : IDisposable
 {
     private const int InitialBufferBytes = 64 * 1024;
+    private static readonly TimeSpan KeepAliveInterval = TimeSpan.FromSeconds(30);
 
     private readonly ShardReader _shard;
     private readonly long _startedTimestamp;
@@ -116,79 +116,66 @@ internal sealed class ShardConnection : IDisposable
     private async Task ReceiveAsync(CancellationToken stopReading, CancellationToken abort)
     {
         var noData = TimeSpan.FromSeconds(_shard.Options.NoDataTimeoutSeconds);
-        using var ws = new ClientWebSocket();
-        // Unsolicited pongs keep NATs and the exchange's idle timers happy; Binance allows them. Pings from
-        // the server are answered by the WebSocket implementation itself.
-        ws.Options.KeepAliveInterval = TimeSpan.FromSeconds(30);
         using var watchdog = new NoDataWatchdog(_shard.Time, noData);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(stopReading, watchdog.Token, _retire.Token);
         var token = linked.Token;
 
         var uri = BinanceProtocol.CombinedStreamUri(_shard.Options.WsUrl, _shard.Plan.Route);
         Log.Connecting(_shard.Logger, _shard.Plan.Name, uri, _shard.StreamCount);
-        await ws.ConnectAsync(uri, token).ConfigureAwait(false);
+        var ws = await ExchangeSocket.ConnectAsync(uri, InitialBufferBytes, _shard.Options.MaxFrameBytes, token).ConfigureAwait(false);
+        await using var _ = ws.ConfigureAwait(false);
         MoveTo(ConnectionPhase.Subscribing);
         watchdog.Seen();
 
         // Sending SUBSCRIBEs runs beside receiving: acknowledgements and data arrive while we still subscribe.
         var subscribing = SendControlAsync(ws, token);
+        var keepingAlive = KeepAliveAsync(ws, token);
         if (Acknowledged)
         {
             MoveTo(ConnectionPhase.Streaming);
         }
 
-        var buffer = ArrayPool<byte>.Shared.Rent(InitialBufferBytes);
         try
         {
-            // One long-lived loop per connection: its state machine is allocated once, not per frame.
+            // One long-lived loop per connection; each read hands on every message it brought, in place.
             while (true)
             {
-                var filled = 0;
-                var oversize = false;
-                ValueWebSocketReceiveResult result;
-                while (true)
+                if (!await ws.ReceiveAsync(token).ConfigureAwait(false))
                 {
-                    if (filled == buffer.Length)
-                    {
-                        if (buffer.Length >= _shard.Options.MaxFrameBytes)
-                        {
-                            // Read on to the end of the message, overwriting: it is rejected whole.
-                            oversize = true;
-                            filled = 0;
-                        }
-                        else
-                        {
-                            PooledArrays.Grow(ref buffer, Math.Min(buffer.Length * 2, _shard.Options.MaxFrameBytes), filled);
-                        }
-                    }
-
-                    result = await ws.ReceiveAsync(buffer.AsMemory(filled), token).ConfigureAwait(false);
-                    filled += result.Count;
-                    if (result.EndOfMessage || result.MessageType == WebSocketMessageType.Close)
-                    {
-                        break;
-                    }
+                    throw new ServerClosedException("the server ended the connection without a close frame");
                 }
 
                 watchdog.Seen();
                 var now = _shard.Time.GetUtcNow();
-                _shard.Stats.OnMessage(filled, now.ToUnixTimeMilliseconds());
-                if (result.MessageType == WebSocketMessageType.Close)
+                var nowMs = now.ToUnixTimeMilliseconds();
+                var ingestUs = ShardReader.ToUnixMicros(now);
+                while (ws.Reader.TryNext(out var message))
                 {
-                    throw new ServerClosedException(ws.CloseStatus, ws.CloseStatusDescription);
-                }
+                    switch (message.Kind)
+                    {
+                        case WebSocketMessageKind.Text:
+                            _shard.Stats.OnMessage(message.WireBytes, nowMs);
+                            if (await DispatchAsync(message.Buffer, message.Offset, message.Length, ingestUs, abort).ConfigureAwait(false) && Acknowledged)
+                            {
+                                Streaming.TrySetResult();
+                            }
 
-                if (oversize)
-                {
-                    Reject(RejectReason.Oversize, buffer.AsSpan(0, Math.Min(filled, 256)));
-                }
-                else if (result.MessageType == WebSocketMessageType.Binary)
-                {
-                    Reject(RejectReason.BinaryFrame, default);
-                }
-                else if (await DispatchAsync(buffer, filled, ShardReader.ToUnixMicros(now), abort).ConfigureAwait(false) && Acknowledged)
-                {
-                    Streaming.TrySetResult();
+                            break;
+                        case WebSocketMessageKind.Binary:
+                            _shard.Stats.OnMessage(message.WireBytes, nowMs);
+                            Reject(RejectReason.BinaryFrame, default);
+                            break;
+                        case WebSocketMessageKind.Oversize:
+                            _shard.Stats.OnMessage(message.WireBytes, nowMs);
+                            Reject(RejectReason.Oversize, message.Payload);
+                            break;
+                        case WebSocketMessageKind.Ping:
+                            await ws.SendPongAsync(message.Payload, token).ConfigureAwait(false);
+                            break;
+                        case WebSocketMessageKind.Close:
+                            var (status, reason) = WebSocketMessageReader.ParseClose(message.Payload);
+                            throw new ServerClosedException(status, reason);
+                    }
                 }
             }
         }
@@ -200,7 +187,7 @@ internal sealed class ShardConnection : IDisposable
             {
                 await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "rotating", bye.Token).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
+            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException)
             {
                 // the old connection is being dropped either way
             }
@@ -209,17 +196,18 @@ internal sealed class ShardConnection : IDisposable
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
             // The control sender reads its queue until the queue ends: end it, or this connection never finishes.
             Control.Writer.TryComplete();
+            linked.Cancel();
             await ObserveAsync(subscribing).ConfigureAwait(false);
+            await ObserveAsync(keepingAlive).ConfigureAwait(false);
         }
     }
 
     /// <returns>True when the frame was market data (not a control reply or a rejected frame).</returns>
-    private async ValueTask<bool> DispatchAsync(byte[] buffer, int length, long ingestUs, CancellationToken abort)
+    private async ValueTask<bool> DispatchAsync(byte[] buffer, int offset, int length, long ingestUs, CancellationToken abort)
     {
-        switch (_shard.Parser.Parse(buffer.AsSpan(0, length), ingestUs, out var frame))
+        switch (_shard.Parser.Parse(buffer.AsSpan(offset, length), ingestUs, out var frame))
         {
             case FrameKind.BookTicker:
                 await _shard.Router.RouteBookTickerAsync(frame.BookTicker, abort).ConfigureAwait(false);
@@ -248,17 +236,17 @@ internal sealed class ShardConnection : IDisposable
 
                 return false;
             case FrameKind.ControlError:
-                Log.ControlRefused(_shard.Logger, _shard.Plan.Name, frame.ControlId, Preview(buffer.AsSpan(0, length)));
+                Log.ControlRefused(_shard.Logger, _shard.Plan.Name, frame.ControlId, Preview(buffer.AsSpan(offset, length)));
                 return false;
             default:
-                Reject(frame.Reason, buffer.AsSpan(0, length));
+                Reject(frame.Reason, buffer.AsSpan(offset, length));
                 return false;
         }
     }
 
     /// <summary>Sends the connection's control messages in order, no faster than SubscribeMessagesPerSecond
     /// (Binance closes a connection that sends more than 10 messages a second).</summary>
-    private async Task SendControlAsync(ClientWebSocket ws, CancellationToken token)
+    private async Task SendControlAsync(ExchangeSocket ws, CancellationToken token)
     {
         var spacing = TimeSpan.FromSeconds(1.0 / _shard.Options.SubscribeMessagesPerSecond);
         var first = true;
@@ -270,7 +258,18 @@ internal sealed class ShardConnection : IDisposable
             }
 
             first = false;
-            await ws.SendAsync(message, WebSocketMessageType.Text, endOfMessage: true, token).ConfigureAwait(false);
+            await ws.SendTextAsync(message, token).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>An unsolicited pong every 30 s keeps NATs and the exchange's idle timers happy; Binance allows them.
+    /// The server's own pings are answered by the receive loop.</summary>
+    private async Task KeepAliveAsync(ExchangeSocket ws, CancellationToken token)
+    {
+        while (true)
+        {
+            await Task.Delay(KeepAliveInterval, _shard.Time, token).ConfigureAwait(false);
+            await ws.SendPongAsync(default, token).ConfigureAwait(false);
         }
     }
 
