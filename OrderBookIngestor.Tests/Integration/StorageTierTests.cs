@@ -108,6 +108,32 @@ public sealed class StorageTierTests(string tier) : StorageTest(tier)
     }
 
     [Test]
+    public async Task ABatchCommittedAgain_IsRolledBackWhole_AndTheLedgerSaysSo()
+    {
+        // A retry after a lost answer, or a spool replay: the same batch id a second time stores nothing, on every tier.
+        await Migrate();
+        var id = await RegisterAsync("BTCUSDT");
+        var committer = new BatchCommitter(Db.DataSource, citus: Tier == StorageTiers.Citus);
+        var table = BatchCommitter.TableId(BookTickerRows.Table);
+        using var batch = new CopyBatch(10);
+        for (var i = 1; i <= 3; i++)
+        {
+            BookTickerRows.Encode(batch, Book(id, i, DateTimeOffset.UtcNow.AddMilliseconds(i), 100, 101));
+        }
+
+        Assert.That(await committer.CommitAsync(table, batch.Id, batch.Rows, batch.Payload(), CancellationToken.None), Is.True, "first time");
+        Assert.That(await committer.CommitAsync(table, batch.Id, batch.Rows, batch.Payload(), CancellationToken.None), Is.False, "again");
+        Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.book_ticker WHERE symbol_id = {id}"), Is.EqualTo(3));
+        Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.ingest_batches WHERE batch_id = '{batch.Id}'"), Is.EqualTo(1));
+
+        // The connection it used went back to the pool clean: the next batch commits.
+        using var next = new CopyBatch(10);
+        BookTickerRows.Encode(next, Book(id, 10, DateTimeOffset.UtcNow, 100, 101));
+        Assert.That(await committer.CommitAsync(table, next.Id, next.Rows, next.Payload(), CancellationToken.None), Is.True, "next batch");
+        Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.book_ticker WHERE symbol_id = {id}"), Is.EqualTo(4));
+    }
+
+    [Test]
     public async Task Rollups_EqualAnIndependentComputation_AndFollowLateBatches()
     {
         await Migrate();
