@@ -108,6 +108,43 @@ public sealed class StorageTierTests(string tier) : StorageTest(tier)
     }
 
     [Test]
+    public async Task ACommitSession_KeepsItsConnection_UntilItFails_OrHasBeenIdle()
+    {
+        await Migrate();
+        var id = await RegisterAsync("BTCUSDT");
+        var name = "session-" + Guid.NewGuid().ToString("N")[..8];
+        await using var own = new NpgsqlDataSourceBuilder(new NpgsqlConnectionStringBuilder(Db.DataSource.ConnectionString) { ApplicationName = name }.ConnectionString).Build();
+        var time = new ManualTimeProvider();
+        await using var session = new BatchCommitter(own, citus: Tier == StorageTiers.Citus).OpenSession(time);
+        var table = BatchCommitter.TableId(BookTickerRows.Table);
+        var next = 0;
+        Task<bool> Commit()
+        {
+            using var batch = new CopyBatch(10);
+            BookTickerRows.Encode(batch, Book(id, ++next, DateTimeOffset.UtcNow, 100, 101));
+            return session.CommitAsync(table, batch.Id, batch.Rows, batch.Payload().ToArray(), CancellationToken.None);
+        }
+
+        Task Kill() => Db.ExecuteAsync($"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{name}'");
+
+        Assert.That(await Commit(), Is.True);
+        Assert.That(await Commit(), Is.True);
+        Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{name}'"), Is.EqualTo(1), "one connection, kept");
+
+        // Its connection dies: the next commit fails on it (it was kept, not taken fresh from a pool), the one after opens a new one.
+        await Kill();
+        var failed = Assert.CatchAsync(Commit);
+        Assert.That(DatabaseErrors.IsUnavailable(failed!), Is.True, failed!.ToString());
+        Assert.That(await Commit(), Is.True, "a fresh connection after the failure");
+
+        // Idle longer than MaxIdle: the connection is given back before use, so a dropped one is never met.
+        await Kill();
+        time.Advance(CommitSession.MaxIdle + TimeSpan.FromSeconds(1));
+        Assert.That(await Commit(), Is.True, "after an idle spell");
+        Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.book_ticker WHERE symbol_id = {id}"), Is.EqualTo(4), "the failed batch was not stored");
+    }
+
+    [Test]
     public async Task ABatchCommittedAgain_IsRolledBackWhole_AndTheLedgerSaysSo()
     {
         // A retry after a lost answer, or a spool replay: the same batch id a second time stores nothing, on every tier.

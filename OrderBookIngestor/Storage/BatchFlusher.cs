@@ -11,7 +11,7 @@ namespace OrderBookIngestor.Storage;
 /// <summary>
 /// Drains one table's buffer into binary COPY batches, paced by <see cref="BatchPacer"/>: about BatchTargetRows
 /// rows per COPY, sent sooner when the rows are already there, never more than BatchMaxAgeMs after the previous
-/// one, and at most BatchMaxRows. A failed COPY is rolled back and the same
+/// one, and at most BatchMaxRows, each through the flusher's own <see cref="CommitSession"/> (one kept connection). A failed COPY is rolled back and the same
 /// batch is retried with backoff; the batch is never cleared until the database has acknowledged it.
 /// The flusher finishes when its buffer is completed and empty, or when the drain deadline aborts it.
 /// </summary>
@@ -20,7 +20,7 @@ public sealed class BatchFlusher<T, TEncoder>
     where TEncoder : struct, IRowEncoder<T>
 {
     private readonly ChannelReader<T> _reader;
-    private readonly BatchCommitter _committer;
+    private readonly CommitSession _session;
     private readonly Spool? _spool;
     private readonly SpoolState? _spoolState;
     private readonly Quarantine? _quarantine;
@@ -41,7 +41,7 @@ public sealed class BatchFlusher<T, TEncoder>
     {
         _quarantine = quarantine;
         _reader = reader;
-        _committer = committer;
+        _session = committer.OpenSession(time);
         _spool = spool;
         _spoolState = spool is null ? null : spoolState ?? new SpoolState();
         _spoolFullLog = new LogLimiter(time, TimeSpan.FromSeconds(30));
@@ -57,6 +57,7 @@ public sealed class BatchFlusher<T, TEncoder>
     public async Task RunAsync(CancellationToken abort)
     {
         using var batch = new CopyBatch(_options.BatchMaxRows);
+        await using var session = _session.ConfigureAwait(false);
         try
         {
             while (await _reader.WaitToReadAsync(abort).ConfigureAwait(false))
@@ -163,7 +164,7 @@ public sealed class BatchFlusher<T, TEncoder>
             bool committed;
             try
             {
-                committed = await _committer.CommitAsync(_tableId, batch.Id, batch.Rows, batch.Payload(), abort).ConfigureAwait(false);
+                committed = await _session.CommitAsync(_tableId, batch.Id, batch.Rows, batch.Payload(), abort).ConfigureAwait(false);
             }
             catch (Exception ex) when (DatabaseErrors.IsRejected(ex))
             {

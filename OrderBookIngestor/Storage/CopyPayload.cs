@@ -62,17 +62,51 @@ public static class CopyPayload
     /// </summary>
     public static (DateTime Min, DateTime Max)? FirstColumnRange(ReadOnlySpan<byte> payload)
     {
+        // Runs for every COPY: a plain walk over the field lengths, no visitor per field.
         long min = long.MaxValue, max = long.MinValue;
-        ForEachField(payload, (_, field, value) =>
+        var at = CopyBatch.Header.Length;
+        while (at + 2 <= payload.Length)
         {
-            if (field == 0 && value.Length == 8)
+            var fields = BinaryPrimitives.ReadInt16BigEndian(payload[at..]);
+            at += 2;
+            if (fields <= 0)
             {
-                var us = BinaryPrimitives.ReadInt64BigEndian(value);
-                min = Math.Min(min, us);
-                max = Math.Max(max, us);
+                break; // the trailer (-1), or damage
             }
-        });
-        return min > max ? null : (ToDateTime(min), ToDateTime(max));
+
+            for (var f = 0; f < fields; f++)
+            {
+                if (at + 4 > payload.Length)
+                {
+                    return Range(min, max);
+                }
+
+                var length = BinaryPrimitives.ReadInt32BigEndian(payload[at..]);
+                at += 4;
+                if (length < 0)
+                {
+                    continue;
+                }
+
+                if (length > payload.Length - at)
+                {
+                    return Range(min, max);
+                }
+
+                if (f == 0 && length == 8)
+                {
+                    var us = BinaryPrimitives.ReadInt64BigEndian(payload[at..]);
+                    min = Math.Min(min, us);
+                    max = Math.Max(max, us);
+                }
+
+                at += length;
+            }
+        }
+
+        return Range(min, max);
+
+        static (DateTime, DateTime)? Range(long min, long max) => min > max ? null : (ToDateTime(min), ToDateTime(max));
     }
 
     /// <summary>What a payload held per symbol: the time range (Unix µs) and the range of the table's id column.</summary>
