@@ -5,6 +5,12 @@ namespace OrderBookIngestor.Storage;
 /// <summary>One field of a binary COPY row: its row and column index and its bytes (empty for NULL).</summary>
 public delegate void CopyFieldVisitor(int row, int field, ReadOnlySpan<byte> value);
 
+/// <summary>A <see cref="CopyFieldVisitor"/> as a struct: for the walks that run on every COPY, no delegate call per field.</summary>
+public interface ICopyFieldVisitor
+{
+    void Visit(int row, int field, ReadOnlySpan<byte> value);
+}
+
 /// <summary>
 /// Reads what <see cref="CopyBatch"/> writes, including payloads from the spool and the quarantine: every field of
 /// every row, stopping at anything malformed rather than reading past the buffer (a damaged payload yields the rows
@@ -14,6 +20,14 @@ public static class CopyPayload
 {
     /// <summary>Visits every field; returns the number of whole rows read.</summary>
     public static int ForEachField(ReadOnlySpan<byte> payload, CopyFieldVisitor visit)
+    {
+        var visitor = new DelegateVisitor(visit);
+        return ForEachField(payload, ref visitor);
+    }
+
+    /// <inheritdoc cref="ForEachField(ReadOnlySpan{byte}, CopyFieldVisitor)"/>
+    public static int ForEachField<TVisitor>(ReadOnlySpan<byte> payload, ref TVisitor visit)
+        where TVisitor : struct, ICopyFieldVisitor
     {
         var at = CopyBatch.Header.Length;
         var row = 0;
@@ -37,7 +51,7 @@ public static class CopyPayload
                 at += 4;
                 if (length < 0)
                 {
-                    visit(row, f, []);
+                    visit.Visit(row, f, []);
                     continue;
                 }
 
@@ -46,7 +60,7 @@ public static class CopyPayload
                     return row;
                 }
 
-                visit(row, f, payload.Slice(at, length));
+                visit.Visit(row, f, payload.Slice(at, length));
                 at += length;
             }
 
@@ -62,51 +76,30 @@ public static class CopyPayload
     /// </summary>
     public static (DateTime Min, DateTime Max)? FirstColumnRange(ReadOnlySpan<byte> payload)
     {
-        // Runs for every COPY: a plain walk over the field lengths, no visitor per field.
-        long min = long.MaxValue, max = long.MinValue;
-        var at = CopyBatch.Header.Length;
-        while (at + 2 <= payload.Length)
+        var range = new TimeRange { Min = long.MaxValue, Max = long.MinValue };
+        ForEachField(payload, ref range);
+        return range.Min > range.Max ? null : (ToDateTime(range.Min), ToDateTime(range.Max));
+    }
+
+    private struct TimeRange : ICopyFieldVisitor
+    {
+        public long Min;
+        public long Max;
+
+        public void Visit(int row, int field, ReadOnlySpan<byte> value)
         {
-            var fields = BinaryPrimitives.ReadInt16BigEndian(payload[at..]);
-            at += 2;
-            if (fields <= 0)
+            if (field == 0 && value.Length == 8)
             {
-                break; // the trailer (-1), or damage
-            }
-
-            for (var f = 0; f < fields; f++)
-            {
-                if (at + 4 > payload.Length)
-                {
-                    return Range(min, max);
-                }
-
-                var length = BinaryPrimitives.ReadInt32BigEndian(payload[at..]);
-                at += 4;
-                if (length < 0)
-                {
-                    continue;
-                }
-
-                if (length > payload.Length - at)
-                {
-                    return Range(min, max);
-                }
-
-                if (f == 0 && length == 8)
-                {
-                    var us = BinaryPrimitives.ReadInt64BigEndian(payload[at..]);
-                    min = Math.Min(min, us);
-                    max = Math.Max(max, us);
-                }
-
-                at += length;
+                var us = BinaryPrimitives.ReadInt64BigEndian(value);
+                Min = Math.Min(Min, us);
+                Max = Math.Max(Max, us);
             }
         }
+    }
 
-        return Range(min, max);
-
-        static (DateTime, DateTime)? Range(long min, long max) => min > max ? null : (ToDateTime(min), ToDateTime(max));
+    private readonly struct DelegateVisitor(CopyFieldVisitor visit) : ICopyFieldVisitor
+    {
+        public void Visit(int row, int field, ReadOnlySpan<byte> value) => visit(row, field, value);
     }
 
     /// <summary>What a payload held per symbol: the time range (Unix µs) and the range of the table's id column.</summary>
