@@ -18,7 +18,7 @@ public sealed class HeapTrimmerTests
         {
             collections++;
             heap = 24 * Mb;
-        });
+        }, committedBytes: () => heap);
 
         heap = 57 * Mb; // 32 MB past the start: not more than the slack
         Assert.That(trimmer.Check(), Is.False);
@@ -39,12 +39,52 @@ public sealed class HeapTrimmerTests
     {
         var heap = 40 * Mb;
         var collections = 0;
-        var trimmer = new HeapTrimmer(TimeProvider.System, 32, new IngestorMetrics(TimeProvider.System), NullLogger.Instance, () => heap, () => collections++);
+        var trimmer = new HeapTrimmer(TimeProvider.System, 32, new IngestorMetrics(TimeProvider.System), NullLogger.Instance, () => heap, () => collections++,
+            committedBytes: () => heap);
 
         heap = 20 * Mb;
         Assert.That(trimmer.Check(), Is.False);
         heap = 53 * Mb; // 33 MB past the GC's own result, 13 MB past the start
         Assert.That(trimmer.Check(), Is.True);
         Assert.That(collections, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void MemoryTheGCKeepsCommittedButEmpty_PastTheSlack_IsCollectedToo()
+    {
+        var heap = 40 * Mb;
+        var committed = 45 * Mb;
+        var collections = 0;
+        var trimmer = new HeapTrimmer(TimeProvider.System, 32, new IngestorMetrics(TimeProvider.System), NullLogger.Instance, () => heap, () =>
+        {
+            collections++;
+            committed = heap + 4 * Mb;
+        }, () => committed);
+
+        committed = 72 * Mb; // 32 MB more than the heap: not more than the slack
+        Assert.That(trimmer.Check(), Is.False);
+        committed = 73 * Mb;
+        Assert.That(trimmer.Check(), Is.True, "the heap has not grown, but the GC holds 33 MB it does not use");
+        Assert.That(collections, Is.EqualTo(1));
+        Assert.That(trimmer.Check(), Is.False, "given back");
+    }
+
+    [Test]
+    public void MemoryTheGCKeepsAfterACollection_DoesNotAskForOneEveryCheck()
+    {
+        var heap = 30 * Mb;
+        var committed = 30 * Mb;
+        var collections = 0;
+        var trimmer = new HeapTrimmer(TimeProvider.System, 32, new IngestorMetrics(TimeProvider.System), NullLogger.Instance, () => heap, () => collections++,
+            () => committed);
+
+        committed = 100 * Mb; // the collection gives nothing back: 70 MB stay idle
+        Assert.That(trimmer.Check(), Is.True);
+        Assert.That(trimmer.Check(), Is.False, "the 70 MB it keeps are its own business");
+        committed = 103 * Mb;
+        Assert.That(trimmer.Check(), Is.False);
+        committed = 103 * Mb + 33 * Mb;
+        Assert.That(trimmer.Check(), Is.True, "33 MB more than the collection left idle");
+        Assert.That(collections, Is.EqualTo(2));
     }
 }

@@ -57,7 +57,7 @@ internal static partial class Log
     [LoggerMessage(1018, LogLevel.Error, "Reload refused, keeping the running configuration: {Error}")]
     public static partial void ReloadRefused(ILogger logger, string error);
 
-    [LoggerMessage(1019, LogLevel.Debug, "Heap {HeapMb} MB, more than the slack past the last full collection: collected, {LiveMb} MB left, in {Milliseconds:F1} ms")]
+    [LoggerMessage(1019, LogLevel.Debug, "Heap {HeapMb} MB, or the GC's committed memory, more than the slack past what is in use: collected, {LiveMb} MB left, in {Milliseconds:F1} ms")]
     public static partial void HeapTrimmed(ILogger logger, long heapMb, long liveMb, double milliseconds);
 
     // 2xxx parsing
