@@ -60,8 +60,9 @@ public sealed class IngestorOptions
     /// have come at the rate they are arriving. Lower is lower latency and more commits per row.</summary>
     public int BatchTargetRows { get; set; } = 100;
 
-    /// <summary>When the managed heap has grown this much past what the last full collection left, the daemon asks for
-    /// one (checked every 30 s; see Hosting/HeapTrimmer). 0 leaves it to the GC.</summary>
+    /// <summary>When the managed heap has grown this much past what the last full collection left, or the GC keeps this
+    /// much more memory committed than the heap, the daemon asks for one (checked every 30 s; see Hosting/HeapTrimmer).
+    /// 0 leaves it to the GC.</summary>
     public int HeapSlackMegabytes { get; set; } = 32;
 
     /// <summary>A connection that delivers nothing for this long is treated as half-open and replaced.</summary>

@@ -110,7 +110,7 @@ public static class PrometheusWriter
         Single(sb, "orderbook_gc_committed_bytes", "gauge", "Memory the GC has committed from the OS (heap plus free space it keeps).", GC.GetGCMemoryInfo().TotalCommittedBytes);
         Single(sb, "orderbook_jit_compiled_methods_total", "counter", "Methods the JIT has compiled (tiering re-compiles hot ones); should level off after warm-up.", System.Runtime.JitInfo.GetCompiledMethodCount());
         Single(sb, "orderbook_threadpool_threads", "gauge", "Thread pool threads.", ThreadPool.ThreadCount);
-        Single(sb, "orderbook_gc_trims_total", "counter", "Full collections asked for because the heap had grown HeapSlackMegabytes past the last one's result.", m.HeapTrims);
+        Single(sb, "orderbook_gc_trims_total", "counter", "Full collections asked for because the heap had grown HeapSlackMegabytes past the last one's result, or the GC kept that much more committed than the heap.", m.HeapTrims);
         Single(sb, "orderbook_gc_allocated_bytes_total", "counter", "Bytes allocated on the managed heap.", GC.GetTotalAllocatedBytes());
         Header(sb, "orderbook_gc_collections_total", "counter", "Garbage collections by generation.");
         for (var g = 0; g <= GC.MaxGeneration; g++)
