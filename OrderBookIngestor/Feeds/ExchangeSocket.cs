@@ -105,10 +105,10 @@ internal sealed class ExchangeSocket : IAsyncDisposable
         return read > 0;
     }
 
-    public Task SendTextAsync(ReadOnlyMemory<byte> payload, CancellationToken ct) => SendAsync(0x1, payload.Span.ToArray(), ct);
+    public Task SendTextAsync(ReadOnlyMemory<byte> payload, CancellationToken ct) => WriteAsync(EncodeClientFrame(0x1, payload.Span), ct);
 
     /// <summary>Answers a ping with its own payload, or keeps the connection alive with an unsolicited pong (Binance allows them).</summary>
-    public Task SendPongAsync(ReadOnlySpan<byte> payload, CancellationToken ct) => SendAsync(0xA, payload.ToArray(), ct);
+    public Task SendPongAsync(ReadOnlySpan<byte> payload, CancellationToken ct) => WriteAsync(EncodeClientFrame(0xA, payload), ct);
 
     /// <summary>Sends a close frame (once); the caller then stops reading and disposes.</summary>
     public Task CloseOutputAsync(WebSocketCloseStatus status, string reason, CancellationToken ct)
@@ -123,7 +123,7 @@ internal sealed class ExchangeSocket : IAsyncDisposable
         var payload = new byte[2 + Math.Min(reasonBytes.Length, 123)];
         BinaryPrimitives.WriteUInt16BigEndian(payload, (ushort)status);
         reasonBytes.AsSpan(0, payload.Length - 2).CopyTo(payload.AsSpan(2));
-        return SendAsync(0x8, payload, ct);
+        return WriteAsync(EncodeClientFrame(0x8, payload), ct);
     }
 
     public async ValueTask DisposeAsync()
@@ -167,9 +167,9 @@ internal sealed class ExchangeSocket : IAsyncDisposable
         return frame;
     }
 
-    private async Task SendAsync(byte opcode, byte[] payload, CancellationToken ct)
+    /// <summary>Writes one encoded frame; frames from several tasks never interleave.</summary>
+    private async Task WriteAsync(byte[] frame, CancellationToken ct)
     {
-        var frame = EncodeClientFrame(opcode, payload);
         await _sendGate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
