@@ -1,7 +1,6 @@
 // Longer than ~400 lines on purpose: one allocation-free Utf8JsonReader pass per frame kind, sharing the reader
 // state and the field helpers, which would otherwise have to be made public to be split across files.
 using System.Buffers;
-using System.Globalization;
 using System.Text.Json;
 
 namespace OrderBookIngestor.Exchange;
@@ -335,8 +334,7 @@ public sealed class FrameParser
             return RejectReason.None;
         }
 
-        if (!double.TryParse(utf8, NumberStyles.AllowDecimalPoint | NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value)
-            || !double.IsFinite(value))
+        if (!DecimalText.TryParse(utf8, out value) || !double.IsFinite(value))
         {
             value = 0;
             return RejectReason.InvalidNumber;
@@ -361,13 +359,12 @@ public sealed class FrameParser
     private static RejectReason First(RejectReason a, RejectReason b) => a != RejectReason.None ? a : b;
 
     /// <summary>
-    /// Binance sends decimals as JSON strings ("25.35190000"). .NET's parser is correctly rounded, so the
-    /// double is the nearest one to the exchange's decimal and its shortest round-trip text is that decimal.
+    /// Binance sends decimals as JSON strings ("25.35190000"). The parse is correctly rounded (<see cref="DecimalText"/>),
+    /// so the double is the nearest one to the exchange's decimal and its shortest round-trip text is that decimal.
     /// </summary>
     internal static RejectReason Decimal(ReadOnlySpan<byte> utf8, bool strictlyPositive, out double value)
     {
-        if (!double.TryParse(utf8, NumberStyles.AllowDecimalPoint | NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value)
-            || !double.IsFinite(value))
+        if (!DecimalText.TryParse(utf8, out value) || !double.IsFinite(value))
         {
             value = 0;
             return RejectReason.InvalidNumber;
