@@ -11,19 +11,43 @@ namespace OrderBookIngestor.Exchange;
 /// and the symbol is looked up from its bytes. A frame that does not yield a complete, valid event is
 /// rejected with a reason; no field is ever defaulted.
 /// </summary>
-public sealed class FrameParser
+public sealed partial class FrameParser
 {
     private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = 16 };
 
     private readonly SymbolTable _symbols;
+    private readonly bool _scanFlat;
 
-    public FrameParser(SymbolTable symbols) => _symbols = symbols;
+    public FrameParser(SymbolTable symbols)
+        : this(symbols, scanFlat: true)
+    {
+    }
+
+    /// <param name="scanFlat">False sends every frame through Utf8JsonReader (tests compare the two readers).</param>
+    internal FrameParser(SymbolTable symbols, bool scanFlat)
+    {
+        _symbols = symbols;
+        _scanFlat = scanFlat;
+    }
+
+    /// <summary>Frames read by the flat scanner rather than Utf8JsonReader.</summary>
+    internal long FlatFrames { get; private set; }
 
     public FrameKind Parse(ReadOnlySpan<byte> frame, long ingestTimeUs, out ParsedFrame result)
     {
         result = default;
         var fields = new EventFields();
-        result.Reason = ParseCore(frame, ingestTimeUs, ref result, ref fields);
+        if (_scanFlat && TryScanFlat(frame, ref fields))
+        {
+            FlatFrames++;
+            result.Reason = BuildEvent(ref fields, ingestTimeUs, ref result);
+        }
+        else
+        {
+            fields = new EventFields();
+            result.Reason = ParseCore(frame, ingestTimeUs, ref result, ref fields);
+        }
+
         if (result.Reason != RejectReason.None)
         {
             result.Kind = FrameKind.Rejected;
@@ -382,98 +406,31 @@ public sealed class FrameParser
     {
         var name = reader.HasValueSequence ? default : reader.ValueSpan;
         reader.Read();
-        if (name.Length != 1)
+        if (name.Length == 1)
         {
-            if (name.SequenceEqual("pu"u8))
+            switch (name[0])
             {
-                f.SetLong(ref reader, Field.PrevUpdateId, ref f.PrevUpdateId);
-                return;
-            }
-
-            // Unknown and optional fields (such as aggTrade's "nq") are ignored: Binance adds fields without notice.
-            reader.Skip();
-            return;
-        }
-
-        switch (name[0])
-        {
-            case (byte)'e': f.SetString(ref reader, Field.EventType, ref f.EventType); break;
-            case (byte)'i': f.SetString(ref reader, Field.IndexPrice, ref f.IndexPrice); break;
-            case (byte)'P': f.SetString(ref reader, Field.SettlePrice, ref f.SettlePrice); break;
-            case (byte)'r': f.SetString(ref reader, Field.FundingRate, ref f.FundingRate); break;
-            case (byte)'o':
-                // forceOrder carries the order as a nested object.
-                if (reader.TokenType == JsonTokenType.StartObject && !f.Has(Field.Order))
-                {
+                case (byte)'o' when reader.TokenType == JsonTokenType.StartObject && !f.Has(Field.Order):
+                    // forceOrder carries the order as a nested object.
                     f.Present |= Field.Order;
                     while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                     {
                         ReadOrderField(ref reader, ref f);
                     }
-                }
-                else
-                {
-                    f.Invalid |= Field.Order;
-                    reader.Skip();
-                }
 
-                break;
-            case (byte)'s': f.SetString(ref reader, Field.Symbol, ref f.Symbol); break;
-            case (byte)'b':
-                // bookTicker's "b" is the best bid; depthUpdate's "b" is the list of changed bid levels.
-                if (reader.TokenType == JsonTokenType.StartArray)
-                {
+                    return;
+                case (byte)'b' when reader.TokenType == JsonTokenType.StartArray:
+                    // depthUpdate's "b" is the list of changed bid levels (bookTicker's is the best bid).
                     f.ReadLevels(ref reader, Field.BidLevels, ref f.BidArray, ref f.BidCount);
-                }
-                else
-                {
-                    f.SetString(ref reader, Field.BidPrice, ref f.BidPrice);
-                }
-
-                break;
-            case (byte)'U': f.SetLong(ref reader, Field.FirstUpdateId, ref f.FirstUpdateId); break;
-            case (byte)'B': f.SetString(ref reader, Field.BidQty, ref f.BidQty); break;
-            case (byte)'A': f.SetString(ref reader, Field.AskQty, ref f.AskQty); break;
-            case (byte)'p': f.SetString(ref reader, Field.Price, ref f.Price); break;
-            case (byte)'q': f.SetString(ref reader, Field.Qty, ref f.Qty); break;
-            case (byte)'E': f.SetLong(ref reader, Field.EventTime, ref f.EventTimeMs); break;
-            case (byte)'T': f.SetLong(ref reader, Field.TransactionTime, ref f.TransactionTimeMs); break;
-            case (byte)'u': f.SetLong(ref reader, Field.UpdateId, ref f.UpdateId); break;
-            case (byte)'f': f.SetLong(ref reader, Field.FirstId, ref f.FirstId); break;
-            case (byte)'l': f.SetLong(ref reader, Field.LastId, ref f.LastId); break;
-            case (byte)'a':
-                // bookTicker's "a" is the best ask (a string); aggTrade's "a" is the aggregate trade id (a number).
-                if (reader.TokenType == JsonTokenType.String)
-                {
-                    f.SetString(ref reader, Field.AskText, ref f.AskText);
-                }
-                else if (reader.TokenType == JsonTokenType.StartArray)
-                {
+                    return;
+                case (byte)'a' when reader.TokenType == JsonTokenType.StartArray:
                     f.ReadLevels(ref reader, Field.AskLevels, ref f.AskArray, ref f.AskCount);
-                }
-                else
-                {
-                    f.SetLong(ref reader, Field.AggId, ref f.AggId);
-                }
-
-                break;
-            case (byte)'m':
-                if (reader.TokenType is JsonTokenType.True or JsonTokenType.False)
-                {
-                    f.Maker = reader.TokenType == JsonTokenType.True;
-                    f.Present |= Field.Maker;
-                }
-                else
-                {
-                    f.Invalid |= Field.Maker;
-                    reader.Skip();
-                }
-
-                break;
-            default:
-                reader.Skip();
-                break;
+                    return;
+            }
         }
+
+        f.Take(name, Scalar.Read(ref reader));
+        reader.Skip();
     }
 
     /// <summary>A field of forceOrder's "o" object. Its one-letter names mean other things than at the top level
@@ -482,32 +439,68 @@ public sealed class FrameParser
     {
         var name = reader.HasValueSequence ? default : reader.ValueSpan;
         reader.Read();
+        var value = Scalar.Read(ref reader);
+        reader.Skip();
         if (name.SequenceEqual("ap"u8))
         {
-            f.SetString(ref reader, Field.AvgPrice, ref f.AvgPrice);
+            f.SetString(value, Field.AvgPrice, ref f.AvgPrice);
             return;
         }
 
         if (name.Length != 1)
         {
-            reader.Skip();
             return;
         }
 
         switch (name[0])
         {
-            case (byte)'s': f.SetString(ref reader, Field.Symbol, ref f.Symbol); break;
-            case (byte)'S': f.SetString(ref reader, Field.Side, ref f.Side); break;
-            case (byte)'o': f.SetString(ref reader, Field.OrderType, ref f.OrderType); break;
-            case (byte)'f': f.SetString(ref reader, Field.TimeInForce, ref f.TimeInForce); break;
-            case (byte)'q': f.SetString(ref reader, Field.Qty, ref f.Qty); break;
-            case (byte)'p': f.SetString(ref reader, Field.Price, ref f.Price); break;
-            case (byte)'X': f.SetString(ref reader, Field.Status, ref f.Status); break;
-            case (byte)'l': f.SetString(ref reader, Field.LastFilled, ref f.LastFilled); break;
-            case (byte)'z': f.SetString(ref reader, Field.Filled, ref f.Filled); break;
-            case (byte)'T': f.SetLong(ref reader, Field.TransactionTime, ref f.TransactionTimeMs); break;
-            default: reader.Skip(); break;
+            case (byte)'s': f.SetString(value, Field.Symbol, ref f.Symbol); break;
+            case (byte)'S': f.SetString(value, Field.Side, ref f.Side); break;
+            case (byte)'o': f.SetString(value, Field.OrderType, ref f.OrderType); break;
+            case (byte)'f': f.SetString(value, Field.TimeInForce, ref f.TimeInForce); break;
+            case (byte)'q': f.SetString(value, Field.Qty, ref f.Qty); break;
+            case (byte)'p': f.SetString(value, Field.Price, ref f.Price); break;
+            case (byte)'X': f.SetString(value, Field.Status, ref f.Status); break;
+            case (byte)'l': f.SetString(value, Field.LastFilled, ref f.LastFilled); break;
+            case (byte)'z': f.SetString(value, Field.Filled, ref f.Filled); break;
+            case (byte)'T': f.SetLong(value, Field.TransactionTime, ref f.TransactionTimeMs); break;
         }
+    }
+
+    private enum ScalarKind : byte
+    {
+        /// <summary>A string Binance would send: not escaped, in one piece.</summary>
+        Text,
+
+        /// <summary>A string that is escaped or split: not trusted.</summary>
+        OtherText,
+        Integer,
+
+        /// <summary>A number with a fraction, an exponent, or beyond 64 bits.</summary>
+        OtherNumber,
+        True,
+        False,
+
+        /// <summary>null, an object or a list.</summary>
+        Other,
+    }
+
+    /// <summary>One field's value as the field table (<see cref="EventFields.Take"/>) sees it, from either reader.</summary>
+    private readonly ref struct Scalar(ScalarKind kind, ReadOnlySpan<byte> text = default, long integer = 0)
+    {
+        public readonly ScalarKind Kind = kind;
+        public readonly ReadOnlySpan<byte> Text = text;
+        public readonly long Integer = integer;
+
+        public static Scalar Read(scoped ref Utf8JsonReader reader) => reader.TokenType switch
+        {
+            JsonTokenType.String when !reader.ValueIsEscaped && !reader.HasValueSequence => new(ScalarKind.Text, reader.ValueSpan),
+            JsonTokenType.String => new(ScalarKind.OtherText),
+            JsonTokenType.Number => reader.TryGetInt64(out var n) ? new(ScalarKind.Integer, integer: n) : new(ScalarKind.OtherNumber),
+            JsonTokenType.True => new(ScalarKind.True),
+            JsonTokenType.False => new(ScalarKind.False),
+            _ => new(ScalarKind.Other),
+        };
     }
 
     /// <summary>One bit per field, for "present" and "invalid" sets.</summary>
@@ -647,37 +640,96 @@ public sealed class FrameParser
             return (Present & required) == required ? RejectReason.None : RejectReason.MissingField;
         }
 
-        public void SetString(ref Utf8JsonReader reader, int field, ref ReadOnlySpan<byte> target)
+        /// <summary>The one table of a frame's fields: which field a name is, and which values it takes. An unknown
+        /// name is ignored (Binance adds fields without notice, such as aggTrade's "nq"); a known one with a value of the
+        /// wrong kind is marked invalid, and judged once the event type says whether it counts.</summary>
+        public void Take(ReadOnlySpan<byte> name, Scalar value)
         {
-            // Binance never escapes these values; an escaped or multi-segment value is not trusted.
-            if (reader.TokenType == JsonTokenType.String && !reader.ValueIsEscaped && !reader.HasValueSequence)
+            if (name.Length != 1)
             {
-                target = reader.ValueSpan;
-                Present |= field;
+                if (name.SequenceEqual("pu"u8))
+                {
+                    SetLong(value, Field.PrevUpdateId, ref PrevUpdateId);
+                }
+
+                return;
             }
-            else
+
+            switch (name[0])
             {
-                Invalid |= field;
-                reader.Skip();
+                case (byte)'e': SetString(value, Field.EventType, ref EventType); break;
+                case (byte)'i': SetString(value, Field.IndexPrice, ref IndexPrice); break;
+                case (byte)'P': SetString(value, Field.SettlePrice, ref SettlePrice); break;
+                case (byte)'r': SetString(value, Field.FundingRate, ref FundingRate); break;
+                case (byte)'o': Invalid |= Field.Order; break;
+                case (byte)'s': SetString(value, Field.Symbol, ref Symbol); break;
+                case (byte)'b': SetString(value, Field.BidPrice, ref BidPrice); break;
+                case (byte)'U': SetLong(value, Field.FirstUpdateId, ref FirstUpdateId); break;
+                case (byte)'B': SetString(value, Field.BidQty, ref BidQty); break;
+                case (byte)'A': SetString(value, Field.AskQty, ref AskQty); break;
+                case (byte)'p': SetString(value, Field.Price, ref Price); break;
+                case (byte)'q': SetString(value, Field.Qty, ref Qty); break;
+                case (byte)'E': SetLong(value, Field.EventTime, ref EventTimeMs); break;
+                case (byte)'T': SetLong(value, Field.TransactionTime, ref TransactionTimeMs); break;
+                case (byte)'u': SetLong(value, Field.UpdateId, ref UpdateId); break;
+                case (byte)'f': SetLong(value, Field.FirstId, ref FirstId); break;
+                case (byte)'l': SetLong(value, Field.LastId, ref LastId); break;
+                case (byte)'a':
+                    // bookTicker's "a" is the best ask (a string); aggTrade's "a" is the aggregate trade id (a number).
+                    if (value.Kind is ScalarKind.Text or ScalarKind.OtherText)
+                    {
+                        SetString(value, Field.AskText, ref AskText);
+                    }
+                    else
+                    {
+                        SetLong(value, Field.AggId, ref AggId);
+                    }
+
+                    break;
+                case (byte)'m':
+                    if (value.Kind is ScalarKind.True or ScalarKind.False)
+                    {
+                        Maker = value.Kind == ScalarKind.True;
+                        Present |= Field.Maker;
+                    }
+                    else
+                    {
+                        Invalid |= Field.Maker;
+                    }
+
+                    break;
             }
         }
 
-        public void SetLong(ref Utf8JsonReader reader, int field, ref long target)
+        public void SetString(Scalar value, int field, ref ReadOnlySpan<byte> target)
         {
-            if (reader.TokenType != JsonTokenType.Number)
+            // Binance never escapes these values; an escaped or multi-segment value is not trusted.
+            if (value.Kind == ScalarKind.Text)
             {
-                Invalid |= field;
-                reader.Skip();
-            }
-            else if (reader.TryGetInt64(out target))
-            {
+                target = value.Text;
                 Present |= field;
             }
             else
             {
-                // A number that is fractional or beyond 64 bits.
                 Invalid |= field;
-                Overflow |= field;
+            }
+        }
+
+        public void SetLong(Scalar value, int field, ref long target)
+        {
+            if (value.Kind == ScalarKind.Integer)
+            {
+                target = value.Integer;
+                Present |= field;
+            }
+            else
+            {
+                // A fractional number or one beyond 64 bits is a bad number; anything else is the wrong type.
+                Invalid |= field;
+                if (value.Kind == ScalarKind.OtherNumber)
+                {
+                    Overflow |= field;
+                }
             }
         }
     }
