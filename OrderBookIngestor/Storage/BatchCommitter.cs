@@ -122,9 +122,9 @@ public sealed class BatchCommitter
 /// <summary>The ledger INSERT and the COMMIT that goes with it, built once per connection and filled in per batch.</summary>
 internal sealed class LedgerClaim : IAsyncDisposable
 {
-    private readonly NpgsqlParameter _batchId = new();
-    private readonly NpgsqlParameter _table = new();
-    private readonly NpgsqlParameter _rows = new();
+    private readonly NpgsqlParameter _batchId = new() { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Uuid };
+    private readonly NpgsqlParameter _table = new() { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text };
+    private readonly NpgsqlParameter _rows = new() { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer };
     private readonly NpgsqlParameter _min = new() { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz };
     private readonly NpgsqlParameter _max = new() { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz };
 
@@ -145,6 +145,10 @@ internal sealed class LedgerClaim : IAsyncDisposable
     }
 
     public NpgsqlBatch Batch { get; }
+
+    /// <summary>Prepares the INSERT and COMMIT on the server once for the connection's life: each commit then sends only
+    /// their parameters, and PostgreSQL does not parse and plan them again.</summary>
+    public Task PrepareAsync(CancellationToken ct) => Batch.PrepareAsync(ct);
 
     /// <summary>On Citus, one connection per worker for this transaction (see the committer).</summary>
     public NpgsqlCommand CitusPool => _citusPool ??= new NpgsqlCommand("SET LOCAL citus.max_adaptive_executor_pool_size = 1", Batch.Connection);
@@ -211,6 +215,15 @@ public sealed class CommitSession : IAsyncDisposable
         {
             _connection = await _committer.DataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
             _claim = new LedgerClaim(_connection);
+            try
+            {
+                await _claim.PrepareAsync(ct).ConfigureAwait(false);
+            }
+            catch
+            {
+                await DropAsync().ConfigureAwait(false);
+                throw;
+            }
         }
 
         try
