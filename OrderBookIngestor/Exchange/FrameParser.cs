@@ -7,9 +7,10 @@ namespace OrderBookIngestor.Exchange;
 
 /// <summary>
 /// Turns one WebSocket text frame from Binance (raw or combined-stream form) into a typed event without
-/// allocating: a Utf8JsonReader walks the received bytes once, values are parsed from their UTF-8 spans,
-/// and the symbol is looked up from its bytes. A frame that does not yield a complete, valid event is
-/// rejected with a reason; no field is ever defaulted.
+/// allocating: one reader walks the received bytes once (the flat scanner in FrameParser.Flat.cs for the hot
+/// frames, Utf8JsonReader for the rest), values are parsed from their UTF-8 spans, and the symbol is looked up
+/// from its bytes. A frame that does not yield a complete, valid event is rejected with a reason; no field is
+/// ever defaulted.
 /// </summary>
 public sealed partial class FrameParser
 {
