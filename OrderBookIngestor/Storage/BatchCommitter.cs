@@ -211,23 +211,15 @@ public sealed class CommitSession : IAsyncDisposable
             await DropAsync().ConfigureAwait(false);
         }
 
-        if (_connection is null)
-        {
-            _connection = await _committer.DataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
-            _claim = new LedgerClaim(_connection);
-            try
-            {
-                await _claim.PrepareAsync(ct).ConfigureAwait(false);
-            }
-            catch
-            {
-                await DropAsync().ConfigureAwait(false);
-                throw;
-            }
-        }
-
         try
         {
+            if (_connection is null)
+            {
+                _connection = await _committer.DataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
+                _claim = new LedgerClaim(_connection);
+                await _claim.PrepareAsync(ct).ConfigureAwait(false);
+            }
+
             var committed = await _committer.CommitOnAsync(_connection, _claim!, tableId, batchId, rows, payload, ct).ConfigureAwait(false);
             _lastUsed = _time.GetTimestamp();
             return committed;
