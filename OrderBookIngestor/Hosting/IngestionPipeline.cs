@@ -314,21 +314,32 @@ public sealed partial class IngestionPipeline : BackgroundService
             supervisor.Start("spool replayer", DrainPhase.SpoolReplay, () => replay.RunAsync(parts.StopReplay.Token));
         }
 
+        BatchFlusher<TEvent, TRows> Lane<TEvent, TRows>(System.Threading.Channels.ChannelReader<TEvent> reader, TableStats stats)
+            where TEvent : struct
+            where TRows : struct, IRowEncoder<TEvent> =>
+            new(reader, p.Committer, _options, stats, _time, _storageLog, new Random(random.Next()), p.Spool, p.SpoolState, p.Quarantine);
+
         void Flusher<TEvent, TRows>(System.Threading.Channels.ChannelReader<TEvent> reader, TableStats stats)
             where TEvent : struct
             where TRows : struct, IRowEncoder<TEvent>
         {
-            var flusher = new BatchFlusher<TEvent, TRows>(reader, p.Committer, _options, stats, _time, _storageLog, new Random(random.Next()), p.Spool, p.SpoolState, p.Quarantine);
+            var flusher = Lane<TEvent, TRows>(reader, stats);
             supervisor.Start($"{stats.Table} flusher", DrainPhase.Flushers, () => flusher.RunAsync(abort));
         }
 
-        Flusher<BookTickerEvent, BookTickerRows>(parts.Buffers.BookTickers.Reader, _metrics.BookTicker);
-        Flusher<TradeEvent, TradeRows>(parts.Buffers.Trades.Reader, _metrics.Trades);
+        // The streams' small, frequent batches share commits (see JointFlusher); depth's large ones and the periodic
+        // tables keep their own.
+        var streams = new JointFlusher(
+        [
+            Lane<BookTickerEvent, BookTickerRows>(parts.Buffers.BookTickers.Reader, _metrics.BookTicker),
+            Lane<TradeEvent, TradeRows>(parts.Buffers.Trades.Reader, _metrics.Trades),
+            Lane<MarkPriceEvent, MarkPriceRows>(parts.Buffers.MarkPrices.Reader, _metrics.MarkPrice),
+            Lane<LiquidationEvent, LiquidationRows>(parts.Buffers.Liquidations.Reader, _metrics.Liquidations),
+        ], _options, _time, _storageLog);
+        supervisor.Start("book_ticker, trades, mark_price and liquidations flusher", DrainPhase.Flushers, () => streams.RunAsync(abort));
         Flusher<DepthEvent, DepthRows>(parts.Buffers.Depth.Reader, _metrics.Depth);
         Flusher<SnapshotRow, SnapshotRows>(parts.Buffers.Snapshots.Reader, _metrics.Snapshots);
         Flusher<TopRow, TopRows>(parts.Buffers.Tops.Reader, _metrics.Tops);
-        Flusher<MarkPriceEvent, MarkPriceRows>(parts.Buffers.MarkPrices.Reader, _metrics.MarkPrice);
-        Flusher<LiquidationEvent, LiquidationRows>(parts.Buffers.Liquidations.Reader, _metrics.Liquidations);
         Flusher<OpenInterestRow, OpenInterestRows>(parts.Buffers.OpenInterest.Reader, _metrics.OpenInterest);
         supervisor.Start("gap writer", DrainPhase.GapWriter, () => parts.GapWriter.RunAsync(abort));
         var helpers = parts.StopHelpers.Token;

@@ -77,6 +77,9 @@ internal static partial class Log
     [LoggerMessage(3002, LogLevel.Warning, "COPY into {Table} failed (attempt {Attempt}, {Rows} rows kept for retry in {DelayMs} ms): {Error}")]
     public static partial void CopyFailed(ILogger logger, string table, int attempt, int rows, long delayMs, string error);
 
+    [LoggerMessage(3028, LogLevel.Information, "Committing {Tables} in one transaction failed ({Error}); each table commits on its own instead ({Suppressed} similar suppressed)")]
+    public static partial void JointCommitFailed(ILogger logger, string tables, string error, long suppressed);
+
     [LoggerMessage(3003, LogLevel.Debug, "COPY into {Table}: {Rows} rows in {Milliseconds:F1} ms")]
     public static partial void CopyCommitted(ILogger logger, string table, int rows, double milliseconds);
 

@@ -15,11 +15,13 @@ namespace OrderBookIngestor.Storage;
 /// batch is retried with backoff; the batch is never cleared until the database has acknowledged it.
 /// The flusher finishes when its buffer is completed and empty, or when the drain deadline aborts it.
 /// </summary>
-public sealed class BatchFlusher<T, TEncoder>
+public sealed class BatchFlusher<T, TEncoder> : IFlushLane
     where T : struct
     where TEncoder : struct, IRowEncoder<T>
 {
     private readonly ChannelReader<T> _reader;
+    private readonly CopyBatch _batch;
+    private Task<bool>? _pendingWait;
     private readonly CommitSession _session;
     private readonly Spool? _spool;
     private readonly SpoolState? _spoolState;
@@ -51,43 +53,96 @@ public sealed class BatchFlusher<T, TEncoder>
         _log = log;
         _retry = new RetryPolicy(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(10), random);
         _pacer = new BatchPacer(time, options.BatchTargetRows, options.BatchMaxRows, TimeSpan.FromMilliseconds(options.BatchMaxAgeMs));
+        _batch = new CopyBatch(options.BatchMaxRows);
+    }
+
+    public string Table => TEncoder.Table;
+
+    public byte TableId => _tableId;
+
+    public CommitSession Session => _session;
+
+    public CopyBatch Batch => _batch;
+
+    public int Waiting => _reader.CanCount ? _reader.Count : _reader.TryPeek(out _) ? 1 : 0;
+
+    public bool DatabaseDown => _spoolState?.DatabaseDown == true;
+
+    public Task<bool> WaitAsync(CancellationToken abort)
+    {
+        // One wait at a time: a wait that another lane's rows overtook is still the one to await next time.
+        if (_pendingWait is { IsCompleted: true })
+        {
+            _pendingWait = null;
+        }
+
+        return _pendingWait ??= _reader.WaitToReadAsync(abort).AsTask();
+    }
+
+    public TimeSpan Linger() => _pacer.Linger(Math.Max(1, Waiting));
+
+    public void Fill()
+    {
+        var max = _options.BatchMaxRows;
+        while (_batch.Rows < max && _reader.TryRead(out var item))
+        {
+            TEncoder.Encode(_batch, item);
+        }
+
+        _pacer.Drained(_batch.Rows);
+    }
+
+    public Task CommitAsync(CancellationToken abort) => CommitAsync(_batch, abort);
+
+    public void OnCommitted(bool committed, TimeSpan elapsed) => OnCommitted(_batch, committed, elapsed);
+
+    public void Abandon() => Abandon(_batch);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _session.DisposeAsync().ConfigureAwait(false);
+        _batch.Dispose();
     }
 
     /// <param name="abort">Cancelled at the drain deadline only; normal shutdown completes the buffer instead.</param>
     public async Task RunAsync(CancellationToken abort)
     {
-        using var batch = new CopyBatch(_options.BatchMaxRows);
-        await using var session = _session.ConfigureAwait(false);
+        await using var lane = this.ConfigureAwait(false);
         try
         {
             while (await _reader.WaitToReadAsync(abort).ConfigureAwait(false))
             {
-                await FillAsync(batch, abort).ConfigureAwait(false);
-                if (batch.Rows > 0)
+                await FillAsync(_batch, abort).ConfigureAwait(false);
+                if (_batch.Rows > 0)
                 {
-                    await CommitAsync(batch, abort).ConfigureAwait(false);
+                    await CommitAsync(_batch, abort).ConfigureAwait(false);
                 }
             }
         }
         catch (OperationCanceledException) when (abort.IsCancellationRequested)
         {
-            // Drain deadline: what the database did not take goes to the spool (replayed at the next start).
-            var lost = SpoolOrCount(batch);
-            while (_reader.TryRead(out var item))
-            {
-                TEncoder.Encode(batch, item);
-                if (batch.Rows >= _options.BatchMaxRows)
-                {
-                    lost += SpoolOrCount(batch);
-                }
-            }
+            Abandon(_batch);
+        }
+    }
 
-            lost += SpoolOrCount(batch);
-            if (lost > 0)
+    /// <summary>Drain deadline: what the database did not take goes to the spool (replayed at the next start).</summary>
+    private void Abandon(CopyBatch batch)
+    {
+        var lost = SpoolOrCount(batch);
+        while (_reader.TryRead(out var item))
+        {
+            TEncoder.Encode(batch, item);
+            if (batch.Rows >= _options.BatchMaxRows)
             {
-                _stats.OnAbandoned(lost);
-                Log.RowsAbandoned(_log, TEncoder.Table, lost);
+                lost += SpoolOrCount(batch);
             }
+        }
+
+        lost += SpoolOrCount(batch);
+        if (lost > 0)
+        {
+            _stats.OnAbandoned(lost);
+            Log.RowsAbandoned(_log, TEncoder.Table, lost);
         }
     }
 
@@ -140,13 +195,7 @@ public sealed class BatchFlusher<T, TEncoder>
             await Task.Delay(linger, _time, abort).ConfigureAwait(false);
         }
 
-        var max = _options.BatchMaxRows;
-        while (batch.Rows < max && _reader.TryRead(out var item))
-        {
-            TEncoder.Encode(batch, item);
-        }
-
-        _pacer.Drained(batch.Rows);
+        Fill();
     }
 
     private async Task CommitAsync(CopyBatch batch, CancellationToken abort)
@@ -210,30 +259,35 @@ public sealed class BatchFlusher<T, TEncoder>
                 continue;
             }
 
-            var elapsed = _time.GetElapsedTime(started);
-            var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-            _stats.OnAttemptFinished(now);
-            // Not committed now means the ledger already holds this batch: an earlier attempt of it committed and
-            // its answer was lost. Nobody counted those rows, so they are counted here, once, either way.
-            foreach (var exchangeMs in batch.ExchangeTimesMs)
-            {
-                _stats.CommitLatencySeconds.Observe(Math.Max(0, now - exchangeMs) / 1000.0);
-            }
-
-            _stats.OnCommitted(batch.Rows, now, elapsed.TotalSeconds);
-            if (committed)
-            {
-                Log.CopyCommitted(_log, TEncoder.Table, batch.Rows, elapsed.TotalMilliseconds);
-            }
-
+            OnCommitted(batch, committed, _time.GetElapsedTime(started));
             if (failures > 0)
             {
                 Log.CopyRecovered(_log, TEncoder.Table, failures);
                 _retry.Reset();
             }
 
-            batch.Reset();
             return;
         }
+    }
+
+    /// <summary>The database took the batch (now, or before when <paramref name="committed"/> is false): counts it, once.</summary>
+    private void OnCommitted(CopyBatch batch, bool committed, TimeSpan elapsed)
+    {
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        _stats.OnAttemptFinished(now);
+        // Not committed now means the ledger already holds this batch: an earlier attempt of it committed and
+        // its answer was lost. Nobody counted those rows, so they are counted here, once, either way.
+        foreach (var exchangeMs in batch.ExchangeTimesMs)
+        {
+            _stats.CommitLatencySeconds.Observe(Math.Max(0, now - exchangeMs) / 1000.0);
+        }
+
+        _stats.OnCommitted(batch.Rows, now, elapsed.TotalSeconds);
+        if (committed)
+        {
+            Log.CopyCommitted(_log, TEncoder.Table, batch.Rows, elapsed.TotalMilliseconds);
+        }
+
+        batch.Reset();
     }
 }
