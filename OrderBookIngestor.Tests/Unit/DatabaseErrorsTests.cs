@@ -44,6 +44,23 @@ public sealed class DatabaseErrorsTests
         Assert.That(DatabaseErrors.IsUnavailable(Pg(sqlState)), Is.False);
     }
 
+    [TestCase("new row for relation \"book_ticker_default_102059\" violates check constraint \"test_refuse\"", true)]
+    [TestCase("null value in column \"bid\" of relation \"book_ticker_102010\" violates not-null constraint", true)]
+    [TestCase("no partition of relation \"trades_102011\" found for row", true)]
+    [TestCase("incorrect binary data format", true)]
+    [TestCase("canceling statement due to statement timeout", false)]
+    [TestCase("could not extend file \"base/16384/16385\": No space left on device", false)]
+    [TestCase("terminating connection due to administrator command", false)]
+    public void CitusWorkersAnswerToACopy_IsARefusalOnlyWhenItRefusesTheData(string message, bool refused)
+    {
+        // Citus's ReportCopyError passes a worker's message on as XX000, without the worker's SQLSTATE.
+        var citus = new PostgresException(message, "ERROR", "ERROR", "XX000", routine: "ReportCopyError");
+        Assert.That((DatabaseErrors.IsRejected(citus), DatabaseErrors.IsUnavailable(citus)), Is.EqualTo((refused, !refused)));
+        // The same words as XX000 from anywhere else are the server's own trouble.
+        var elsewhere = new PostgresException(message, "ERROR", "ERROR", "XX000", routine: "ExecConstraints");
+        Assert.That((DatabaseErrors.IsRejected(elsewhere), DatabaseErrors.IsUnavailable(elsewhere)), Is.EqualTo((false, true)));
+    }
+
     [Test]
     public void NoAnswerFromTheServer_IsUnavailable()
     {

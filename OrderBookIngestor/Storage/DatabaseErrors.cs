@@ -21,7 +21,7 @@ public static class DatabaseErrors
 {
     public static bool IsUnavailable(Exception ex) => ex switch
     {
-        PostgresException pg => IsUnavailableState(pg.SqlState),
+        PostgresException pg => IsUnavailableState(pg.SqlState) && !IsCitusWorkerRefusal(pg),
         NpgsqlException or IOException or SocketException or TimeoutException or OperationCanceledException => true,
         // Npgsql reports a connection that broke between calls as an invalid operation on it. Ours (a bug, a missing
         // embedded schema file) are not a database to wait for.
@@ -33,7 +33,26 @@ public static class DatabaseErrors
     public static bool IsDatabaseFailure(Exception ex) => IsUnavailable(ex) || IsRejected(ex);
 
     /// <summary>The server answered with an error that a retry of the same request will get again.</summary>
-    public static bool IsRejected(Exception ex) => ex is PostgresException pg && !IsUnavailableState(pg.SqlState);
+    public static bool IsRejected(Exception ex) => ex is PostgresException pg && (!IsUnavailableState(pg.SqlState) || IsCitusWorkerRefusal(pg));
+
+    /// <summary>
+    /// A worker refused rows of a COPY on Citus. Citus passes the worker's message on but not its SQLSTATE: every such
+    /// error arrives as XX000 from its <c>ReportCopyError</c> (seen: a check violation), which would read as "not now",
+    /// and the same bytes would then be retried for ever, holding the table's buffer. Only messages PostgreSQL gives
+    /// for refused data count; anything else a worker says (a shutdown, a timeout, a full disk) stays "not now".
+    /// </summary>
+    internal static bool IsCitusWorkerRefusal(PostgresException pg)
+        => pg.SqlState == PostgresErrorCodes.InternalError
+           && pg.Routine == "ReportCopyError"
+           && RefusedDataMessages.Any(m => pg.MessageText.Contains(m, StringComparison.Ordinal));
+
+    /// <summary>PostgreSQL's wording for data it refuses: constraints (23xxx), a row with no partition, values it
+    /// cannot take (22xxx), and a binary COPY stream it cannot read.</summary>
+    private static readonly string[] RefusedDataMessages =
+    [
+        " violates ", "no partition of relation", "invalid input syntax", "out of range", "value too long",
+        "invalid byte sequence", "incorrect binary data format", "row field count", "COPY file signature", "invalid COPY file header",
+    ];
 
     /// <summary>Credentials or the database name are wrong: waiting does not help, the operator must change a setting.</summary>
     public static bool IsConfigurationProblem(Exception ex)
