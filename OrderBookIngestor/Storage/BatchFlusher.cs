@@ -13,7 +13,8 @@ namespace OrderBookIngestor.Storage;
 /// rows per COPY, sent sooner when the rows are already there, never more than BatchMaxAgeMs after the previous
 /// one, and at most BatchMaxRows, each through the flusher's own <see cref="CommitSession"/> (one kept connection). A failed COPY is rolled back and the same
 /// batch is retried with backoff; the batch is never cleared until the database has acknowledged it.
-/// The flusher finishes when its buffer is completed and empty, or when the drain deadline aborts it.
+/// The flusher finishes when its buffer is completed and empty, or when the drain deadline aborts it. It runs on its
+/// own (<see cref="RunAsync"/>) or as one lane of a <see cref="JointFlusher"/>.
 /// </summary>
 public sealed class BatchFlusher<T, TEncoder> : IFlushLane
     where T : struct
@@ -21,7 +22,6 @@ public sealed class BatchFlusher<T, TEncoder> : IFlushLane
 {
     private readonly ChannelReader<T> _reader;
     private readonly CopyBatch _batch;
-    private Task<bool>? _pendingWait;
     private readonly CommitSession _session;
     private readonly Spool? _spool;
     private readonly SpoolState? _spoolState;
@@ -34,6 +34,7 @@ public sealed class BatchFlusher<T, TEncoder> : IFlushLane
     private readonly ILogger _log;
     private readonly RetryPolicy _retry;
     private readonly BatchPacer _pacer;
+    private Task<bool>? _pendingWait;
 
     /// <param name="spool">Where batches go while the database is unavailable; null keeps them in memory and retries.</param>
     /// <param name="quarantine">Where batches the database refuses go; null keeps them in memory and retries (never the spool:
@@ -92,12 +93,6 @@ public sealed class BatchFlusher<T, TEncoder> : IFlushLane
         _pacer.Drained(_batch.Rows);
     }
 
-    public Task CommitAsync(CancellationToken abort) => CommitAsync(_batch, abort);
-
-    public void OnCommitted(bool committed, TimeSpan elapsed) => OnCommitted(_batch, committed, elapsed);
-
-    public void Abandon() => Abandon(_batch);
-
     public async ValueTask DisposeAsync()
     {
         await _session.DisposeAsync().ConfigureAwait(false);
@@ -112,22 +107,23 @@ public sealed class BatchFlusher<T, TEncoder> : IFlushLane
         {
             while (await _reader.WaitToReadAsync(abort).ConfigureAwait(false))
             {
-                await FillAsync(_batch, abort).ConfigureAwait(false);
+                await FillAsync(abort).ConfigureAwait(false);
                 if (_batch.Rows > 0)
                 {
-                    await CommitAsync(_batch, abort).ConfigureAwait(false);
+                    await CommitAsync(abort).ConfigureAwait(false);
                 }
             }
         }
         catch (OperationCanceledException) when (abort.IsCancellationRequested)
         {
-            Abandon(_batch);
+            Abandon();
         }
     }
 
     /// <summary>Drain deadline: what the database did not take goes to the spool (replayed at the next start).</summary>
-    private void Abandon(CopyBatch batch)
+    public void Abandon()
     {
+        var batch = _batch;
         var lost = SpoolOrCount(batch);
         while (_reader.TryRead(out var item))
         {
@@ -186,7 +182,7 @@ public sealed class BatchFlusher<T, TEncoder> : IFlushLane
     }
 
     /// <summary>Called with at least one row readable: lets the batch fill as the pacer says, then takes it.</summary>
-    private async Task FillAsync(CopyBatch batch, CancellationToken abort)
+    private async Task FillAsync(CancellationToken abort)
     {
         var linger = _pacer.Linger(_reader.CanCount ? _reader.Count : 1);
         if (linger > TimeSpan.Zero)
@@ -198,8 +194,10 @@ public sealed class BatchFlusher<T, TEncoder> : IFlushLane
         Fill();
     }
 
-    private async Task CommitAsync(CopyBatch batch, CancellationToken abort)
+    /// <summary>Commits the batch on the flusher's own connection: retried, spooled or quarantined as the failure says.</summary>
+    public async Task CommitAsync(CancellationToken abort)
     {
+        var batch = _batch;
         var failures = 0;
         while (true)
         {
@@ -259,7 +257,7 @@ public sealed class BatchFlusher<T, TEncoder> : IFlushLane
                 continue;
             }
 
-            OnCommitted(batch, committed, _time.GetElapsedTime(started));
+            OnCommitted(committed, _time.GetElapsedTime(started));
             if (failures > 0)
             {
                 Log.CopyRecovered(_log, TEncoder.Table, failures);
@@ -271,8 +269,9 @@ public sealed class BatchFlusher<T, TEncoder> : IFlushLane
     }
 
     /// <summary>The database took the batch (now, or before when <paramref name="committed"/> is false): counts it, once.</summary>
-    private void OnCommitted(CopyBatch batch, bool committed, TimeSpan elapsed)
+    public void OnCommitted(bool committed, TimeSpan elapsed)
     {
+        var batch = _batch;
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         _stats.OnAttemptFinished(now);
         // Not committed now means the ledger already holds this batch: an earlier attempt of it committed and
