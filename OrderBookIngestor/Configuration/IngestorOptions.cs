@@ -63,7 +63,7 @@ public sealed class IngestorOptions
     /// <summary>When the managed heap has grown this much past what the last full collection left, or the GC keeps this
     /// much more memory committed than the heap, the daemon asks for one (checked every 30 s; see Hosting/HeapTrimmer).
     /// 0 leaves it to the GC.</summary>
-    public int HeapSlackMegabytes { get; set; } = 32;
+    public int HeapSlackMegabytes { get; set; } = 8;
 
     /// <summary>A connection that delivers nothing for this long is treated as half-open and replaced.</summary>
     public int NoDataTimeoutSeconds { get; set; } = 60;
