@@ -21,7 +21,7 @@ public static class DatabaseErrors
 {
     public static bool IsUnavailable(Exception ex) => ex switch
     {
-        PostgresException pg => IsUnavailableState(pg.SqlState) && !IsCitusWorkerRefusal(pg),
+        PostgresException pg => IsNotNow(pg),
         NpgsqlException or IOException or SocketException or TimeoutException or OperationCanceledException => true,
         // Npgsql reports a connection that broke between calls as an invalid operation on it. Ours (a bug, a missing
         // embedded schema file) are not a database to wait for.
@@ -33,7 +33,10 @@ public static class DatabaseErrors
     public static bool IsDatabaseFailure(Exception ex) => IsUnavailable(ex) || IsRejected(ex);
 
     /// <summary>The server answered with an error that a retry of the same request will get again.</summary>
-    public static bool IsRejected(Exception ex) => ex is PostgresException pg && (!IsUnavailableState(pg.SqlState) || IsCitusWorkerRefusal(pg));
+    public static bool IsRejected(Exception ex) => ex is PostgresException pg && !IsNotNow(pg);
+
+    /// <summary>The server's answer means "not now" rather than "not this": the one place a PostgresException is classified.</summary>
+    private static bool IsNotNow(PostgresException pg) => IsUnavailableState(pg.SqlState) && !IsCitusWorkerRefusal(pg);
 
     /// <summary>
     /// A worker refused rows of a COPY on Citus. Citus passes the worker's message on but not its SQLSTATE: every such
