@@ -164,9 +164,6 @@ internal sealed class LedgerClaim : IAsyncDisposable
 
     public NpgsqlBatch Batch { get; }
 
-    /// <summary>Batches this claim commits together.</summary>
-    public int Count => _rows.Length;
-
     /// <summary>Prepares the INSERTs and COMMIT on the server once for the connection's life: each commit then sends only
     /// their parameters, and PostgreSQL does not parse and plan them again.</summary>
     public Task PrepareAsync(CancellationToken ct) => Batch.PrepareAsync(ct);

@@ -80,7 +80,7 @@ public sealed class BatchFlusher<T, TEncoder> : IFlushLane
         return _pendingWait ??= _reader.WaitToReadAsync(abort).AsTask();
     }
 
-    public TimeSpan Linger() => _pacer.Linger(Math.Max(1, Waiting));
+    public TimeSpan Linger(int waiting) => _pacer.Linger(Math.Max(1, waiting));
 
     public void Fill()
     {
@@ -184,7 +184,7 @@ public sealed class BatchFlusher<T, TEncoder> : IFlushLane
     /// <summary>Called with at least one row readable: lets the batch fill as the pacer says, then takes it.</summary>
     private async Task FillAsync(CancellationToken abort)
     {
-        var linger = _pacer.Linger(_reader.CanCount ? _reader.Count : 1);
+        var linger = Linger(Waiting);
         if (linger > TimeSpan.Zero)
         {
             // One timer per batch; rows written meanwhile wake nobody.

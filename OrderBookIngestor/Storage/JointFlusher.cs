@@ -26,8 +26,8 @@ internal interface IFlushLane : IAsyncDisposable
     /// time: until it completes, every call returns the same one.</summary>
     Task<bool> WaitAsync(CancellationToken abort);
 
-    /// <summary>How long the pacer lets this lane's batch fill, given the rows waiting now.</summary>
-    TimeSpan Linger();
+    /// <summary>How long the pacer lets this lane's batch fill, given the rows waiting now (<see cref="Waiting"/>).</summary>
+    TimeSpan Linger(int waiting);
 
     /// <summary>Takes the waiting rows into the batch (up to BatchMaxRows).</summary>
     void Fill();
@@ -95,14 +95,22 @@ public sealed class JointFlusher
         {
             while (true)
             {
+                // The batch falls due when the first lane's does.
                 var open = 0;
-                var waiting = false;
+                var rowsWaiting = false;
+                var linger = TimeSpan.MaxValue;
                 for (var i = 0; i < _lanes.Length; i++)
                 {
                     if (!done[i])
                     {
                         open++;
-                        waiting |= _lanes[i].Waiting > 0;
+                        var waiting = _lanes[i].Waiting;
+                        if (waiting > 0)
+                        {
+                            rowsWaiting = true;
+                            var own = _lanes[i].Linger(waiting);
+                            linger = own < linger ? own : linger;
+                        }
                     }
                 }
 
@@ -111,21 +119,10 @@ public sealed class JointFlusher
                     return;
                 }
 
-                if (!waiting)
+                if (!rowsWaiting)
                 {
                     await WaitForRowsAsync(done, abort).ConfigureAwait(false);
                     continue;
-                }
-
-                // The batch falls due when the first lane's does.
-                var linger = TimeSpan.MaxValue;
-                foreach (var lane in _lanes)
-                {
-                    if (lane.Waiting > 0)
-                    {
-                        var own = lane.Linger();
-                        linger = own < linger ? own : linger;
-                    }
                 }
 
                 if (linger > TimeSpan.Zero)
