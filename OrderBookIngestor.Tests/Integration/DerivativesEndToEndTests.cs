@@ -135,15 +135,51 @@ public sealed class DerivativesEndToEndTests : DatabaseTest
         await Harness.WaitUntilAsync(() => h.Metrics.Liquidations.RowsCommitted >= 2, TimeSpan.FromSeconds(30), () => "liquidations");
         Assert.That(h.Simulator.Connections.SelectMany(c => c.Subscriptions()).Where(s => s.Contains("forceOrder", StringComparison.Ordinal)),
             Is.EqualTo(new[] { "!forceOrder@arr" }), "one subscription for every symbol's liquidations");
-        h.Simulator.DisconnectAll();
         await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
 
         var ledger = h.Simulator.Ledger.Snapshot().Where(kv => kv.Key.EndsWith("@forceOrder", StringComparison.Ordinal)).ToList();
         Assert.That(await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.liquidations"), Is.EqualTo(ledger.Sum(kv => kv.Value.Count)));
         Assert.That(await Db.ScalarAsync<decimal>("SELECT sum(price::numeric) FROM marketdata.liquidations"), Is.EqualTo(ledger.Sum(kv => kv.Value.SumPrice)));
         Assert.That(ledger, Has.Count.GreaterThan(1), "liquidations of several symbols came through it");
+
+        // Cut once everything served is stored: frames in flight at a cut die with it (a hole, not a loss of ours), and
+        // the exact count above could not tell them apart.
+        h.Simulator.DisconnectAll();
         await Harness.WaitUntilAsync(async () => await Db.ScalarAsync<long>("SELECT count(DISTINCT symbol_id) FROM marketdata.feed_gaps WHERE stream LIKE '%@forceOrder' AND reason = 'disconnected'") == 4,
             TimeSpan.FromSeconds(30), () => "a disconnected hole for each symbol's liquidations");
+    }
+
+    [Test]
+    public async Task AHalfOpenConnection_IsALiquidationHoleFromItsLastFrame_NotFromWhenTheSilenceWasNoticed()
+    {
+        // The market never starts: subscriptions are acknowledged, then nothing arrives, as on a half-open connection.
+        // Liquidations sent in those 30 s were lost, so the hole must cover them. The daemon's clock is driven by hand.
+        var time = new ManualTimeProvider(DateTimeOffset.UtcNow);
+        var sim = new SimulatorOptions { Symbols = 2, Rate = 100, Seed = 27, WaitForStreams = 1_000 };
+        await using var h = await Harness.StartAsync(Db, sim, o =>
+        {
+            o.Channels = ["bookTicker", "forceOrder"];
+            o.NoDataTimeoutSeconds = 30;
+        }, time);
+        await Harness.WaitUntilAsync(() => h.Metrics.Shards.Count > 0 && h.Metrics.Shards.All(s => s.State == Observability.ConnectionState.Streaming),
+            TimeSpan.FromSeconds(20), () => "subscribed");
+        var subscribedMs = time.GetUtcNow().ToUnixTimeMilliseconds();
+        await Harness.WaitUntilAsync(() =>
+        {
+            time.Advance(TimeSpan.FromSeconds(1));
+            return h.Metrics.Shards.All(s => s.Reconnects >= 1);
+        }, TimeSpan.FromSeconds(20), () => "watchdog never fired");
+        await Harness.WaitUntilAsync(async () =>
+        {
+            time.Advance(TimeSpan.FromMilliseconds(100));
+            return await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE stream LIKE '%@forceOrder' AND reason = 'disconnected'") == 2;
+        }, TimeSpan.FromSeconds(30), () => "a hole for each symbol's liquidations");
+
+        var holes = await Db.ScalarAsync<string>($"""
+            SELECT string_agg(DISTINCT ((extract(epoch FROM gap_start) * 1000)::bigint <= {subscribedMs} AND gap_end - gap_start >= interval '30 seconds')::text, ',')
+            FROM marketdata.feed_gaps WHERE stream LIKE '%@forceOrder' AND reason = 'disconnected'
+            """);
+        Assert.That(holes, Is.EqualTo("true"), "each hole starts at the subscription's acknowledgement, the last frame, and spans the silence");
     }
 
     [Test]

@@ -89,7 +89,7 @@ public sealed class SequenceTests
 
         s.Offer(2, 10_000, out var none, 10_001);
         Assert.That(none, Is.Null);
-        s.Interrupt(nowMs: 12_000);
+        s.Interrupt(sinceMs: 12_000);
         s.Offer(3, 15_000, out var disconnected, 15_002);
         Assert.That(disconnected!.Reason, Is.EqualTo(GapReason.Disconnected));
         Assert.That((disconnected.StartMs, disconnected.EndMs), Is.EqualTo((10_000L, 15_000L)));

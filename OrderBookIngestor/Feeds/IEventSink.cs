@@ -23,7 +23,9 @@ public interface IEventSink
     IReadOnlyList<string> InterruptibleStreams(IEnumerable<string> streams);
 
     /// <summary>The connection carrying these streams dropped: what follows is after a hole.</summary>
-    void Interrupted(IReadOnlyList<string> streams);
+    /// <param name="lastReceivedUnixMs">When the connection last received anything (0 if never): a hole with no
+    /// event to date it from starts there, since anything sent after it may be lost.</param>
+    void Interrupted(IReadOnlyList<string> streams, long lastReceivedUnixMs);
 
     /// <summary>A connection carrying these streams is subscribed again: holes dated by the connection close now.</summary>
     void Resubscribed(IReadOnlyList<string> streams);

@@ -22,6 +22,7 @@ internal sealed class ShardConnection : IDisposable
     private readonly long _startedTimestamp;
     private readonly CancellationTokenSource _retire = new();
     private int _phase;
+    private long _lastReceivedUnixMs;
 
     public ShardConnection(ShardReader shard, long startedTimestamp)
     {
@@ -54,6 +55,10 @@ internal sealed class ShardConnection : IDisposable
     public System.Threading.Channels.Channel<byte[]> Control { get; } = System.Threading.Channels.Channel.CreateUnbounded<byte[]>();
 
     public TimeSpan Age(TimeProvider time) => time.GetElapsedTime(_startedTimestamp);
+
+    /// <summary>Local time (Unix ms) this connection last received anything, or was opened; 0 if it never opened. A
+    /// hole dated by the connection starts here, not when the loss was noticed (up to NoDataTimeoutSeconds later).</summary>
+    public long LastReceivedUnixMs => Volatile.Read(ref _lastReceivedUnixMs);
 
     public void Retire() => _retire.Cancel();
 
@@ -126,6 +131,7 @@ internal sealed class ShardConnection : IDisposable
         await using var _ = ws.ConfigureAwait(false);
         MoveTo(ConnectionPhase.Subscribing);
         watchdog.Seen();
+        Volatile.Write(ref _lastReceivedUnixMs, _shard.Time.GetUtcNow().ToUnixTimeMilliseconds());
 
         // Sending SUBSCRIBEs runs beside receiving: acknowledgements and data arrive while we still subscribe.
         var subscribing = SendControlAsync(ws, token);
@@ -148,6 +154,7 @@ internal sealed class ShardConnection : IDisposable
                 watchdog.Seen();
                 var now = _shard.Time.GetUtcNow();
                 var nowMs = now.ToUnixTimeMilliseconds();
+                Volatile.Write(ref _lastReceivedUnixMs, nowMs);
                 var ingestUs = ShardReader.ToUnixMicros(now);
                 while (ws.Reader.TryNext(out var message))
                 {

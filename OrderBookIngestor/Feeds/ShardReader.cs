@@ -225,7 +225,7 @@ public sealed class ShardReader
     private async Task<bool> ReconnectDelayAsync(ShardConnection failed, string reason, CancellationToken stopReading)
     {
         // bookTicker ids are not contiguous, markPrice and forceOrder have none: the window until the stream is back is a gap.
-        _router.Interrupted(_interruptible);
+        _router.Interrupted(_interruptible, failed.LastReceivedUnixMs);
         var lived = failed.Age(_time);
         if (lived >= TimeSpan.FromSeconds(_options.StableConnectionSeconds))
         {

@@ -181,21 +181,22 @@ public sealed class EventRouter : Feeds.IEventSink
         => streams.Where(s => MarketChannels.TryParseStreamName(s, out _, out var channel)
             && (channel is MarketChannel.BookTicker or MarketChannel.ForceOrder || channel.IsMarkPrice())).ToList();
 
-    public void Interrupted(IReadOnlyList<string> streams)
+    public void Interrupted(IReadOnlyList<string> streams, long lastReceivedUnixMs)
     {
         var now = NowMs();
+        var since = lastReceivedUnixMs > 0 ? Math.Min(lastReceivedUnixMs, now) : now;
         foreach (var (id, channel) in Resolve(streams))
         {
             switch (channel)
             {
                 case MarketChannel.BookTicker when _states.TryGetBookTicker(id, out var sequence):
-                    sequence.Interrupt(now);
+                    sequence.Interrupt(since);
                     break;
                 case var c when c.IsMarkPrice() && _states.TryGetMarkPrice(id, out var marks):
                     marks.Interrupt();
                     break;
                 case MarketChannel.ForceOrder when _states.TryGetLiquidations(id, out var liquidations):
-                    liquidations.Interrupt(now);
+                    liquidations.Interrupt(since);
                     break;
             }
         }

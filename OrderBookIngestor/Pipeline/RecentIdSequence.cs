@@ -87,14 +87,15 @@ public sealed class RecentIdSequence
         }
     }
 
-    /// <summary>The connection carrying this stream went down. The next accepted frame closes the gap.</summary>
-    public void Interrupt(long nowMs)
+    /// <summary>The connection carrying this stream went down. The next accepted frame closes the gap, which starts at the
+    /// last accepted frame, or at <paramref name="sinceMs"/> (when the connection last received anything) if none was.</summary>
+    public void Interrupt(long sinceMs)
     {
         lock (_gate)
         {
             if (InterruptionReason is null)
             {
-                InterruptedAtMs = LastTimeMs > 0 ? LastTimeMs : nowMs;
+                InterruptedAtMs = LastTimeMs > 0 ? LastTimeMs : sinceMs;
                 InterruptionReason = GapReason.Disconnected;
             }
         }

@@ -27,13 +27,14 @@ public sealed class SparseStreamState
 
     public RecentIdSequence.Decision Offer(long eventTimeMs, long nowMs) => _seen.Offer(eventTimeMs, eventTimeMs, out _, nowMs);
 
-    public void Interrupt(long nowMs)
+    /// <summary>The connection carrying the stream dropped; it last received anything at <paramref name="sinceMs"/>.</summary>
+    public void Interrupt(long sinceMs)
     {
         lock (_gate)
         {
             if (_interruptedAtMs == 0)
             {
-                _interruptedAtMs = nowMs;
+                _interruptedAtMs = sinceMs;
             }
         }
     }
