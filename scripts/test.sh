@@ -247,7 +247,9 @@ scenario_reload() {
   sed -i 's/\["BTCUSDT"\]/["BTCUSDT", "ETHUSDT"]/' "$work/reload.json"
   kill -HUP "$daemon"
   for _ in $(seq 1 200); do [ "$(reload_rows ETHUSDT)" -gt 0 ] && break; sleep 0.1; done
-  check "SIGHUP adds a symbol on the running daemon ($(reload_rows ETHUSDT) ETHUSDT rows)" bash -c "[ $(reload_rows ETHUSDT) -gt 0 ] && kill -0 $daemon"
+  # The daemon's own account of the reload goes into the check's line: a failure then says how far it got.
+  check "SIGHUP adds a symbol on the running daemon ($(reload_rows ETHUSDT) ETHUSDT rows; log: $(grep -o 'Reload.*' "$work/daemon-reload.log" | tail -1 | cut -c1-100))" \
+    bash -c "[ $(reload_rows ETHUSDT) -gt 0 ] && kill -0 $daemon"
   kill -TERM "$daemon"; wait "$daemon" 2>/dev/null || true
 }
 

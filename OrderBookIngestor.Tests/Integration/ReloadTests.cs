@@ -91,4 +91,37 @@ public sealed class ReloadTests : DatabaseTest
         Assert.That(Subscribed(h), Is.EquivalentTo(new[] { "btcusdt@bookTicker", "btcusdt@aggTrade" }), "neither NOPEUSDT nor ETHUSDT was added");
         Assert.That(await Db.ScalarAsync<string>("SELECT string_agg(symbol, ',' ORDER BY symbol) FROM marketdata.symbols"), Is.EqualTo("BTCUSDT"), "nothing registered");
     }
+
+    [Test]
+    public async Task Reload_ThatCannotFinish_IsGivenUpAfterItsTimeout_AndTheNextOneApplies()
+    {
+        var sim = new SimulatorOptions { Symbols = 2, Rate = 2_000, Seed = 44, WaitForStreams = 2 };
+        IngestorOptions? next = null;
+        await using var h = await Harness.StartAsync(Db, sim, o => o.Symbols = ["BTCUSDT"], reloadSource: () => next!);
+        var pipeline = h.Daemon.Services.GetRequiredService<IngestionPipeline>();
+        pipeline.ReloadTimeout = TimeSpan.FromSeconds(1);
+        await Harness.WaitUntilAsync(() => h.RowsCommitted > 100, TimeSpan.FromSeconds(20), () => "not recording");
+
+        // Someone holds marketdata.symbols (a long ALTER by hand, say): the reload cannot register ETHUSDT.
+        await using (var blocker = await Db.DataSource.OpenConnectionAsync())
+        {
+            await using var tx = await blocker.BeginTransactionAsync();
+            await using (var lockTable = new Npgsql.NpgsqlCommand("LOCK TABLE marketdata.symbols IN ACCESS EXCLUSIVE MODE", blocker, tx))
+            {
+                await lockTable.ExecuteNonQueryAsync();
+            }
+
+            next = With(h.Options, "BTCUSDT,ETHUSDT", "bookTicker,aggTrade");
+            pipeline.RequestReload();
+            await Harness.WaitUntilAsync(() => h.Metrics.Reloads.Refused == 1, TimeSpan.FromSeconds(20), () => "the stuck reload was never given up");
+            await tx.RollbackAsync();
+        }
+
+        Assert.That(h.Metrics.Reloads.Applied, Is.Zero);
+        Assert.That(Subscribed(h), Is.EquivalentTo(new[] { "btcusdt@bookTicker", "btcusdt@aggTrade" }), "the given-up reload changed nothing");
+        pipeline.RequestReload();
+        await Harness.WaitUntilAsync(() => Subscribed(h).SetEquals(["btcusdt@bookTicker", "btcusdt@aggTrade", "ethusdt@bookTicker", "ethusdt@aggTrade"]),
+            TimeSpan.FromSeconds(20), () => string.Join(",", Subscribed(h)));
+        Assert.That(h.Metrics.Reloads, Is.EqualTo((1L, 1L)));
+    }
 }

@@ -17,8 +17,21 @@ namespace OrderBookIngestor.Hosting;
 /// </summary>
 public sealed partial class IngestionPipeline
 {
+    /// <summary>A reload that has not finished in this time is given up (logged with the step it was on); the next
+    /// request starts over. Each step is a REST call or a short query, seconds at worst.</summary>
+    internal TimeSpan ReloadTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
     /// <summary>Asks the running pipeline to re-read its configuration. Coalesces: one pending request at a time.</summary>
-    public void RequestReload() => _reloads.Writer.TryWrite(true);
+    /// <param name="source">Why, for the log: SIGHUP, or the listing refresh (not logged: it comes every few minutes).</param>
+    public void RequestReload(string? source = null)
+    {
+        if (source is not null)
+        {
+            Log.ReloadRequested(_log, source);
+        }
+
+        _reloads.Writer.TryWrite(true);
+    }
 
     private void StartReader(Running running, ShardPlan plan)
     {
@@ -43,14 +56,24 @@ public sealed partial class IngestionPipeline
         {
             await foreach (var _ in _reloads.Reader.ReadAllAsync(stop).ConfigureAwait(false))
             {
+                using var timeout = new CancellationTokenSource(ReloadTimeout, _time);
+                using var bounded = CancellationTokenSource.CreateLinkedTokenSource(stop, timeout.Token);
+                var step = new ReloadStep();
                 try
                 {
                     var fresh = _reloadSource?.Invoke() ?? _options;
-                    await ReloadAsync(running, fresh, stop).ConfigureAwait(false);
+                    await ReloadAsync(running, fresh, step, bounded.Token).ConfigureAwait(false);
+                    _metrics.OnReload(applied: true);
+                }
+                catch (OperationCanceledException) when (!stop.IsCancellationRequested && timeout.IsCancellationRequested)
+                {
+                    _metrics.OnReload(applied: false);
+                    Log.ReloadRefused(_log, $"not done after {ReloadTimeout.TotalSeconds:0} s, while {step.Now}");
                 }
                 catch (Exception ex) when (ex is ConfigurationException or NpgsqlException or HttpRequestException or System.Text.Json.JsonException
                                                || (ex is TaskCanceledException && !stop.IsCancellationRequested))
                 {
+                    _metrics.OnReload(applied: false);
                     Log.ReloadRefused(_log, ex.Message);
                 }
             }
@@ -70,7 +93,13 @@ public sealed partial class IngestionPipeline
         }
     }
 
-    private async Task ReloadAsync(Running running, IngestorOptions fresh, CancellationToken ct)
+    /// <summary>What a reload is doing now, named for the log if it does not finish.</summary>
+    private sealed class ReloadStep
+    {
+        public string Now { get; set; } = "validating the configuration";
+    }
+
+    private async Task ReloadAsync(Running running, IngestorOptions fresh, ReloadStep step, CancellationToken ct)
     {
         var errors = OptionsValidator.Validate(fresh);
         if (errors.Count > 0)
@@ -91,8 +120,10 @@ public sealed partial class IngestionPipeline
         }
 
         var depthAdded = newDepth is not null && running.States.DepthChannel is null;
+        step.Now = "asking the exchange for its symbols (exchangeInfo)";
         var chosen = await _symbols.ResolveAsync(fresh.Symbols, retryForAll: false, ct).ConfigureAwait(false);
         var store = new SymbolStore(_dataSource);
+        step.Now = "registering the symbols in marketdata.symbols";
         var ids = await store.RegisterAsync(chosen, ct).ConfigureAwait(false);
         var newSymbols = ids.Where(kv => !running.States.Has(kv.Value)).ToDictionary(kv => kv.Key, kv => kv.Value);
         running.Symbols.Add(ids);
@@ -102,6 +133,7 @@ public sealed partial class IngestionPipeline
         }
 
         var needState = depthAdded ? ids : newSymbols;
+        step.Now = "reading the new symbols' last stored rows";
         var lastStored = await LastStoredReader.ReadAsync(_dataSource, needState.Values, ct).ConfigureAwait(false);
         foreach (var (name, id) in needState)
         {
@@ -109,7 +141,9 @@ public sealed partial class IngestionPipeline
         }
 
         var dropped = running.SymbolIds.Except(ids.Values).ToList();
+        step.Now = "marking removed symbols inactive";
         await store.DeactivateAsync(dropped, ct).ConfigureAwait(false);
+        step.Now = "changing subscriptions";
 
         var desired = MarketChannels.StreamNames(ids.Keys, channels, AllMarketForceOrder(fresh)).ToHashSet(StringComparer.Ordinal);
         var (added, removed, newShards) = running.Rebalance(desired, _options.MaxStreamsPerConnection, plan => StartReader(running, plan));

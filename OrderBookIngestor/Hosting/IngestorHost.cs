@@ -134,7 +134,7 @@ public static class IngestorHost
         using var hangup = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, context =>
         {
             context.Cancel = true;
-            pipeline.RequestReload();
+            pipeline.RequestReload("SIGHUP");
         });
         try
         {

@@ -65,6 +65,11 @@ public static class PrometheusWriter
         Sample(sb, "orderbook_open_interest_polls_total", "outcome=\"answered\"", oiAnswered);
         Sample(sb, "orderbook_open_interest_polls_total", "outcome=\"missed\"", oiMissed);
 
+        var (reloadsApplied, reloadsRefused) = m.Reloads;
+        Header(sb, "orderbook_reloads_total", "counter", "Reloads (SIGHUP, listing refreshes), by outcome (refused: the running configuration stays; the log says why).");
+        Sample(sb, "orderbook_reloads_total", "outcome=\"applied\"", reloadsApplied);
+        Sample(sb, "orderbook_reloads_total", "outcome=\"refused\"", reloadsRefused);
+
         Single(sb, "orderbook_trades_backfilled_total", "counter", "aggTrades recovered from REST after an id discontinuity.", m.TradesBackfilled);
         Single(sb, "orderbook_events_lost_at_shutdown_total", "counter", "Received events not buffered before the drain deadline.", m.EventsLostAtShutdown);
         Single(sb, "orderbook_rest_weight_used", "gauge", "Binance REST request weight used this minute (X-MBX-USED-WEIGHT-1M).", m.RestWeightUsed());

@@ -65,6 +65,15 @@ public sealed class IngestorMetrics
 
     public void OnLiquidationSampledSecond() => Interlocked.Increment(ref _liquidationSeconds);
 
+    private long _reloadsApplied;
+    private long _reloadsRefused;
+
+    /// <summary>Reloads (SIGHUP, listing refreshes) applied, and refused (a bad configuration, an unreachable database or
+    /// exchange, or not done within the reload timeout): the running configuration then stays.</summary>
+    public (long Applied, long Refused) Reloads => (Interlocked.Read(ref _reloadsApplied), Interlocked.Read(ref _reloadsRefused));
+
+    public void OnReload(bool applied) => Interlocked.Increment(ref applied ? ref _reloadsApplied : ref _reloadsRefused);
+
     private long _markPricesBackfilled;
 
     /// <summary>1-minute mark price bars stored from REST after downtime.</summary>

@@ -57,6 +57,9 @@ internal static partial class Log
     [LoggerMessage(1018, LogLevel.Error, "Reload refused, keeping the running configuration: {Error}")]
     public static partial void ReloadRefused(ILogger logger, string error);
 
+    [LoggerMessage(1020, LogLevel.Information, "Reload requested ({Source}): re-reading the configuration")]
+    public static partial void ReloadRequested(ILogger logger, string source);
+
     [LoggerMessage(1019, LogLevel.Debug, "Heap {HeapMb} MB, or the GC's committed memory, more than the slack past what is in use: collected, {LiveMb} MB left, in {Milliseconds:F1} ms")]
     public static partial void HeapTrimmed(ILogger logger, long heapMb, long liveMb, double milliseconds);
 
