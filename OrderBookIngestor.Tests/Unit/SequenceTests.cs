@@ -67,6 +67,54 @@ public sealed class SequenceTests
     }
 
     [Test]
+    public void RecentIds_DecideAsTheWindowOfTheLastAcceptedIdsSays_AcrossManyWraps()
+    {
+        // A reference kept the plain way (a queue of the last Window accepted ids) against mostly rising ids with replays,
+        // overlap and late frames, as a rotation or a confused server produces them.
+        var s = new RecentIdSequence(1, "btcusdt@bookTicker", 0);
+        var window = new Queue<long>();
+        long highest = 0, lastTime = 0;
+        var random = new Random(17);
+        var decisions = new Dictionary<RecentIdSequence.Decision, int>();
+        for (var i = 0; i < 20_000; i++)
+        {
+            var id = random.Next(10) switch
+            {
+                0 => Math.Max(1, highest - random.Next(2 * RecentIdSequence.Window)),
+                1 => Math.Max(1, highest - random.Next(4)),
+                _ => highest + 1 + random.Next(3),
+            };
+            var time = random.Next(8) == 0 ? Math.Max(0, lastTime - 50) : lastTime + random.Next(3);
+            RecentIdSequence.Decision expected;
+            if (id <= highest && window.Contains(id))
+            {
+                expected = RecentIdSequence.Decision.Duplicate;
+            }
+            else if (id <= highest && window.Count == RecentIdSequence.Window && id < window.Peek() && time < lastTime)
+            {
+                expected = RecentIdSequence.Decision.Stale;
+            }
+            else
+            {
+                expected = RecentIdSequence.Decision.Accept;
+                if (window.Count == RecentIdSequence.Window)
+                {
+                    window.Dequeue();
+                }
+
+                window.Enqueue(id);
+                highest = Math.Max(highest, id);
+                lastTime = Math.Max(lastTime, time);
+            }
+
+            Assert.That(s.Offer(id, time, out _, 0), Is.EqualTo(expected), $"offer {i}: id {id}, time {time}");
+            decisions[expected] = decisions.GetValueOrDefault(expected) + 1;
+        }
+
+        Assert.That(decisions.Keys, Is.EquivalentTo(Enum.GetValues<RecentIdSequence.Decision>()), "every kind of decision was exercised");
+    }
+
+    [Test]
     public void RecentIds_ACorruptedHighIdDoesNotSilenceGenuineFrames()
     {
         var s = new RecentIdSequence(1, "btcusdt@bookTicker", 0);
