@@ -77,6 +77,23 @@ public sealed partial class EndToEndTests : DatabaseTest
     }
 
     [Test]
+    public async Task ABusyConnection_LetsTheKernelGatherMessages_AndTheLastOnesStillLandWhenTheMarketStops()
+    {
+        // ~2,000 msg/s per connection: the reader asks the kernel to gather ~25 messages per wake-up (SO_RCVLOWAT). When the
+        // market stops, the bytes below the mark must still be read: the last frames are the test.
+        var sim = new SimulatorOptions { Symbols = 1, Rate = 4_000, Events = 16_000, Seed = 31, WaitForStreams = 2 };
+        await using var h = await Harness.StartAsync(Db, sim);
+        await Harness.WaitUntilAsync(() => h.Metrics.Shards.Count == 2 && h.Metrics.Shards.All(s => s.ReceiveLowWater > 1), TimeSpan.FromSeconds(20),
+            () => "low-water marks " + string.Join(",", h.Metrics.Shards.Select(s => s.ReceiveLowWater)));
+        Assert.That(h.Metrics.Shards.Select(s => s.ReceiveLowWater), Is.All.InRange(1_000, 16_384), "the kernel holds about 25 messages' bytes");
+
+        await h.WaitForAllDeliveredAsync(TimeSpan.FromSeconds(60));
+        Assert.That(h.RowsCommitted, Is.EqualTo(16_000));
+        await Harness.WaitUntilAsync(() => h.Metrics.Shards.All(s => s.ReceiveLowWater == 1), TimeSpan.FromSeconds(10),
+            () => "marks left up after the market stopped: " + string.Join(",", h.Metrics.Shards.Select(s => s.ReceiveLowWater)));
+    }
+
+    [Test]
     public async Task SilentConnection_IsReplacedByTheNoDataWatchdog()
     {
         // The market never starts (it waits for more streams than exist): subscriptions are acknowledged,

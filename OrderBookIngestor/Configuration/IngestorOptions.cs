@@ -68,6 +68,11 @@ public sealed class IngestorOptions
     /// <summary>A connection that delivers nothing for this long is treated as half-open and replaced.</summary>
     public int NoDataTimeoutSeconds { get; set; } = 60;
 
+    /// <summary>How long the kernel may gather a busy connection's messages before it wakes the reader (SO_RCVLOWAT,
+    /// sized from the connection's measured rate; see Feeds/ReadCoalescer). Each wake-up costs far more than the
+    /// messages it brings at the rates most users run. 0 wakes the reader for every packet.</summary>
+    public int ReadCoalesceMs { get; set; } = 20;
+
     public int ReconnectMinDelayMs { get; set; } = 250;
 
     public int ReconnectMaxDelayMs { get; set; } = 30_000;

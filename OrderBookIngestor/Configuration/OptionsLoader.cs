@@ -24,7 +24,7 @@ public static class OptionsLoader
         nameof(IngestorOptions.Shards), nameof(IngestorOptions.WsUrl), nameof(IngestorOptions.RestUrl),
         nameof(IngestorOptions.Http), nameof(IngestorOptions.MaxStreamsPerConnection), nameof(IngestorOptions.StreamsPerSubscribe),
         nameof(IngestorOptions.SubscribeMessagesPerSecond), nameof(IngestorOptions.BufferCapacity), nameof(IngestorOptions.BatchMaxRows),
-        nameof(IngestorOptions.BatchMaxAgeMs), nameof(IngestorOptions.BatchTargetRows), nameof(IngestorOptions.HeapSlackMegabytes), nameof(IngestorOptions.NoDataTimeoutSeconds), nameof(IngestorOptions.ReconnectMinDelayMs),
+        nameof(IngestorOptions.BatchMaxAgeMs), nameof(IngestorOptions.BatchTargetRows), nameof(IngestorOptions.HeapSlackMegabytes), nameof(IngestorOptions.NoDataTimeoutSeconds), nameof(IngestorOptions.ReadCoalesceMs), nameof(IngestorOptions.ReconnectMinDelayMs),
         nameof(IngestorOptions.ReconnectMaxDelayMs), nameof(IngestorOptions.StableConnectionSeconds), nameof(IngestorOptions.MaxFrameBytes),
         nameof(IngestorOptions.SummaryIntervalSeconds), nameof(IngestorOptions.DrainTimeoutSeconds), nameof(IngestorOptions.AutoMigrate),
         nameof(IngestorOptions.LogFile), nameof(IngestorOptions.LogRetainedFiles), nameof(IngestorOptions.LogLevel),
@@ -166,6 +166,7 @@ public static class OptionsLoader
             case nameof(IngestorOptions.BatchMaxAgeMs): o.BatchMaxAgeMs = Int(value, source); break;
             case nameof(IngestorOptions.BatchTargetRows): o.BatchTargetRows = Int(value, source); break;
             case nameof(IngestorOptions.HeapSlackMegabytes): o.HeapSlackMegabytes = Int(value, source); break;
+            case nameof(IngestorOptions.ReadCoalesceMs): o.ReadCoalesceMs = Int(value, source); break;
             case nameof(IngestorOptions.NoDataTimeoutSeconds): o.NoDataTimeoutSeconds = Int(value, source); break;
             case nameof(IngestorOptions.ReconnectMinDelayMs): o.ReconnectMinDelayMs = Int(value, source); break;
             case nameof(IngestorOptions.ReconnectMaxDelayMs): o.ReconnectMaxDelayMs = Int(value, source); break;

@@ -87,6 +87,7 @@ public static class OptionsValidator
         Range(errors, nameof(o.BatchMaxAgeMs), o.BatchMaxAgeMs, 1, 60_000);
         Range(errors, nameof(o.BatchTargetRows), o.BatchTargetRows, 1, 1_000_000);
         Range(errors, nameof(o.NoDataTimeoutSeconds), o.NoDataTimeoutSeconds, 1, 3600);
+        Range(errors, nameof(o.ReadCoalesceMs), o.ReadCoalesceMs, 0, 100);
         Range(errors, nameof(o.HeapSlackMegabytes), o.HeapSlackMegabytes, 0, 65_536);
         Range(errors, nameof(o.ReconnectMinDelayMs), o.ReconnectMinDelayMs, 1, 600_000);
         Range(errors, nameof(o.ReconnectMaxDelayMs), o.ReconnectMaxDelayMs, o.ReconnectMinDelayMs, 3_600_000);

@@ -22,14 +22,16 @@ internal sealed class ExchangeSocket : IAsyncDisposable
     private readonly HttpMessageInvoker _invoker;
     private readonly HttpResponseMessage _response;
     private readonly Stream _stream;
+    private readonly System.Net.Sockets.Socket? _socket;
     private readonly SemaphoreSlim _sendGate = new(1, 1);
     private bool _closeSent;
 
-    private ExchangeSocket(HttpMessageInvoker invoker, HttpResponseMessage response, Stream stream, WebSocketMessageReader reader)
+    private ExchangeSocket(HttpMessageInvoker invoker, HttpResponseMessage response, Stream stream, System.Net.Sockets.Socket? socket, WebSocketMessageReader reader)
     {
         _invoker = invoker;
         _response = response;
         _stream = stream;
+        _socket = socket;
         Reader = reader;
     }
 
@@ -39,6 +41,7 @@ internal sealed class ExchangeSocket : IAsyncDisposable
     /// <exception cref="WebSocketException">The server did not switch protocols, or answered the handshake wrongly.</exception>
     public static async Task<ExchangeSocket> ConnectAsync(Uri uri, int initialBufferBytes, int maxMessageBytes, CancellationToken ct)
     {
+        System.Net.Sockets.Socket? connected = null;
         var handler = new SocketsHttpHandler
         {
             // One connection per socket, never pooled, never redirected: as ClientWebSocket does.
@@ -46,6 +49,24 @@ internal sealed class ExchangeSocket : IAsyncDisposable
             AllowAutoRedirect = false,
             UseCookies = false,
             ConnectTimeout = TimeSpan.FromSeconds(30),
+            // The handler's own way of connecting (a dual-mode socket, every address in turn, no Nagle), kept so that
+            // the reader can set the socket's receive low-water mark (ReadCoalescer). Through a proxy this is the
+            // connection to the proxy, which carries the tunnel.
+            ConnectCallback = async (context, token) =>
+            {
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
+                try
+                {
+                    await socket.ConnectAsync(context.DnsEndPoint, token).ConfigureAwait(false);
+                    connected = socket;
+                    return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
         };
         var invoker = new HttpMessageInvoker(handler, disposeHandler: true);
         HttpResponseMessage? response = null;
@@ -86,7 +107,7 @@ internal sealed class ExchangeSocket : IAsyncDisposable
             }
 
             var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-            return new ExchangeSocket(invoker, response, stream, new WebSocketMessageReader(initialBufferBytes, maxMessageBytes));
+            return new ExchangeSocket(invoker, response, stream, connected, new WebSocketMessageReader(initialBufferBytes, maxMessageBytes));
         }
         catch
         {
@@ -103,6 +124,26 @@ internal sealed class ExchangeSocket : IAsyncDisposable
         var read = await _stream.ReadAsync(Reader.FreeSpace(), ct).ConfigureAwait(false);
         Reader.Advance(read);
         return read > 0;
+    }
+
+    /// <summary>Sets how many bytes the kernel gathers before it reports the connection readable (SO_RCVLOWAT).</summary>
+    /// <returns>The mark the kernel now holds, or 0 when it cannot be set (no socket reached, or the platform refuses).</returns>
+    public int TrySetReceiveLowWater(int bytes)
+    {
+        if (_socket is null)
+        {
+            return 0;
+        }
+
+        try
+        {
+            _socket.SetSocketOption(System.Net.Sockets.SocketOptionLevel.Socket, System.Net.Sockets.SocketOptionName.ReceiveLowWater, bytes);
+            return (int)_socket.GetSocketOption(System.Net.Sockets.SocketOptionLevel.Socket, System.Net.Sockets.SocketOptionName.ReceiveLowWater)!;
+        }
+        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or ObjectDisposedException or PlatformNotSupportedException)
+        {
+            return 0;
+        }
     }
 
     public Task SendTextAsync(ReadOnlyMemory<byte> payload, CancellationToken ct) => WriteAsync(EncodeClientFrame(0x1, payload.Span), ct);

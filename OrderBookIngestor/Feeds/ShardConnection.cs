@@ -129,6 +129,13 @@ internal sealed class ShardConnection : IDisposable
         Log.Connecting(_shard.Logger, _shard.Plan.Name, uri, _shard.StreamCount);
         var ws = await ExchangeSocket.ConnectAsync(uri, InitialBufferBytes, _shard.Options.MaxFrameBytes, token).ConfigureAwait(false);
         await using var _ = ws.ConfigureAwait(false);
+        // A quarter of a batch per wake-up at most: rows wait for their batch anyway.
+        using var coalescer = new ReadCoalescer(bytes =>
+        {
+            var held = ws.TrySetReceiveLowWater(bytes);
+            _shard.Stats.ReceiveLowWater = held > 0 ? held : ReadCoalescer.Off;
+            return held;
+        }, _shard.Time, TimeSpan.FromMilliseconds(_shard.Options.ReadCoalesceMs), _shard.Options.BatchTargetRows / 4);
         MoveTo(ConnectionPhase.Subscribing);
         watchdog.Seen();
         Volatile.Write(ref _lastReceivedUnixMs, _shard.Time.GetUtcNow().ToUnixTimeMilliseconds());
@@ -156,8 +163,11 @@ internal sealed class ShardConnection : IDisposable
                 var nowMs = now.ToUnixTimeMilliseconds();
                 Volatile.Write(ref _lastReceivedUnixMs, nowMs);
                 var ingestUs = ShardReader.ToUnixMicros(now);
+                var (readBytes, readMessages) = (0, 0);
                 while (ws.Reader.TryNext(out var message))
                 {
+                    readBytes += message.WireBytes;
+                    readMessages++;
                     switch (message.Kind)
                     {
                         case WebSocketMessageKind.Text:
@@ -184,6 +194,8 @@ internal sealed class ShardConnection : IDisposable
                             throw new ServerClosedException(status, reason);
                     }
                 }
+
+                coalescer.OnRead(readBytes, readMessages);
             }
         }
         catch (OperationCanceledException) when (Retired && !stopReading.IsCancellationRequested)

@@ -29,6 +29,7 @@ public static class PrometheusWriter
         ShardMetric(sb, shards, "orderbook_bytes_received_total", "counter", "WebSocket payload bytes received.", s => s.Bytes);
         ShardMetric(sb, shards, "orderbook_reconnects_total", "counter", "Connections lost and re-established.", s => s.Reconnects);
         ShardMetric(sb, shards, "orderbook_rotations_total", "counter", "Planned connection replacements before the exchange's 24 h cut-off.", s => s.Rotations);
+        ShardMetric(sb, shards, "orderbook_receive_low_water_bytes", "gauge", "Bytes the kernel gathers before it wakes the connection's reader (ReadCoalesceMs; 1: every packet).", s => s.ReceiveLowWater);
         ShardMetric(sb, shards, "orderbook_connection_streaming", "gauge", "1 when the connection is subscribed and streaming.", s => s.State == ConnectionState.Streaming ? 1 : 0);
         ShardMetric(sb, shards.Where(s => s.LastMessageUnixMs > 0), "orderbook_last_message_age_seconds", "gauge", "Seconds since the connection's last frame.", s => (now - s.LastMessageUnixMs) / 1000.0);
 

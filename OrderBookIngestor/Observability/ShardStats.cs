@@ -40,6 +40,15 @@ public sealed class ShardStats
 
     public ConnectionState State => (ConnectionState)Volatile.Read(ref _state);
 
+    private int _receiveLowWater = 1;
+
+    /// <summary>Bytes the kernel gathers before it wakes the reader (SO_RCVLOWAT, set by Feeds/ReadCoalescer; 1: every packet).</summary>
+    public int ReceiveLowWater
+    {
+        get => Volatile.Read(ref _receiveLowWater);
+        set => Volatile.Write(ref _receiveLowWater, value);
+    }
+
     public void OnMessage(int bytes, long unixMs)
     {
         // One writer (the shard's reader) per counter: plain increments published with Volatile would do,
