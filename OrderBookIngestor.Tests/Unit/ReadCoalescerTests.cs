@@ -91,4 +91,17 @@ public sealed class ReadCoalescerTests
         Feed(c, time, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(2), 10, 100);
         Assert.That(calls, Is.Zero);
     }
+
+    [Test]
+    public void Stopped_TheMarkIsDropped_AndNeverRaisedAgain()
+    {
+        var time = new ManualTimeProvider();
+        var set = new List<int>();
+        using var c = new ReadCoalescer(b => { set.Add(b); return b; }, time, Window, messagesPerWake: 25);
+        Feed(c, time, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(1), 10, 100);
+        c.Stop();
+        Assert.That(c.LowWater, Is.EqualTo(ReadCoalescer.Off));
+        Feed(c, time, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(3), 10, 100);
+        Assert.That(set, Is.EqualTo(new[] { 2_500, ReadCoalescer.Off }), "a connection being retired reads everything at once");
+    }
 }

@@ -126,6 +126,22 @@ internal sealed class ExchangeSocket : IAsyncDisposable
         return read > 0;
     }
 
+    /// <summary>Bytes the kernel holds unread for this connection (0 when unknown).</summary>
+    public int Available
+    {
+        get
+        {
+            try
+            {
+                return _socket?.Available ?? 0;
+            }
+            catch (Exception ex) when (ex is System.Net.Sockets.SocketException or ObjectDisposedException)
+            {
+                return 0;
+            }
+        }
+    }
+
     /// <summary>Sets how many bytes the kernel gathers before it reports the connection readable (SO_RCVLOWAT).</summary>
     /// <returns>The mark the kernel now holds, or 0 when it cannot be set (no socket reached, or the platform refuses).</returns>
     public int TrySetReceiveLowWater(int bytes)

@@ -46,7 +46,7 @@ internal sealed class ReadCoalescer : IDisposable
     private long _lastRead;
     private int _lowWater = Off;
     private bool _disposed;
-    private bool _unavailable;
+    private volatile bool _unavailable;
 
     /// <param name="apply">Sets the socket's low-water mark in bytes and returns the mark the kernel holds; 0 when it
     /// cannot (not a socket we reach, or the platform refuses), which turns coalescing off for the connection.</param>
@@ -106,6 +106,17 @@ internal sealed class ReadCoalescer : IDisposable
         }
     }
 
+    /// <summary>Stops holding bytes back, for good: the connection is about to be retired.</summary>
+    public void Stop()
+    {
+        lock (_gate)
+        {
+            _unavailable = true;
+        }
+
+        Set(Off);
+    }
+
     public void Dispose()
     {
         lock (_gate)
@@ -115,18 +126,28 @@ internal sealed class ReadCoalescer : IDisposable
         }
     }
 
+    /// <summary>Under the lock: the reader's measurement, the timer and <see cref="Stop"/> may set it at once, and a
+    /// mark raised after Stop would hold back bytes of a connection being retired.</summary>
     private void Set(int lowWater)
     {
-        var held = _apply(lowWater);
-        if (held > 0)
+        lock (_gate)
         {
-            Volatile.Write(ref _lowWater, held);
-        }
-        else
-        {
-            // Cannot set it: stay as the kernel is, and stop trying.
-            Volatile.Write(ref _lowWater, Off);
-            _unavailable = true;
+            if (lowWater > Off && _unavailable)
+            {
+                return;
+            }
+
+            var held = _apply(lowWater);
+            if (held > 0)
+            {
+                Volatile.Write(ref _lowWater, held);
+            }
+            else
+            {
+                // Cannot set it: stay as the kernel is, and stop trying.
+                Volatile.Write(ref _lowWater, Off);
+                _unavailable = true;
+            }
         }
     }
 

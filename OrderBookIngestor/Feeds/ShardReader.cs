@@ -189,6 +189,8 @@ public sealed class ShardReader
                 Task.Delay(TimeSpan.FromSeconds(_options.RotationTimeoutSeconds), _time, stopReading)).ConfigureAwait(false);
             if (ready == replacement.Streaming.Task)
             {
+                // What the kernel still holds for the old connection may be older than the replacement's first frame.
+                await current.DrainReadsAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
                 current.Retire();
                 await current.Run.ConfigureAwait(false);
                 Log.Rotated(_log, _plan.Name, current.Age(_time).TotalHours);
