@@ -238,7 +238,9 @@ scenario_reload() {
   sim_port=$(free_port); http_port=$(free_port)
   pg_ensure_db reload
   start_simulator sim-reload.log --symbols 3 --rate 2000 --seed 8
-  ORDERBOOK_DATABASE=$(pg_conn reload) ORDERBOOK_SPOOL_DIRECTORY="$work/spool-reload" "$bin" --config "$work/reload.json" --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" \
+  # --default-signal: a suite started under nohup (as CI may be) passes SIGHUP on ignored, and .NET then never
+  # delivers it to the daemon's handler (a systemd service starts with default dispositions).
+  ORDERBOOK_DATABASE=$(pg_conn reload) ORDERBOOK_SPOOL_DIRECTORY="$work/spool-reload" env --default-signal=HUP "$bin" --config "$work/reload.json" --ws-url "ws://127.0.0.1:$sim_port" --rest-url "http://127.0.0.1:$sim_port" \
     --http "127.0.0.1:$http_port" --summary-interval 0 >"$work/daemon-reload.log" 2>&1 &
   daemon=$!; pids+=("$daemon")
   reload_rows() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d reload -Atqc \
