@@ -136,6 +136,11 @@ public static class IngestorHost
             context.Cancel = true;
             pipeline.RequestReload("SIGHUP");
         });
+        if (IgnoredSignals.IsIgnoredHere(IgnoredSignals.SigHup))
+        {
+            Log.HangupIgnored(provider.CreateLogger("OrderBookIngestor"));
+        }
+
         try
         {
             await host.RunAsync(ct).ConfigureAwait(false);

@@ -57,6 +57,9 @@ internal static partial class Log
     [LoggerMessage(1018, LogLevel.Error, "Reload refused, keeping the running configuration: {Error}")]
     public static partial void ReloadRefused(ILogger logger, string error);
 
+    [LoggerMessage(1021, LogLevel.Warning, "SIGHUP is ignored in this process (started under nohup, or by a supervisor that ignores it): a reload (systemctl reload, kill -HUP) will do nothing; restart to apply a changed configuration")]
+    public static partial void HangupIgnored(ILogger logger);
+
     [LoggerMessage(1020, LogLevel.Information, "Reload requested ({Source}): re-reading the configuration")]
     public static partial void ReloadRequested(ILogger logger, string source);
 
