@@ -26,6 +26,7 @@ internal sealed class ShardConnection : IDisposable
     private ExchangeSocket? _socket;
     private ReadCoalescer? _coalescer;
     private TaskCompletionSource? _readDone;
+    private Task? _stopping;
 
     public ShardConnection(ShardReader shard, long startedTimestamp)
     {
@@ -65,8 +66,27 @@ internal sealed class ShardConnection : IDisposable
 
     public void Retire() => _retire.Cancel();
 
+    private async Task StopAfterDrainAsync(CancellationTokenSource stopNow)
+    {
+        try
+        {
+            await DrainReadsAsync(TimeSpan.FromMilliseconds(500)).ConfigureAwait(false);
+        }
+        finally
+        {
+            try
+            {
+                await stopNow.CancelAsync().ConfigureAwait(false);
+            }
+            catch (ObjectDisposedException)
+            {
+                // the connection ended meanwhile
+            }
+        }
+    }
+
     /// <summary>
-    /// Before a retire: stops holding bytes back (<see cref="ReadCoalescer"/>) and waits until the reader has taken and
+    /// Before a retire or a stop: stops holding bytes back (<see cref="ReadCoalescer"/>) and waits until the reader has taken and
     /// handled everything the kernel held, or <paramref name="max"/>. Bytes held below the mark may be older than the
     /// replacement's first frame; retired unread, they were lost (the rotation test lost 8 to 41 of 16,000 rows).
     /// </summary>
@@ -159,7 +179,11 @@ internal sealed class ShardConnection : IDisposable
     {
         var noData = TimeSpan.FromSeconds(_shard.Options.NoDataTimeoutSeconds);
         using var watchdog = new NoDataWatchdog(_shard.Time, noData);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stopReading, watchdog.Token, _retire.Token);
+        // At shutdown the reader first takes what the kernel holds below the mark (ReadCoalescer), then stops: those
+        // bytes came before the stop, and the next run's holes start at this run's end.
+        using var stopNow = new CancellationTokenSource();
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stopNow.Token, watchdog.Token, _retire.Token);
+        using var onStop = stopReading.Register(() => _stopping = StopAfterDrainAsync(stopNow));
         var token = linked.Token;
 
         var uri = BinanceProtocol.CombinedStreamUri(_shard.Options.WsUrl, _shard.Plan.Route);
