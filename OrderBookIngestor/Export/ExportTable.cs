@@ -58,7 +58,7 @@ public sealed record ExportTable(string Name, string Select, string Fingerprint,
                 SELECT 'ask'::text, a.o::integer, a.p, a.q, 1 FROM unnest(x.ask_prices, x.ask_qtys) WITH ORDINALITY AS a(p, q, o)
             ) l ON true
             WHERE x.symbol_id = $1 AND x.ts_exchange >= $2 AND x.ts_exchange < $3
-            ORDER BY x.ts_exchange, x.last_update_id, x.source, l.s, l.level
+            ORDER BY x.ts_exchange, x.last_update_id, x.source, x.ts_ingest, l.s, l.level
             """,
             RawFingerprint("book_snapshots"), ["depth"]));
 
