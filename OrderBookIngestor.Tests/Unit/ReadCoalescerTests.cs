@@ -17,12 +17,19 @@ public sealed class ReadCoalescerTests
         }
     }
 
-    [Test]
-    public void ABusyConnection_GathersAtMostTheWindowOfItsRate_AndAtMostItsMessageCap()
+    /// <summary>A coalescer whose socket takes every mark asked for, and the marks it was asked for, in order.</summary>
+    private static (ReadCoalescer Coalescer, ManualTimeProvider Time, List<int> Set) Recording()
     {
         var time = new ManualTimeProvider();
         var set = new List<int>();
-        using var c = new ReadCoalescer(b => { set.Add(b); return b; }, time, Window, messagesPerWake: 25);
+        return (new ReadCoalescer(b => { set.Add(b); return b; }, time, Window, messagesPerWake: 25), time, set);
+    }
+
+    [Test]
+    public void ABusyConnection_GathersAtMostTheWindowOfItsRate_AndAtMostItsMessageCap()
+    {
+        var (c, time, set) = Recording();
+        using var _ = c;
         // 1 MB/s in 100-byte messages: 20 ms of it is 20,000 bytes, 25 messages are 2,500.
         Feed(c, time, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(1), 10, 100);
         Assert.That(set, Is.EqualTo(new[] { 2_500 }));
@@ -38,9 +45,8 @@ public sealed class ReadCoalescerTests
     [Test]
     public void AQuietConnection_IsNotHeldBack()
     {
-        var time = new ManualTimeProvider();
-        var set = new List<int>();
-        using var c = new ReadCoalescer(b => { set.Add(b); return b; }, time, Window, messagesPerWake: 25);
+        var (c, time, set) = Recording();
+        using var _ = c;
         // 10 messages a second: 20 ms of them is a fifth of one.
         Feed(c, time, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(3), 1, 200);
         Assert.That(set, Is.Empty);
@@ -50,9 +56,8 @@ public sealed class ReadCoalescerTests
     [Test]
     public void WhenReadsStop_TheTimerDropsTheMark_SoWhatTheKernelHoldsIsRead()
     {
-        var time = new ManualTimeProvider();
-        var set = new List<int>();
-        using var c = new ReadCoalescer(b => { set.Add(b); return b; }, time, Window, messagesPerWake: 25);
+        var (c, time, set) = Recording();
+        using var _ = c;
         Feed(c, time, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(1), 10, 100);
         Assert.That(c.LowWater, Is.EqualTo(2_500));
 
@@ -95,9 +100,8 @@ public sealed class ReadCoalescerTests
     [Test]
     public void Stopped_TheMarkIsDropped_AndNeverRaisedAgain()
     {
-        var time = new ManualTimeProvider();
-        var set = new List<int>();
-        using var c = new ReadCoalescer(b => { set.Add(b); return b; }, time, Window, messagesPerWake: 25);
+        var (c, time, set) = Recording();
+        using var _ = c;
         Feed(c, time, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(1), 10, 100);
         c.Stop();
         Assert.That(c.LowWater, Is.EqualTo(ReadCoalescer.Off));

@@ -64,7 +64,7 @@ internal sealed class ReadCoalescer : IDisposable
     /// <summary>The low-water mark now, in bytes (1: off).</summary>
     public int LowWater => Volatile.Read(ref _lowWater);
 
-    /// <summary>Nudges so far: times the timer found nothing read for two windows and dropped the mark.</summary>
+    /// <summary>Nudges so far: times the timer found nothing read for <see cref="NudgeEvery"/> windows and dropped the mark.</summary>
     public long Nudges { get; private set; }
 
     /// <summary>The reader took <paramref name="bytes"/> in <paramref name="messages"/> messages from one read.</summary>
@@ -163,7 +163,7 @@ internal sealed class ReadCoalescer : IDisposable
         }
     }
 
-    /// <summary>On the timer: nothing read for two windows while the mark holds bytes back, so drop it. The next
+    /// <summary>On the timer: nothing read for <see cref="NudgeEvery"/> windows while the mark holds bytes back, so drop it. The next
     /// measurement sets it again from the rate that is left.</summary>
     private void Check()
     {

@@ -26,7 +26,6 @@ internal sealed class ShardConnection : IDisposable
     private ExchangeSocket? _socket;
     private ReadCoalescer? _coalescer;
     private TaskCompletionSource? _readDone;
-    private Task? _stopping;
 
     public ShardConnection(ShardReader shard, long startedTimestamp)
     {
@@ -183,13 +182,13 @@ internal sealed class ShardConnection : IDisposable
         // bytes came before the stop, and the next run's holes start at this run's end.
         using var stopNow = new CancellationTokenSource();
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(stopNow.Token, watchdog.Token, _retire.Token);
-        using var onStop = stopReading.Register(() => _stopping = StopAfterDrainAsync(stopNow));
+        using var onStop = stopReading.Register(() => _ = StopAfterDrainAsync(stopNow));
         var token = linked.Token;
 
         var uri = BinanceProtocol.CombinedStreamUri(_shard.Options.WsUrl, _shard.Plan.Route);
         Log.Connecting(_shard.Logger, _shard.Plan.Name, uri, _shard.StreamCount);
         var ws = await ExchangeSocket.ConnectAsync(uri, InitialBufferBytes, _shard.Options.MaxFrameBytes, token).ConfigureAwait(false);
-        await using var _ = ws.ConfigureAwait(false);
+        await using var disposeSocket = ws.ConfigureAwait(false);
         // A quarter of a batch per wake-up at most: rows wait for their batch anyway.
         using var coalescer = new ReadCoalescer(bytes =>
         {
