@@ -94,4 +94,51 @@ public sealed class BatchPacerTests
         Assert.That(pacer.Linger(waitingRows: 1), Is.LessThan(slow));
         Assert.That(pacer.Linger(waitingRows: 1), Is.EqualTo(BatchPacer.MinInterval), "at a high rate batches grow instead of multiplying");
     }
+
+    [Test]
+    public void ATimerThatWakesLate_DoesNotStretchTheCadence()
+    {
+        // 10,000 rows/s: one batch every 10 ms. The timer fires 1.5 ms late; the next wait is 1.5 ms shorter, so batches
+        // still go every 10 ms on average instead of every 11.5.
+        var time = new ManualTimeProvider();
+        var pacer = new BatchPacer(time, targetRows: 100, maxRows: 10_000, MaxAge);
+        for (var i = 0; i < 5; i++)
+        {
+            time.Advance(TimeSpan.FromMilliseconds(10));
+            pacer.Drained(100);
+        }
+
+        time.Advance(TimeSpan.FromMilliseconds(3)); // the COPY
+        Assert.That(pacer.Linger(waitingRows: 30).TotalMilliseconds, Is.EqualTo(7).Within(0.01));
+        time.Advance(TimeSpan.FromMilliseconds(8.5)); // 1.5 ms late
+        pacer.Drained(115);
+        time.Advance(TimeSpan.FromMilliseconds(3));
+        Assert.That(pacer.Linger(waitingRows: 30).TotalMilliseconds, Is.EqualTo(5.5).Within(0.01));
+    }
+
+    [Test]
+    public void ABatchDrainedLateForAnyOtherReason_CountsItsWaitFromTheDrain()
+    {
+        var time = new ManualTimeProvider();
+        var pacer = new BatchPacer(time, targetRows: 100, maxRows: 10_000, MaxAge);
+        for (var i = 0; i < 5; i++)
+        {
+            time.Advance(TimeSpan.FromMilliseconds(10));
+            pacer.Drained(100);
+        }
+
+        // Due in 10 ms, drained 30 ms later (a slow COPY of another table held the loop): no credit, or the next batches
+        // would go back to back and make up for time no timer lost.
+        Assert.That(pacer.Linger(waitingRows: 1).TotalMilliseconds, Is.EqualTo(10).Within(0.01));
+        time.Advance(TimeSpan.FromMilliseconds(40));
+        pacer.Drained(400);
+        Assert.That(pacer.Linger(waitingRows: 1), Is.EqualTo(BatchPacer.MinInterval));
+
+        // Nor when no timer was set at all: rows already at the target go at once, and the next wait counts from then.
+        time.Advance(TimeSpan.FromMilliseconds(12));
+        Assert.That(pacer.Linger(waitingRows: 100), Is.EqualTo(TimeSpan.Zero));
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        pacer.Drained(130); // still 10,000 rows/s
+        Assert.That(pacer.Linger(waitingRows: 1), Is.EqualTo(BatchPacer.MinInterval));
+    }
 }

@@ -14,14 +14,18 @@ internal sealed class BatchPacer
 {
     private const double Smoothing = 0.5;
 
-    /// <summary>At most one COPY per table this often, unless a full batch is waiting.</summary>
+    /// <summary>At most one COPY per table this often, unless a full batch is waiting. On average: a timer that fired late
+    /// (up to half this) is made up on the next wait.</summary>
     public static readonly TimeSpan MinInterval = TimeSpan.FromMilliseconds(10);
 
     private readonly TimeProvider _time;
     private readonly int _targetRows;
     private readonly int _maxRows;
     private readonly TimeSpan _maxAge;
-    private long _lastDrain;
+    private readonly long _maxCredit;
+    private long _lastDrain; // where the next wait counts from: the drain, or when it was due if the timer was late
+    private long _lastActual; // the drain itself, for the rate
+    private long _dueAt; // when the timer of the last Linger was to fire; 0: no timer
     private double _rowsPerSecond;
 
     public BatchPacer(TimeProvider time, int targetRows, int maxRows, TimeSpan maxAge)
@@ -31,6 +35,8 @@ internal sealed class BatchPacer
         _maxRows = maxRows;
         _maxAge = maxAge;
         _lastDrain = time.GetTimestamp();
+        _lastActual = _lastDrain;
+        _maxCredit = (long)(MinInterval.TotalSeconds / 2 * time.TimestampFrequency);
     }
 
     /// <summary>Rows per second over recent batches (smoothed); 0 before the first.</summary>
@@ -47,16 +53,29 @@ internal sealed class BatchPacer
         var fill = waitingRows >= _targetRows ? TimeSpan.Zero
             : _rowsPerSecond > 0 ? TimeSpan.FromSeconds(_targetRows / _rowsPerSecond) : _maxAge;
         var wait = fill > MinInterval ? fill : MinInterval;
-        var linger = (wait < _maxAge ? wait : _maxAge) - _time.GetElapsedTime(_lastDrain);
-        return linger > TimeSpan.Zero ? linger : TimeSpan.Zero;
+        var now = _time.GetTimestamp();
+        var linger = (wait < _maxAge ? wait : _maxAge) - _time.GetElapsedTime(_lastDrain, now);
+        if (linger <= TimeSpan.Zero)
+        {
+            _dueAt = 0;
+            return TimeSpan.Zero;
+        }
+
+        _dueAt = now + (long)(linger.TotalSeconds * _time.TimestampFrequency);
+        return linger;
     }
 
     /// <summary>A batch of <paramref name="rows"/> was taken from the buffer now.</summary>
     public void Drained(int rows)
     {
         var now = _time.GetTimestamp();
-        var seconds = (now - _lastDrain) / (double)_time.TimestampFrequency;
-        _lastDrain = now;
+        var seconds = (now - _lastActual) / (double)_time.TimestampFrequency;
+        _lastActual = now;
+        // A timer wakes late (a millisecond or two on a busy host). Counting the next wait from when the batch was
+        // due, not from when the timer fired, keeps the cadence at the interval instead of interval plus lateness.
+        var late = now - _dueAt;
+        _lastDrain = _dueAt != 0 && late >= 0 && late <= _maxCredit ? _dueAt : now;
+        _dueAt = 0;
         // Rows that came in no measurable time say "fast", not "infinitely fast": one tick's worth.
         var rate = rows / Math.Max(seconds, 1.0 / _time.TimestampFrequency);
         _rowsPerSecond = _rowsPerSecond == 0 ? rate : Smoothing * rate + (1 - Smoothing) * _rowsPerSecond;
