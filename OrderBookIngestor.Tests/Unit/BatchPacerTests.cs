@@ -45,13 +45,7 @@ public sealed class BatchPacerTests
     public void AtASteadyRate_TheBatchWaitsAboutAsLongAsTheTargetTakesToArrive()
     {
         // 10,000 rows/s: 100 rows take 10 ms; 3 ms of them have passed (the previous COPY) when the flusher looks.
-        var time = new ManualTimeProvider();
-        var pacer = new BatchPacer(time, targetRows: 100, maxRows: 10_000, MaxAge);
-        for (var i = 0; i < 5; i++)
-        {
-            time.Advance(TimeSpan.FromMilliseconds(10));
-            pacer.Drained(100);
-        }
+        var (time, pacer) = AtTenThousandRowsPerSecond();
 
         Assert.That(pacer.RowsPerSecond, Is.EqualTo(10_000).Within(1));
         time.Advance(TimeSpan.FromMilliseconds(3));
@@ -100,13 +94,7 @@ public sealed class BatchPacerTests
     {
         // 10,000 rows/s: one batch every 10 ms. The timer fires 1.5 ms late; the next wait is 1.5 ms shorter, so batches
         // still go every 10 ms on average instead of every 11.5.
-        var time = new ManualTimeProvider();
-        var pacer = new BatchPacer(time, targetRows: 100, maxRows: 10_000, MaxAge);
-        for (var i = 0; i < 5; i++)
-        {
-            time.Advance(TimeSpan.FromMilliseconds(10));
-            pacer.Drained(100);
-        }
+        var (time, pacer) = AtTenThousandRowsPerSecond();
 
         time.Advance(TimeSpan.FromMilliseconds(3)); // the COPY
         Assert.That(pacer.Linger(waitingRows: 30).TotalMilliseconds, Is.EqualTo(7).Within(0.01));
@@ -119,13 +107,7 @@ public sealed class BatchPacerTests
     [Test]
     public void ABatchDrainedLateForAnyOtherReason_CountsItsWaitFromTheDrain()
     {
-        var time = new ManualTimeProvider();
-        var pacer = new BatchPacer(time, targetRows: 100, maxRows: 10_000, MaxAge);
-        for (var i = 0; i < 5; i++)
-        {
-            time.Advance(TimeSpan.FromMilliseconds(10));
-            pacer.Drained(100);
-        }
+        var (time, pacer) = AtTenThousandRowsPerSecond();
 
         // Due in 10 ms, drained 30 ms later (a slow COPY of another table held the loop): no credit, or the next batches
         // would go back to back and make up for time no timer lost.
@@ -140,5 +122,19 @@ public sealed class BatchPacerTests
         time.Advance(TimeSpan.FromMilliseconds(1));
         pacer.Drained(130); // still 10,000 rows/s
         Assert.That(pacer.Linger(waitingRows: 1), Is.EqualTo(BatchPacer.MinInterval));
+    }
+
+    /// <summary>A pacer that has drained 100 rows every 10 ms five times: 10,000 rows/s, one batch per 10 ms.</summary>
+    private static (ManualTimeProvider Time, BatchPacer Pacer) AtTenThousandRowsPerSecond()
+    {
+        var time = new ManualTimeProvider();
+        var pacer = new BatchPacer(time, targetRows: 100, maxRows: 10_000, MaxAge);
+        for (var i = 0; i < 5; i++)
+        {
+            time.Advance(TimeSpan.FromMilliseconds(10));
+            pacer.Drained(100);
+        }
+
+        return (time, pacer);
     }
 }
