@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging.Abstractions;
 using OrderBookIngestor.Hosting;
 using OrderBookIngestor.Observability;
@@ -86,5 +87,63 @@ public sealed class HeapTrimmerTests
         committed = 103 * Mb + 33 * Mb;
         Assert.That(trimmer.Check(), Is.True, "33 MB more than the collection left idle");
         Assert.That(collections, Is.EqualTo(2));
+    }
+
+    [Test]
+    public void EveryLook_GivesFreeMallocMemoryBack_WhetherOrNotItCollects()
+    {
+        var heap = 30 * Mb;
+        var (collections, nativeTrims) = (0, 0);
+        var trimmer = new HeapTrimmer(TimeProvider.System, 32, new IngestorMetrics(TimeProvider.System), NullLogger.Instance, () => heap, () => collections++,
+            () => heap, () =>
+            {
+                nativeTrims++;
+                return true;
+            });
+
+        Assert.That(trimmer.Check(), Is.False);
+        heap = 63 * Mb;
+        Assert.That(trimmer.Check(), Is.True);
+        Assert.That((collections, nativeTrims), Is.EqualTo((1, 2)));
+    }
+
+    [Test]
+    public void NativeHeapTrim_GivesFreedMallocMemoryBackToTheSystem()
+    {
+        // 32 MB in small blocks (malloc's arenas, not mmap), every page touched; all but the last block freed, so
+        // free() cannot give the memory back from the arena's top and it stays resident until trimmed.
+        const int blocks = 200_000, size = 160;
+        var pointers = new IntPtr[blocks];
+        for (var i = 0; i < blocks; i++)
+        {
+            pointers[i] = Marshal.AllocHGlobal(size);
+            for (var offset = 0; offset < size; offset += 8)
+            {
+                Marshal.WriteInt64(pointers[i], offset, i);
+            }
+        }
+
+        for (var i = 0; i < blocks - 1; i++)
+        {
+            Marshal.FreeHGlobal(pointers[i]);
+        }
+
+        try
+        {
+            var before = ResidentAnonymousKilobytes();
+            Assert.That(NativeHeap.Trim(), Is.True);
+            var after = ResidentAnonymousKilobytes();
+            Assert.That(before - after, Is.GreaterThan(16 * 1024), $"RssAnon {before} kB before the trim, {after} kB after");
+        }
+        finally
+        {
+            Marshal.FreeHGlobal(pointers[^1]);
+        }
+    }
+
+    private static long ResidentAnonymousKilobytes()
+    {
+        var line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("RssAnon:", StringComparison.Ordinal));
+        return long.Parse(line.AsSpan("RssAnon:".Length).Trim().TrimEnd("kB").Trim(), System.Globalization.CultureInfo.InvariantCulture);
     }
 }

@@ -20,6 +20,10 @@ namespace OrderBookIngestor.Hosting;
 /// collection is also asked for when the GC's committed memory exceeds the heap by more than the slack (more than
 /// what the last collection left it holding).
 /// </para>
+/// <para>
+/// Each look also gives glibc's free malloc memory back (<see cref="NativeHeap.Trim"/>): the runtime's own native
+/// memory, which no collection touches, had stepped up by ~7 MB in the tenth minute of a soak and stayed there.
+/// </para>
 /// </summary>
 public sealed class HeapTrimmer : BackgroundService
 {
@@ -30,13 +34,14 @@ public sealed class HeapTrimmer : BackgroundService
     private readonly Func<long> _heapBytes;
     private readonly Func<long> _committedBytes;
     private readonly Action _collect;
+    private readonly Func<bool> _trimNative;
     private readonly ILogger _log;
     private readonly IngestorMetrics _metrics;
     private long _baseline;
     private long _idleBaseline;
 
     public HeapTrimmer(TimeProvider time, int slackMegabytes, IngestorMetrics metrics, ILogger log, Func<long>? heapBytes = null, Action? collect = null,
-        Func<long>? committedBytes = null)
+        Func<long>? committedBytes = null, Func<bool>? trimNative = null)
     {
         _time = time;
         _metrics = metrics;
@@ -45,12 +50,15 @@ public sealed class HeapTrimmer : BackgroundService
         _heapBytes = heapBytes ?? (() => GC.GetTotalMemory(false));
         _committedBytes = committedBytes ?? (() => GC.GetGCMemoryInfo().TotalCommittedBytes);
         _collect = collect ?? (() => GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true));
+        _trimNative = trimNative ?? NativeHeap.Trim;
         _baseline = _heapBytes();
     }
 
-    /// <summary>One look at the heap; returns whether a full collection was asked for.</summary>
+    /// <summary>One look: gives free malloc memory back, then looks at the heap; returns whether a full collection was
+    /// asked for.</summary>
     public bool Check()
     {
+        _trimNative();
         var heap = _heapBytes();
         if (heap < _baseline)
         {
