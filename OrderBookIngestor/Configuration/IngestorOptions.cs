@@ -62,7 +62,7 @@ public sealed class IngestorOptions
 
     /// <summary>When the managed heap has grown this much past what the last full collection left, or the GC keeps this
     /// much more memory committed than the heap, the daemon asks for one (checked every 30 s; see Hosting/HeapTrimmer).
-    /// 0 leaves it to the GC.</summary>
+    /// Each check also returns glibc's free malloc memory to the system. 0 leaves both to the GC and the C library.</summary>
     public int HeapSlackMegabytes { get; set; } = 8;
 
     /// <summary>A connection that delivers nothing for this long is treated as half-open and replaced.</summary>
