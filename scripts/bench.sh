@@ -433,31 +433,31 @@ fi
 if ! command -v gnuplot >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null 2>&1 || true
 fi
-plot_line=""
+drew_chart=0
 if command -v gnuplot >/dev/null 2>&1 && [ "$(wc -l <"$csv")" -gt 1 ]; then
+  # Only the cases that ran: an empty data file is a gnuplot warning in the report.
   plots=()
   for c in a b; do
     { grep "^$c," "$csv" || true; } | awk -F, '$5 != "" {print $3, $5}' >"$work/plot-$c.dat"
-    if [ -s "$work/plot-$c.dat" ]; then
-      case $c in
-        a) plots+=("'$work/plot-a.dat' with linespoints title 'case a: 50 symbols, bookTicker+aggTrade'") ;;
-        b) plots+=("'$work/plot-b.dat' with linespoints title 'case b: 200 symbols, +depth@100ms'") ;;
-      esac
-    fi
+    [ -s "$work/plot-$c.dat" ] || continue
+    case $c in
+      a) title='case a: 50 symbols, bookTicker+aggTrade' ;;
+      b) title='case b: 200 symbols, +depth@100ms' ;;
+    esac
+    plots+=("'$work/plot-$c.dat' with linespoints title '$title'")
   done
-  # Only the cases that ran: an empty data file is a gnuplot warning in the report.
-  plot_line=$(IFS=,; echo "${plots[*]}")
-fi
-if command -v gnuplot >/dev/null 2>&1 && [ -n "${plot_line:-}" ]; then
-  gnuplot <<EOF2
+  if [ "${#plots[@]}" -gt 0 ]; then
+    gnuplot <<EOF2
 set terminal png size 900,500 noenhanced
 set output '$chart'
 set title 'orderbook-ingestor: throughput vs p99 exchange-to-commit latency ($(nproc) cores, all co-located)'
 set xlabel 'achieved messages/s'; set ylabel 'p99 latency (ms, bucket upper edge)'
 set grid; set key left top
-plot $plot_line
+plot $(IFS=,; echo "${plots[*]}")
 EOF2
-  echo | tee -a "$report"; echo "![throughput vs latency]($(basename "$chart"))" | tee -a "$report"
+    echo | tee -a "$report"; echo "![throughput vs latency]($(basename "$chart"))" | tee -a "$report"
+    drew_chart=1
+  fi
 fi
 if command -v gnuplot >/dev/null 2>&1 && [ -n "$cost_rates" ] && [ "$(wc -l <"$cost_csv")" -gt 2 ]; then
   awk -F, 'NR > 1 && $4 != "-" && $2 > 0 {print $2, $4, $6}' "$cost_csv" >"$work/plot-cost.dat"
@@ -471,7 +471,7 @@ plot '$work/plot-cost.dat' using 1:2 with linespoints title 'daemon', '$work/plo
 EOF3
   echo | tee -a "$report"; echo "![cost vs rate]($(basename "$cost_chart"))" | tee -a "$report"
 fi
-if [ -z "${plot_line:-}" ]; then
+if [ "$drew_chart" = 0 ]; then
   echo "(no chart: gnuplot not available, or no ramp was run)" | tee -a "$report"
 fi
 echo; echo "written: $report, $csv${chart:+, $chart}"
