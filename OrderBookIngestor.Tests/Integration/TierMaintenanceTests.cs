@@ -152,6 +152,60 @@ public sealed class TimescalePolicyTests(string tier) : StorageTest(tier)
             """);
         Assert.That(failed, Is.Empty, "no job that ran failed");
     }
+
+    /// <summary>An older build's bt_1s ordered open and close by ROW(ts_exchange, update_id), which fails over a chunk
+    /// boundary; a continuous aggregate cannot change its query, so an upgrade keeps it under another name, with what
+    /// it materialised, and creates the new one beside it.</summary>
+    [Test]
+    public async Task AnOlderBuildsBookRollup_IsKeptAsV1WithItsSeconds_AndTheNewOneReadsOverAChunkBoundary()
+    {
+        await Migrate();
+        await Db.PauseTimescaleJobsAsync();
+        await Db.ExecuteAsync("""
+            DROP MATERIALIZED VIEW marketdata.bt_1s CASCADE;
+            CREATE MATERIALIZED VIEW marketdata.bt_1s WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+            SELECT b.symbol_id, time_bucket(interval '1 second', b.ts_exchange) AS bucket,
+                   first((b.best_bid + b.best_ask) / 2, ROW(b.ts_exchange, b.update_id)) AS mid_open,
+                   last((b.best_bid + b.best_ask) / 2, ROW(b.ts_exchange, b.update_id)) AS mid_close,
+                   avg(b.best_ask - b.best_bid) AS spread_mean, time_bucket(interval '1 second', b.ts_exchange) AS ts_second
+            FROM marketdata.book_ticker b GROUP BY b.symbol_id, time_bucket(interval '1 second', b.ts_exchange) WITH NO DATA;
+            CREATE INDEX bt_1s_training_cover ON marketdata.bt_1s (symbol_id, bucket) INCLUDE (mid_close, spread_mean);
+            """);
+        await Db.ExecuteAsync("SELECT add_continuous_aggregate_policy('marketdata.bt_1s', start_offset => interval '2 days', end_offset => interval '5 seconds', schedule_interval => interval '30 seconds'), add_retention_policy('marketdata.bt_1s', drop_after => interval '365 days')");
+        await Db.PauseTimescaleJobsAsync();
+
+        // Ten seconds just after a chunk boundary, materialised by the old aggregate.
+        var id = await RegisterAsync("BTCUSDT");
+        var width = await Db.ScalarAsync<TimeSpan>("SELECT chunk_interval FROM marketdata.storage_tables WHERE table_name = 'book_ticker'");
+        var recent = DateTimeOffset.UtcNow.AddMinutes(-1).ToUnixTimeMilliseconds();
+        var boundary = DateTimeOffset.FromUnixTimeMilliseconds(recent - (recent % (long)width.TotalMilliseconds));
+        await CommitAsync<BookTickerEvent, BookTickerRows>(Db.DataSource, Enumerable.Range(0, 10).Select(i => Book(id, 100 + i, boundary.AddSeconds(i), 100 + i, 101 + i)));
+        await Db.ExecuteBesideTimescaleJobsAsync("CALL refresh_continuous_aggregate('marketdata.bt_1s', NULL, NULL)");
+
+        await Db.ExecuteAsync("UPDATE marketdata.storage_settings SET value = 'an older build' WHERE key = 'setup_hash'");
+        Assert.That((await Migrate()).SetupApplied, Is.True);
+        await Db.PauseTimescaleJobsAsync();
+
+        Assert.That(await Db.ScalarAsync<string>("SELECT string_agg(view_name, ',' ORDER BY view_name) FROM timescaledb_information.continuous_aggregates WHERE view_schema = 'marketdata'"),
+            Is.EqualTo("bt_1s,bt_1s_v1,trade_1s"), "the old one kept beside the new; trade_1s was fine");
+        Assert.That(await Db.ScalarAsync<string>("SELECT count(*) || ' seconds, ' || sum(mid_close) FROM marketdata.bt_1s_v1"), Is.EqualTo("10 seconds, 1050"), "the old one keeps its seconds");
+        Assert.That(await Db.ScalarAsync<string>("SELECT string_agg(proc_name, ',') FROM timescaledb_information.jobs WHERE hypertable_schema = 'marketdata' AND hypertable_name = 'bt_1s_v1'"),
+            Is.EqualTo("policy_retention"), "no refresh for the old one; its retention stays");
+        Assert.That(await Db.ScalarAsync<string>("""
+            SELECT string_agg(c.relname || '@' || a.view_name, ',' ORDER BY c.relname)
+            FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
+            JOIN timescaledb_information.continuous_aggregates a ON a.materialization_hypertable_name = t.relname
+            WHERE c.relname LIKE 'bt_1s%training_cover'
+            """), Is.EqualTo("bt_1s_training_cover@bt_1s,bt_1s_v1_training_cover@bt_1s_v1"), "each covered under its own name");
+
+        // The new one, over the boundary: its real-time part reads both chunks, and so does its refresh.
+        await CommitAsync<BookTickerEvent, BookTickerRows>(Db.DataSource, [Book(id, 99, boundary.AddMilliseconds(-1), 50, 51), Book(id, 98, boundary.AddMilliseconds(-1), 60, 61)]);
+        const string Read = "SELECT string_agg(mid_open || '/' || mid_close, ',' ORDER BY bucket) FROM marketdata.bt_1s";
+        var expected = "60.5/50.5," + string.Join(',', Enumerable.Range(0, 10).Select(i => FormattableString.Invariant($"{100.5 + i}/{100.5 + i}")));
+        Assert.That(await Db.ScalarAsync<string>(Read), Is.EqualTo(expected));
+        await Db.RefreshContinuousAggregatesAsync();
+        Assert.That(await Db.ScalarAsync<string>(Read), Is.EqualTo(expected));
+    }
 }
 
 /// <summary>TimescaleDB's Apache edition has no policies: the daemon's maintenance pass drops expired chunks.</summary>

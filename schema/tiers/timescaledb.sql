@@ -39,35 +39,59 @@ BEGIN
     END LOOP;
 END $$;
 
--- A database set up before the seed's column names (ts_second, spread_std, ...) has continuous aggregates
--- without them, and a continuous aggregate cannot gain columns. Rather than drop rollups whose raw rows may be
--- gone, each is renamed to <name>_v1 (kept, readable, its refresh policy removed, its retention kept) and
--- the new one is created beside it; the new one computes from the raw rows still kept (see README).
+-- A continuous aggregate cannot change its query. Rather than drop rollups whose raw rows may be gone, one made by
+-- an older build is renamed to the first free <name>_vN (kept, readable, its refresh policy removed, its retention
+-- kept) and the new one is created beside it; the new one computes from the raw rows still kept (see README). So are:
+-- * one made before the seed's column names (ts_second, spread_std, ...);
+-- * a bt_1s ordering its open and close by ROW(ts_exchange, update_id), which fails over a chunk boundary (below).
 DO $$
 DECLARE
-    ext text := (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'timescaledb');
-    v   text;
+    ext  text := (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'timescaledb');
+    v    text;
+    why  text;
+    kept text;
+    idx  regclass;
 BEGIN
     FOREACH v IN ARRAY ARRAY['bt_1s', 'trade_1s'] LOOP
-        IF to_regclass('marketdata.' || v) IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('marketdata.' || v) AND attname = 'ts_second' AND NOT attisdropped)
-           AND to_regclass('marketdata.' || v || '_v1') IS NULL THEN
-            EXECUTE format('SELECT %I.remove_continuous_aggregate_policy(%L::regclass, if_exists => true)', ext, 'marketdata.' || v);
-            EXECUTE format('ALTER MATERIALIZED VIEW marketdata.%I RENAME TO %I', v, v || '_v1');
-            RAISE WARNING 'marketdata.% kept as marketdata.%_v1: the new % has the seed''s column names', v, v, v;
+        CONTINUE WHEN to_regclass('marketdata.' || v) IS NULL;
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('marketdata.' || v) AND attname = 'ts_second' AND NOT attisdropped) THEN
+            why := 'the new one has the seed''s column names';
+        ELSIF EXISTS (SELECT 1 FROM timescaledb_information.continuous_aggregates
+                       WHERE view_schema = 'marketdata' AND view_name = v AND view_definition ~ 'ROW\(') THEN
+            why := 'its newest seconds and its refresh could fail over a chunk boundary';
+        ELSE
+            CONTINUE;
         END IF;
+        SELECT v || '_v' || n INTO kept FROM generate_series(1, 1000) n WHERE to_regclass('marketdata.' || v || '_v' || n) IS NULL ORDER BY n LIMIT 1;
+        EXECUTE format('SELECT %I.remove_continuous_aggregate_policy(%L::regclass, if_exists => true)', ext, 'marketdata.' || v);
+        EXECUTE format('ALTER MATERIALIZED VIEW marketdata.%I RENAME TO %I', v, kept);
+        -- Its covering index (marketdata.cover_rollup_keys) goes with it under its new name: the name is how that
+        -- function knows an aggregate is covered, and the new one needs its own.
+        FOR idx IN SELECT c.oid::regclass FROM pg_class c WHERE c.relname = v || '_training_cover' AND c.relkind = 'i' LOOP
+            EXECUTE format('ALTER INDEX %s RENAME TO %I', idx, kept || '_training_cover');
+        END LOOP;
+        RAISE WARNING 'marketdata.% kept as marketdata.%: %. The new % materialises the last 2 days; for older seconds whose raw rows are kept, run once: CALL refresh_continuous_aggregate(''marketdata.%'', NULL, now() - interval ''2 days'')',
+            v, kept, why, v, v;
     END LOOP;
 END $$;
 
--- Open and close break ties within a millisecond by update id, as the daemon's rollups on the other tiers do.
+-- Open and close break ties within a millisecond by update id, as the daemon's rollups on the other tiers do. The
+-- ordering is one number, the exchange time in microseconds × 10^20 + the update id: every bigint is smaller than
+-- 10^20 in size, so it orders exactly as (ts_exchange, update_id). Not ROW(ts_exchange, update_id): over rows in more
+-- than one chunk TimescaleDB aggregates each chunk apart and passes the partial states on in binary, and a partial
+-- first()/last() state cannot read an anonymous record back ("input of anonymous composite types is not
+-- implemented", timescale/timescaledb#9919). A read of the real-time part over a chunk boundary then failed, and so,
+-- at times, did a refresh.
+-- (The epoch is taken from an interval: extract() from a timestamptz is only stable, and TimescaleDB warns that
+-- such a function in a continuous aggregate may give inconsistent results when it materialises again.)
 CREATE MATERIALIZED VIEW IF NOT EXISTS marketdata.bt_1s
 WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
 SELECT b.symbol_id,
        time_bucket(interval '1 second', b.ts_exchange)                                      AS bucket,
-       first((b.best_bid + b.best_ask) / 2, ROW(b.ts_exchange, b.update_id))               AS mid_open,
+       first((b.best_bid + b.best_ask) / 2, extract(epoch FROM b.ts_exchange - timestamptz 'epoch') * 1e26 + b.update_id) AS mid_open,
        max((b.best_bid + b.best_ask) / 2)                                                    AS mid_high,
        min((b.best_bid + b.best_ask) / 2)                                                    AS mid_low,
-       last((b.best_bid + b.best_ask) / 2, ROW(b.ts_exchange, b.update_id))                AS mid_close,
+       last((b.best_bid + b.best_ask) / 2, extract(epoch FROM b.ts_exchange - timestamptz 'epoch') * 1e26 + b.update_id) AS mid_close,
        avg(b.best_ask - b.best_bid)                                                          AS spread_mean,
        min(b.best_ask - b.best_bid)                                                          AS spread_min,
        max(b.best_ask - b.best_bid)                                                          AS spread_max,
