@@ -94,6 +94,28 @@ public sealed class StorageTests : DatabaseTest
             Is.EqualTo(DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_007).UtcDateTime));
     }
 
+    /// <summary>At the drain deadline the flusher takes its buffer's rows for the last time. A row written after that
+    /// would lie in the buffer unseen, neither stored nor counted: the buffer is closed first, so the write fails and
+    /// its writer counts the event lost.</summary>
+    [Test]
+    public async Task Abandon_ClosesTheBufferBeforeTakingItsRows_SoALaterWriteFailsInsteadOfLyingUnseen()
+    {
+        var buffers = new EventBuffers(10_000);
+        var stats = new TableStats("trades");
+        for (var i = 1; i <= 50; i++)
+        {
+            Assert.That(buffers.Trades.Writer.TryWrite(Trade(i)), Is.True);
+        }
+
+        await using var flusher = new BatchFlusher<TradeEvent, TradeRows>(buffers.Trades.Reader, new BatchCommitter(Db.DataSource), new IngestorOptions(), stats,
+            TimeProvider.System, NullLogger.Instance, new Random(1), writer: buffers.Trades.Writer);
+        flusher.Abandon();
+        Assert.That(stats.RowsAbandoned, Is.EqualTo(50), "no spool here: the rows it took are counted lost");
+        Assert.That(buffers.Trades.Writer.TryWrite(Trade(51)), Is.False, "closed");
+        Assert.That(async () => await buffers.Trades.Writer.WriteAsync(Trade(52)), Throws.TypeOf<System.Threading.Channels.ChannelClosedException>(),
+            "a reader waiting for room is told at once (the router counts that as lost at shutdown)");
+    }
+
     [Test]
     public async Task Flusher_KeepsAFailedBatchAndCommitsItExactlyOnceWhenTheDatabaseRecovers()
     {

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.DependencyInjection;
@@ -18,8 +19,9 @@ public sealed class Harness : IAsyncDisposable
     private readonly Func<IngestorOptions>? _reloadSource;
 
     private Harness(TestDatabase db, SimulatorServer simulator, IHost daemon, IngestorOptions options, TimeProvider? daemonTime,
-        Func<string, string?>? environment, Func<IngestorOptions>? reloadSource)
+        Func<string, string?>? environment, Func<IngestorOptions>? reloadSource, TestContextLoggerProvider log)
     {
+        DaemonLog = log;
         _reloadSource = reloadSource;
         _daemonTime = daemonTime;
         _environment = environment;
@@ -36,6 +38,9 @@ public sealed class Harness : IAsyncDisposable
     public IHost Daemon { get; private set; }
 
     public IngestorOptions Options { get; }
+
+    /// <summary>What the daemon logged (a restarted daemon logs here too).</summary>
+    public TestContextLoggerProvider DaemonLog { get; }
 
     public IngestorMetrics Metrics => Daemon.Services.GetRequiredService<IngestorMetrics>();
 
@@ -68,9 +73,10 @@ public sealed class Harness : IAsyncDisposable
         Assert.That(OptionsValidator.Validate(options), Is.Empty);
         // Never the test runner's own environment: a stray NOTIFY_SOCKET must not reach the daemon under test.
         environment ??= _ => null;
-        var daemon = IngestorHost.Build(options, new TestContextLoggerProvider(), daemonTime, environment, reloadSource);
+        var log = new TestContextLoggerProvider();
+        var daemon = IngestorHost.Build(options, log, daemonTime, environment, reloadSource);
         await daemon.StartAsync();
-        return new Harness(db, simulator, daemon, options, daemonTime, environment, reloadSource);
+        return new Harness(db, simulator, daemon, options, daemonTime, environment, reloadSource, log);
     }
 
     /// <summary>Stops the daemon (an orderly SIGTERM-like stop), waits, and starts a fresh one on the same database.</summary>
@@ -84,7 +90,7 @@ public sealed class Harness : IAsyncDisposable
             await whileDown();
         }
 
-        Daemon = IngestorHost.Build(Options, new TestContextLoggerProvider(), _daemonTime, _environment, _reloadSource);
+        Daemon = IngestorHost.Build(Options, DaemonLog, _daemonTime, _environment, _reloadSource);
         await Daemon.StartAsync();
     }
 
@@ -143,16 +149,22 @@ public sealed class Harness : IAsyncDisposable
     }
 }
 
-/// <summary>Routes the daemon's log into NUnit's per-test output, so a failing test shows what the daemon said.</summary>
+/// <summary>Routes the daemon's log into NUnit's per-test output, so a failing test shows what the daemon said, and
+/// keeps the lines for a test to read.</summary>
 public sealed class TestContextLoggerProvider : ILoggerProvider
 {
-    public ILogger CreateLogger(string categoryName) => new TestContextLogger(categoryName);
+    private readonly ConcurrentQueue<string> _lines = new();
+
+    /// <summary>Every line logged so far, "Level: message".</summary>
+    public IReadOnlyCollection<string> Lines => _lines;
+
+    public ILogger CreateLogger(string categoryName) => new TestContextLogger(categoryName, _lines);
 
     public void Dispose()
     {
     }
 
-    private sealed class TestContextLogger(string category) : ILogger
+    private sealed class TestContextLogger(string category, ConcurrentQueue<string> lines) : ILogger
     {
         public IDisposable? BeginScope<TState>(TState state)
             where TState : notnull => null;
@@ -163,7 +175,9 @@ public sealed class TestContextLoggerProvider : ILoggerProvider
         {
             if (IsEnabled(logLevel))
             {
-                TestContext.Progress.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {logLevel.ToString()[..4]} {category}: {formatter(state, exception)}");
+                var message = formatter(state, exception);
+                lines.Enqueue($"{logLevel}: {message}");
+                TestContext.Progress.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {logLevel.ToString()[..4]} {category}: {message}");
             }
         }
     }

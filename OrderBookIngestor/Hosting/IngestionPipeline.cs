@@ -104,6 +104,13 @@ public sealed partial class IngestionPipeline : BackgroundService
         Log.Draining(_log);
         abort.CancelAfter(TimeSpan.FromSeconds(_options.DrainTimeoutSeconds));
         await supervisor.DrainAsync().ConfigureAwait(false);
+        // A reader held its event while the buffer was full; at the deadline it had nowhere to go. Counted in /metrics,
+        // which goes with the process: the log is where it stays written down.
+        if (_metrics.EventsLostAtShutdown is var lost and > 0)
+        {
+            Log.EventsLostAtShutdown(_log, lost);
+        }
+
         // The moment recording stopped, for the next run's holes; a few seconds at most (a database away: the heartbeat stands).
         using (var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(3)))
         {
@@ -314,16 +321,16 @@ public sealed partial class IngestionPipeline : BackgroundService
             supervisor.Start("spool replayer", DrainPhase.SpoolReplay, () => replay.RunAsync(parts.StopReplay.Token));
         }
 
-        BatchFlusher<TEvent, TRows> Lane<TEvent, TRows>(System.Threading.Channels.ChannelReader<TEvent> reader, TableStats stats)
+        BatchFlusher<TEvent, TRows> Lane<TEvent, TRows>(SegmentedChannel<TEvent> buffer, TableStats stats)
             where TEvent : struct
             where TRows : struct, IRowEncoder<TEvent> =>
-            new(reader, p.Committer, _options, stats, _time, _storageLog, new Random(random.Next()), p.Spool, p.SpoolState, p.Quarantine);
+            new(buffer.Reader, p.Committer, _options, stats, _time, _storageLog, new Random(random.Next()), p.Spool, p.SpoolState, p.Quarantine, buffer.Writer);
 
-        void Flusher<TEvent, TRows>(System.Threading.Channels.ChannelReader<TEvent> reader, TableStats stats)
+        void Flusher<TEvent, TRows>(SegmentedChannel<TEvent> buffer, TableStats stats)
             where TEvent : struct
             where TRows : struct, IRowEncoder<TEvent>
         {
-            var flusher = Lane<TEvent, TRows>(reader, stats);
+            var flusher = Lane<TEvent, TRows>(buffer, stats);
             supervisor.Start($"{stats.Table} flusher", DrainPhase.Flushers, () => flusher.RunAsync(abort));
         }
 
@@ -331,16 +338,16 @@ public sealed partial class IngestionPipeline : BackgroundService
         // tables keep their own.
         var streams = new JointFlusher(
         [
-            Lane<BookTickerEvent, BookTickerRows>(parts.Buffers.BookTickers.Reader, _metrics.BookTicker),
-            Lane<TradeEvent, TradeRows>(parts.Buffers.Trades.Reader, _metrics.Trades),
-            Lane<MarkPriceEvent, MarkPriceRows>(parts.Buffers.MarkPrices.Reader, _metrics.MarkPrice),
-            Lane<LiquidationEvent, LiquidationRows>(parts.Buffers.Liquidations.Reader, _metrics.Liquidations),
+            Lane<BookTickerEvent, BookTickerRows>(parts.Buffers.BookTickers, _metrics.BookTicker),
+            Lane<TradeEvent, TradeRows>(parts.Buffers.Trades, _metrics.Trades),
+            Lane<MarkPriceEvent, MarkPriceRows>(parts.Buffers.MarkPrices, _metrics.MarkPrice),
+            Lane<LiquidationEvent, LiquidationRows>(parts.Buffers.Liquidations, _metrics.Liquidations),
         ], _options, _time, _storageLog);
         supervisor.Start("book_ticker, trades, mark_price and liquidations flusher", DrainPhase.Flushers, () => streams.RunAsync(abort));
-        Flusher<DepthEvent, DepthRows>(parts.Buffers.Depth.Reader, _metrics.Depth);
-        Flusher<SnapshotRow, SnapshotRows>(parts.Buffers.Snapshots.Reader, _metrics.Snapshots);
-        Flusher<TopRow, TopRows>(parts.Buffers.Tops.Reader, _metrics.Tops);
-        Flusher<OpenInterestRow, OpenInterestRows>(parts.Buffers.OpenInterest.Reader, _metrics.OpenInterest);
+        Flusher<DepthEvent, DepthRows>(parts.Buffers.Depth, _metrics.Depth);
+        Flusher<SnapshotRow, SnapshotRows>(parts.Buffers.Snapshots, _metrics.Snapshots);
+        Flusher<TopRow, TopRows>(parts.Buffers.Tops, _metrics.Tops);
+        Flusher<OpenInterestRow, OpenInterestRows>(parts.Buffers.OpenInterest, _metrics.OpenInterest);
         supervisor.Start("gap writer", DrainPhase.GapWriter, () => parts.GapWriter.RunAsync(abort));
         var helpers = parts.StopHelpers.Token;
         supervisor.Start("backfill", DrainPhase.Helpers, () => parts.Backfiller.RunAsync(helpers, abort));

@@ -21,6 +21,7 @@ public sealed class BatchFlusher<T, TEncoder> : IFlushLane
     where TEncoder : struct, IRowEncoder<T>
 {
     private readonly ChannelReader<T> _reader;
+    private readonly ChannelWriter<T>? _writer;
     private readonly CopyBatch _batch;
     private readonly CommitSession _session;
     private readonly Spool? _spool;
@@ -39,11 +40,15 @@ public sealed class BatchFlusher<T, TEncoder> : IFlushLane
     /// <param name="spool">Where batches go while the database is unavailable; null keeps them in memory and retries.</param>
     /// <param name="quarantine">Where batches the database refuses go; null keeps them in memory and retries (never the spool:
     /// a refused batch there would stop every replay behind it).</param>
+    /// <param name="writer">The buffer's writing side, closed at the drain deadline before the buffer is spooled, so that
+    /// an event a reader still routes after that fails and is counted lost, rather than left unseen in the buffer.</param>
     public BatchFlusher(ChannelReader<T> reader, BatchCommitter committer, IngestorOptions options, TableStats stats,
-        TimeProvider time, ILogger log, Random random, Spool? spool = null, SpoolState? spoolState = null, Quarantine? quarantine = null)
+        TimeProvider time, ILogger log, Random random, Spool? spool = null, SpoolState? spoolState = null, Quarantine? quarantine = null,
+        ChannelWriter<T>? writer = null)
     {
         _quarantine = quarantine;
         _reader = reader;
+        _writer = writer;
         _session = committer.OpenSession(time);
         _spool = spool;
         _spoolState = spool is null ? null : spoolState ?? new SpoolState();
@@ -123,6 +128,7 @@ public sealed class BatchFlusher<T, TEncoder> : IFlushLane
     /// <summary>Drain deadline: what the database did not take goes to the spool (replayed at the next start).</summary>
     public void Abandon()
     {
+        _writer?.TryComplete();
         var batch = _batch;
         var lost = SpoolOrCount(batch);
         while (_reader.TryRead(out var item))
