@@ -134,7 +134,7 @@ public sealed class OutageTests : DatabaseTest
         {
             Assert.That(committed + spooled + lost, Is.EqualTo(received), $"{committed} committed + {spooled} spooled + {lost} lost");
             Assert.That(lost, Is.GreaterThan(0), "events a reader routed after the deadline");
-            Assert.That(h.DaemonLog.Lines, Has.Some.EqualTo($"Error: Drain deadline passed: {lost} received events were still waiting for buffer space and are lost"));
+            Assert.That(h.DaemonLog.Lines, Has.Some.EqualTo($"Error: Drain deadline passed: {lost} received events could not be buffered and are lost"));
             Assert.That(spooled, Is.GreaterThanOrEqualTo(2_000), "the buffered rows went to disk");
             Assert.That(h.Metrics.BookTicker.RowsAbandoned + h.Metrics.Trades.RowsAbandoned, Is.Zero);
         });

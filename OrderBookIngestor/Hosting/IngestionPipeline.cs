@@ -104,8 +104,8 @@ public sealed partial class IngestionPipeline : BackgroundService
         Log.Draining(_log);
         abort.CancelAfter(TimeSpan.FromSeconds(_options.DrainTimeoutSeconds));
         await supervisor.DrainAsync().ConfigureAwait(false);
-        // A reader held its event while the buffer was full; at the deadline it had nowhere to go. Counted in /metrics,
-        // which goes with the process: the log is where it stays written down.
+        // Events the readers routed into a full buffer, or into one closed at the deadline, had nowhere to go. Counted in
+        // /metrics, which goes with the process: the log is where it stays written down.
         if (_metrics.EventsLostAtShutdown is var lost and > 0)
         {
             Log.EventsLostAtShutdown(_log, lost);

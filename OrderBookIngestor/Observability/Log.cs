@@ -182,7 +182,7 @@ internal static partial class Log
     [LoggerMessage(9004, LogLevel.Information, "Stopped: {BookTicker} book_ticker rows and {Trades} trades committed in total (replayed from the spool included)")]
     public static partial void Stopped(ILogger logger, long bookTicker, long trades);
 
-    [LoggerMessage(9013, LogLevel.Error, "Drain deadline passed: {Events} received events were still waiting for buffer space and are lost")]
+    [LoggerMessage(9013, LogLevel.Error, "Drain deadline passed: {Events} received events could not be buffered and are lost")]
     public static partial void EventsLostAtShutdown(ILogger logger, long events);
 
     [LoggerMessage(9005, LogLevel.Information, "{Summary}")]
