@@ -239,9 +239,7 @@ public sealed class StorageTierTests(string tier) : StorageTest(tier)
         }
 
         var btc = await RegisterAsync("BTCUSDT");
-        var width = await Db.ScalarAsync<TimeSpan>("SELECT chunk_interval FROM marketdata.storage_tables WHERE table_name = 'book_ticker'");
-        var recent = DateTimeOffset.UtcNow.AddMinutes(-1).ToUnixTimeMilliseconds();
-        var boundary = DateTimeOffset.FromUnixTimeMilliseconds(recent - (recent % (long)width.TotalMilliseconds));
+        var boundary = await ChunkBoundaryAsync("book_ticker");
         var random = new Random(5);
         var books = new List<BookTickerEvent>();
         for (var i = 0; i < 2_000; i++)

@@ -176,9 +176,7 @@ public sealed class TimescalePolicyTests(string tier) : StorageTest(tier)
 
         // Ten seconds just after a chunk boundary, materialised by the old aggregate.
         var id = await RegisterAsync("BTCUSDT");
-        var width = await Db.ScalarAsync<TimeSpan>("SELECT chunk_interval FROM marketdata.storage_tables WHERE table_name = 'book_ticker'");
-        var recent = DateTimeOffset.UtcNow.AddMinutes(-1).ToUnixTimeMilliseconds();
-        var boundary = DateTimeOffset.FromUnixTimeMilliseconds(recent - (recent % (long)width.TotalMilliseconds));
+        var boundary = await ChunkBoundaryAsync("book_ticker");
         await CommitAsync<BookTickerEvent, BookTickerRows>(Db.DataSource, Enumerable.Range(0, 10).Select(i => Book(id, 100 + i, boundary.AddSeconds(i), 100 + i, 101 + i)));
         await Db.ExecuteBesideTimescaleJobsAsync("CALL refresh_continuous_aggregate('marketdata.bt_1s', NULL, NULL)");
 

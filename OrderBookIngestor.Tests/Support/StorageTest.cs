@@ -47,6 +47,15 @@ public abstract class StorageTest(string tier) : DatabaseTest(tier)
 
     protected static long Ms(DateTimeOffset t) => t.ToUnixTimeMilliseconds();
 
+    /// <summary>The newest boundary of <paramref name="table"/>'s chunks at least a minute ago: TimescaleDB cuts them at
+    /// whole multiples of the width since the epoch.</summary>
+    protected async Task<DateTimeOffset> ChunkBoundaryAsync(string table)
+    {
+        var width = (long)(await Db.ScalarAsync<TimeSpan>($"SELECT chunk_interval FROM marketdata.storage_tables WHERE table_name = '{table}'")).TotalMilliseconds;
+        var recent = DateTimeOffset.UtcNow.AddMinutes(-1).ToUnixTimeMilliseconds();
+        return DateTimeOffset.FromUnixTimeMilliseconds(recent - (recent % width));
+    }
+
     protected static BookTickerEvent Book(int symbol, long id, DateTimeOffset t, double bid, double ask, double bidQty = 1, double askQty = 2, long latencyMs = 5)
         => new(symbol, id, Ms(t), Ms(t), (Ms(t) + latencyMs) * 1000, bid, bidQty, ask, askQty);
 
