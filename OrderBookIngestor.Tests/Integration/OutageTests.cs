@@ -34,6 +34,12 @@ public sealed class OutageTests : DatabaseTest
         return (proxy, new NpgsqlConnectionStringBuilder(Db.ConnectionString) { Host = "127.0.0.1", Port = proxy.Port, Timeout = 3 }.ConnectionString);
     }
 
+    /// <summary>Trade ids missing between each symbol's first and last stored one (-1 with no trades at all).</summary>
+    private const string MissingTradeIds =
+        "SELECT coalesce(sum(n), -1) FROM (SELECT max(agg_trade_id) - min(agg_trade_id) + 1 - count(DISTINCT agg_trade_id) AS n FROM marketdata.trades GROUP BY symbol_id) x";
+
+    private const string DuplicateTrades = "SELECT count(*) - count(DISTINCT (symbol_id, agg_trade_id)) FROM marketdata.trades";
+
     private async Task<long> EventRows() => await Db.ScalarAsync<long>(
         "SELECT (SELECT count(*) FROM marketdata.book_ticker) + (SELECT count(*) FROM marketdata.trades)");
 
@@ -78,7 +84,7 @@ public sealed class OutageTests : DatabaseTest
         {
             Assert.That(h.Simulator.Ledger.Delivered, Is.EqualTo(24_000), "the exchange side lost nothing either");
             Assert.That(await Db.ScalarAsync<long>("SELECT count(*) - count(DISTINCT (symbol_id, update_id)) FROM marketdata.book_ticker"), Is.Zero);
-            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) - count(DISTINCT (symbol_id, agg_trade_id)) FROM marketdata.trades"), Is.Zero);
+            Assert.That(await Db.ScalarAsync<long>(DuplicateTrades), Is.Zero);
             Assert.That(h.Parts.SpoolState.RecordsReplayed, Is.GreaterThan(0));
             Assert.That(maxBuffered, Is.LessThanOrEqualTo(2 * 5_000), "memory bounded by the buffers, whatever the outage");
             Assert.That(h.Metrics.BookTicker.RowsAbandoned + h.Metrics.Trades.RowsAbandoned, Is.Zero);
@@ -145,8 +151,9 @@ public sealed class OutageTests : DatabaseTest
         await h.RestartDaemonAsync(TimeSpan.Zero);
         long gaps = 0, holes = 0;
         await Harness.WaitUntilAsync(async () => (gaps = await Db.ScalarAsync<long>("SELECT count(*) FROM marketdata.feed_gaps WHERE reason = 'daemon_down' AND stream LIKE '%@bookTicker'")) == 2
-                                                 && (holes = await Db.ScalarAsync<long>("SELECT sum(n) FROM (SELECT max(agg_trade_id) - min(agg_trade_id) + 1 - count(*) AS n FROM marketdata.trades GROUP BY symbol_id) x")) == 0,
+                                                 && (holes = await Db.ScalarAsync<long>(MissingTradeIds)) == 0,
             TimeSpan.FromSeconds(30), () => $"{gaps} daemon_down gaps of 2, {holes} trade ids missing");
+        Assert.That(await Db.ScalarAsync<long>(DuplicateTrades), Is.Zero, "no trade twice");
         var stored = new HashSet<(string, long)>();
         await using (var cmd = Db.DataSource.CreateCommand("SELECT lower(s.symbol) || '@bookTicker', b.update_id FROM marketdata.book_ticker b JOIN marketdata.symbols s ON s.id = b.symbol_id"))
         await using (var reader = await cmd.ExecuteReaderAsync())
@@ -219,15 +226,14 @@ public sealed class OutageTests : DatabaseTest
         await h.RestartDaemonAsync(TimeSpan.Zero);
         await h.Simulator.Finished.WaitAsync(TimeSpan.FromSeconds(60));
         var lostTrades = damaged["trades"].Sum(r => r.Rows);
-        var contiguous = "SELECT coalesce(sum(n), -1) FROM (SELECT max(agg_trade_id) - min(agg_trade_id) + 1 - count(DISTINCT agg_trade_id) AS n FROM marketdata.trades GROUP BY symbol_id) x";
         long missing = -1;
-        await Harness.WaitUntilAsync(async () => (missing = await Db.ScalarAsync<long>(contiguous)) == 0 && h.Metrics.TradesBackfilled >= lostTrades, TimeSpan.FromSeconds(60),
+        await Harness.WaitUntilAsync(async () => (missing = await Db.ScalarAsync<long>(MissingTradeIds)) == 0 && h.Metrics.TradesBackfilled >= lostTrades, TimeSpan.FromSeconds(60),
             () => $"trades not contiguous ({missing} missing), {h.Metrics.TradesBackfilled} backfilled");
 
         Assert.Multiple(async () =>
         {
             Assert.That(h.Parts.Spool!.CorruptRecords, Is.EqualTo(2));
-            Assert.That(await Db.ScalarAsync<long>("SELECT count(*) - count(DISTINCT (symbol_id, agg_trade_id)) FROM marketdata.trades"), Is.Zero, "no trade twice");
+            Assert.That(await Db.ScalarAsync<long>(DuplicateTrades), Is.Zero, "no trade twice");
             foreach (var r in damaged["trades"])
             {
                 Assert.That(await Db.ScalarAsync<long>($"SELECT count(*) FROM marketdata.trades WHERE symbol_id = {r.SymbolId} AND agg_trade_id BETWEEN {r.FirstId} AND {r.LastId} AND is_backfilled"),
