@@ -69,10 +69,12 @@ public sealed class SegmentedChannelTests
         Assert.That(channel.Writer.TryWrite(4), Is.False, "full");
         var waiting = channel.Writer.WriteAsync(4).AsTask();
         Assert.That(waiting.IsCompleted, Is.False, "no room: the writer waits");
+        Assert.That(channel.WaitingWriters, Is.EqualTo(1), "the wait is visible (/metrics: readers waiting)");
 
         Assert.That(channel.Reader.TryRead(out var first), Is.True);
         Assert.That(first, Is.EqualTo(1));
         await waiting.WaitAsync(Bound);
+        Assert.That(channel.WaitingWriters, Is.Zero);
         Assert.That(Drain(channel), Is.EqualTo(new[] { 2, 3, 4 }));
     }
 
@@ -84,8 +86,10 @@ public sealed class SegmentedChannelTests
         using var cts = new CancellationTokenSource();
         var waiting = channel.Writer.WriteAsync(2, cts.Token).AsTask();
         Assert.That(waiting.IsCompleted, Is.False);
+        Assert.That(channel.WaitingWriters, Is.EqualTo(1));
         await cts.CancelAsync();
         Assert.That(async () => await waiting.WaitAsync(Bound), Throws.InstanceOf<OperationCanceledException>());
+        Assert.That(channel.WaitingWriters, Is.Zero, "a cancelled wait is no longer counted");
 
         Assert.That(Drain(channel), Is.EqualTo(new[] { 1 }));
         Assert.That(channel.Writer.TryWrite(3), Is.True, "the cancelled wait left nothing behind");

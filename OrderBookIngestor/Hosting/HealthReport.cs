@@ -178,6 +178,7 @@ public static class HealthReport
             w.WriteNumber("rowsCommitted", t.RowsCommitted);
             w.WriteNumber("bufferDepth", t.BufferDepth());
             w.WriteNumber("bufferCapacity", t.BufferCapacity);
+            w.WriteNumber("readersWaiting", t.ReadersWaiting());
             if (t.LastCommitUnixMs > 0)
             {
                 w.WriteNumber("lastFlushAgeSeconds", (now - t.LastCommitUnixMs) / 1000.0);

@@ -218,10 +218,11 @@ public sealed partial class IngestionPipeline : BackgroundService
         }
     }
 
-    /// <summary>The table's buffer as /metrics and /health see it: rows waiting, memory held, capacity.</summary>
+    /// <summary>The table's buffer as /metrics and /health see it: rows waiting, readers waiting for room, memory held, capacity.</summary>
     private static void Watch<T>(TableStats stats, SegmentedChannel<T> buffer)
     {
         stats.BufferDepth = () => buffer.Reader.Count;
+        stats.ReadersWaiting = () => buffer.WaitingWriters;
         stats.BufferBytes = () => buffer.Bytes;
         stats.BufferCapacity = buffer.Capacity;
     }

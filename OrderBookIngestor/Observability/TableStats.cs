@@ -32,6 +32,9 @@ public sealed class TableStats
 
     public Func<int> BufferDepth { get; set; } = () => 0;
 
+    /// <summary>Readers waiting for room in the table's full buffer, each with a received event in hand.</summary>
+    public Func<int> ReadersWaiting { get; set; } = () => 0;
+
     /// <summary>Memory the table's buffer holds for rows, in use or spare: it follows a backlog down again.</summary>
     public Func<long> BufferBytes { get; set; } = () => 0;
 

@@ -74,6 +74,18 @@ public sealed class SegmentedChannel<T> : Channel<T>
         }
     }
 
+    /// <summary>Writers waiting for room in the full channel: readers held back by a slower database.</summary>
+    public int WaitingWriters
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _writerWaits.Count;
+            }
+        }
+    }
+
     /// <summary>The memory the channel holds for items: segments in use and spare.</summary>
     public long Bytes => (long)Segments * Length * Unsafe.SizeOf<T>();
 
