@@ -81,7 +81,7 @@ public static class PrometheusWriter
         TableCounter(sb, m, "orderbook_copy_failures_total", "counter", "COPY attempts that failed and were retried.", t => t.CopyFailures);
         TableCounter(sb, m, "orderbook_rows_abandoned_total", "counter", "Rows not committed before the shutdown drain deadline.", t => t.RowsAbandoned);
         TableCounter(sb, m, "orderbook_buffer_depth", "gauge", "Events waiting in the table's in-memory buffer.", t => t.BufferDepth());
-        TableCounter(sb, m, "orderbook_buffer_readers_waiting", "gauge", "Shard readers waiting for room in the table's full buffer (the database is slower than the feed).", t => t.ReadersWaiting());
+        TableCounter(sb, m, "orderbook_buffer_readers_waiting", "gauge", "Shard readers (or backfills) waiting for room in the table's full buffer: the database is slower than the feed.", t => t.ReadersWaiting());
         TableCounter(sb, m, "orderbook_buffer_capacity", "gauge", "Capacity of the table's in-memory buffer.", t => t.BufferCapacity);
         TableCounter(sb, m, "orderbook_buffer_bytes", "gauge", "Memory the table's in-memory buffer holds for rows, in use or spare.", t => t.BufferBytes());
 

@@ -32,7 +32,7 @@ public sealed class TableStats
 
     public Func<int> BufferDepth { get; set; } = () => 0;
 
-    /// <summary>Readers waiting for room in the table's full buffer, each with a received event in hand.</summary>
+    /// <summary>Writers waiting for room in the table's full buffer, each with an event in hand: shard readers, or a backfill.</summary>
     public Func<int> ReadersWaiting { get; set; } = () => 0;
 
     /// <summary>Memory the table's buffer holds for rows, in use or spare: it follows a backlog down again.</summary>
