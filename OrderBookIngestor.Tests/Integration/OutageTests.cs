@@ -166,28 +166,12 @@ public sealed class OutageTests : DatabaseTest
                                                  && (holes = await Db.ScalarAsync<long>(MissingTradeIds)) == 0,
             TimeSpan.FromSeconds(30), () => $"{gaps} daemon_down gaps of 2, {holes} trade ids missing");
         Assert.That(await Db.ScalarAsync<long>(DuplicateTrades), Is.Zero, "no trade twice");
-        var stored = new HashSet<(string, long)>();
-        await using (var cmd = Db.DataSource.CreateCommand("SELECT lower(s.symbol) || '@bookTicker', b.update_id FROM marketdata.book_ticker b JOIN marketdata.symbols s ON s.id = b.symbol_id"))
-        await using (var reader = await cmd.ExecuteReaderAsync())
-        {
-            while (await reader.ReadAsync())
-            {
-                stored.Add((reader.GetString(0), reader.GetInt64(1)));
-            }
-        }
-
-        var gapRows = new List<(string Stream, long From, long To)>();
-        await using (var cmd = Db.DataSource.CreateCommand("""
+        var stored = (await Db.RowsAsync("SELECT lower(s.symbol) || '@bookTicker', b.update_id FROM marketdata.book_ticker b JOIN marketdata.symbols s ON s.id = b.symbol_id",
+            r => (r.GetString(0), r.GetInt64(1)))).ToHashSet();
+        var gapRows = await Db.RowsAsync("""
             SELECT stream, (extract(epoch FROM gap_start) * 1000)::bigint, (extract(epoch FROM gap_end) * 1000)::bigint
             FROM marketdata.feed_gaps WHERE reason = 'daemon_down'
-            """))
-        await using (var reader = await cmd.ExecuteReaderAsync())
-        {
-            while (await reader.ReadAsync())
-            {
-                gapRows.Add((reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2)));
-            }
-        }
+            """, r => (Stream: r.GetString(0), From: r.GetInt64(1), To: r.GetInt64(2)));
 
         var missing = h.Simulator.Ledger.Snapshot().Values.SelectMany(t => t.Events)
             .Where(e => e.Channel == MarketChannel.BookTicker && e.EventTimeMs < stoppedMs && !stored.Contains((e.Stream, e.Id))).ToList();

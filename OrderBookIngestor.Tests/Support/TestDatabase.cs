@@ -146,6 +146,20 @@ public sealed class TestDatabase : IAsyncDisposable
         return (T)Convert.ChangeType(value!, typeof(T), System.Globalization.CultureInfo.InvariantCulture);
     }
 
+    /// <summary>Every row of <paramref name="sql"/>, each made into a <typeparamref name="T"/> by <paramref name="row"/>.</summary>
+    public async Task<List<T>> RowsAsync<T>(string sql, Func<NpgsqlDataReader, T> row)
+    {
+        await using var cmd = DataSource.CreateCommand(sql);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        var rows = new List<T>();
+        while (await reader.ReadAsync())
+        {
+            rows.Add(row(reader));
+        }
+
+        return rows;
+    }
+
     public async Task ExecuteAsync(string sql)
     {
         await using var cmd = DataSource.CreateCommand(sql);
