@@ -236,21 +236,9 @@ public sealed class TestDatabase : IAsyncDisposable
               (SELECT string_agg('job ' || job_id || ' started at ' || last_start, ', ') FROM _timescaledb_internal.bgw_job_stat
                 WHERE last_start > last_finish AND last_start > clock_timestamp() - interval '3 seconds'))
             """;
-        var start = DateTime.UtcNow;
-        var deadline = start.AddSeconds(60);
-        var said = "";
-        while (await ScalarAsync<string>(Busy) is { Length: > 0 } busy)
-        {
-            Assert.That(DateTime.UtcNow, Is.LessThan(deadline), $"TimescaleDB's jobs kept running for a minute: {busy}");
-            // A long wait says what it waits for, in the test's log.
-            if (busy != said && DateTime.UtcNow - start > TimeSpan.FromSeconds(5))
-            {
-                TestContext.Progress.WriteLine($"[{DateTime.UtcNow:HH:mm:ss.fff}] pausing TimescaleDB's jobs in {Name}, waiting for: {busy}");
-                said = busy;
-            }
-
-            await Task.Delay(100);
-        }
+        var busy = "";
+        await Harness.WaitUntilAsync(async () => (busy = await ScalarAsync<string>(Busy)).Length == 0, TimeSpan.FromSeconds(60),
+            () => $"TimescaleDB's jobs kept running: {busy}");
     }
 
     public async ValueTask DisposeAsync()
